@@ -1,0 +1,181 @@
+//! The task behind a [`Backend`]: connect, then write queued bytes and read replies until the
+//! connection fails or the node is retired.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tracing::debug;
+
+use crate::error::BackendError;
+use crate::resp::reply::{ReplyScanner, parse_redirect};
+use crate::worker::Worker;
+
+use super::pending::{Pending, Sink};
+use super::{Backend, is_push};
+
+/// Most redirections followed for one request (as redis-cli and cluster clients do).
+pub const MAX_REDIRECTS: u8 = 5;
+/// Reply nesting accepted from a backend.
+const MAX_REPLY_DEPTH: usize = 128;
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Runs one connection of `be` from connect to close.
+pub async fn run(worker: Rc<Worker>, be: Rc<Backend>) {
+    let err = match connect(&worker, &be.addr).await {
+        Ok(stream) => {
+            be.mark_up();
+            be.stats.connects.add(1);
+            be.stats.connections.add(1);
+            let result = serve(&worker, &be, stream).await;
+            be.stats.connections.sub(1);
+            result
+        }
+        Err(e) => Err(e),
+    };
+    match err {
+        Ok(()) => be.fail_all("ERR meridian: backend connection closed"),
+        Err(e) => {
+            debug!(addr = %be.addr, error = %e, "backend connection ended");
+            be.fail_all(&e.client_message());
+            worker.shared.request_refresh();
+        }
+    }
+}
+
+async fn connect(worker: &Worker, addr: &str) -> Result<TcpStream, BackendError> {
+    let config = &worker.shared.config;
+    let timeout = config.breaker.connect_timeout;
+    let fail = |reason: String| BackendError::Connect {
+        addr: addr.to_string(),
+        reason,
+    };
+    let targets = crate::dns::resolve(addr)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let target: SocketAddr = *targets.first().ok_or_else(|| fail("no address".into()))?;
+    let socket = if target.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| fail(e.to_string()))?;
+    if let Some(src) = config.source_address
+        && src.is_ipv4() == target.is_ipv4()
+    {
+        socket
+            .bind(SocketAddr::new(src, 0))
+            .map_err(|e| fail(format!("bind {src}: {e}")))?;
+    }
+    let stream = tokio::time::timeout(timeout, socket.connect(target))
+        .await
+        .map_err(|_| BackendError::ConnectTimeout {
+            addr: addr.to_string(),
+        })?
+        .map_err(|e| fail(e.to_string()))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+async fn serve(
+    worker: &Rc<Worker>,
+    be: &Rc<Backend>,
+    stream: TcpStream,
+) -> Result<(), BackendError> {
+    let (mut rd, mut wr) = stream.into_split();
+    let lost = |reason: String| BackendError::Lost {
+        addr: be.addr.to_string(),
+        reason,
+    };
+    let write_loop = async {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        loop {
+            if !be.take_out(&mut buf) {
+                if be.should_close() {
+                    return Ok(());
+                }
+                be.wake.notified().await;
+                continue;
+            }
+            be.stats.send_bytes.add(buf.len() as u64);
+            wr.write_all(&buf).await.map_err(|e| lost(e.to_string()))?;
+            buf.clear();
+        }
+    };
+    let read_loop = async {
+        let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+        let mut scanner = ReplyScanner::new(MAX_REPLY_DEPTH);
+        loop {
+            if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+                rbuf.reserve(READ_CHUNK);
+            }
+            let n = rd
+                .read_buf(&mut rbuf)
+                .await
+                .map_err(|e| lost(e.to_string()))?;
+            if n == 0 {
+                return Err(lost("closed by the server".into()));
+            }
+            be.stats.recv_bytes.add(n as u64);
+            loop {
+                let len = match scanner.scan(&rbuf) {
+                    Ok(Some(len)) => len,
+                    Ok(None) => break,
+                    Err(err) => {
+                        return Err(BackendError::Protocol {
+                            addr: be.addr.to_string(),
+                            err,
+                        });
+                    }
+                };
+                let reply = rbuf.split_to(len).freeze();
+                if is_push(&reply) {
+                    continue;
+                }
+                let Some(p) = be.pop_pending() else {
+                    return Err(lost("reply without a request".into()));
+                };
+                deliver(worker, be, p, reply)?;
+            }
+            if be.should_close() {
+                be.wake.notify();
+            }
+        }
+    };
+    tokio::select! {
+        r = write_loop => r,
+        r = read_loop => r,
+    }
+}
+
+/// Hands a reply to its sink, following MOVED/ASK redirections.
+fn deliver(
+    worker: &Rc<Worker>,
+    be: &Backend,
+    p: Pending,
+    reply: Bytes,
+) -> Result<(), BackendError> {
+    be.stats.responses.add(1);
+    if reply.first() == Some(&b'-') {
+        if p.redirects < MAX_REDIRECTS
+            && p.request.is_some()
+            && let Some(redirect) = parse_redirect(&reply)
+        {
+            worker.redirect(redirect, &be.addr, be.proto, p);
+            return Ok(());
+        }
+        if reply.starts_with(b"-READONLY") || reply.starts_with(b"-CLUSTERDOWN") {
+            worker.shared.request_refresh();
+        }
+        if let Sink::Internal { fatal: true } = p.sink {
+            return Err(BackendError::Handshake {
+                addr: be.addr.to_string(),
+                reply: String::from_utf8_lossy(&reply[1..]).trim_end().to_string(),
+            });
+        }
+    }
+    p.sink.complete(reply);
+    Ok(())
+}

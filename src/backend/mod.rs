@@ -1,0 +1,176 @@
+//! One pipelined connection per backend node per worker: every client of the worker queues its
+//! requests here; replies come back in FIFO order and are handed to their [`pending::Sink`].
+
+pub mod conn;
+pub mod pending;
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::notify::LocalNotify;
+use crate::resp::encode;
+use crate::stats::NodeStats;
+use crate::worker::Worker;
+
+use pending::Pending;
+
+/// Connection state of a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Down,
+    Connecting,
+    Up,
+}
+
+struct State {
+    /// Bytes queued for the next write (one syscall for all of them).
+    out: BytesMut,
+    /// Requests queued or sent, oldest first; replies are matched to them in this order.
+    pending: VecDeque<Pending>,
+    link: Link,
+    /// The node left the cluster: close once nothing is pending.
+    retired: bool,
+}
+
+/// A worker's connection to one node, speaking one protocol version.
+pub struct Backend {
+    pub addr: Arc<str>,
+    /// RESP version negotiated on this connection (2 or 3).
+    pub proto: u8,
+    pub stats: Arc<NodeStats>,
+    state: RefCell<State>,
+    wake: LocalNotify,
+}
+
+impl Backend {
+    pub fn new(addr: Arc<str>, proto: u8, stats: Arc<NodeStats>) -> Rc<Backend> {
+        Rc::new(Backend {
+            addr,
+            proto,
+            stats,
+            state: RefCell::new(State {
+                out: BytesMut::with_capacity(16 * 1024),
+                pending: VecDeque::new(),
+                link: Link::Down,
+                retired: false,
+            }),
+            wake: LocalNotify::new(),
+        })
+    }
+
+    /// Queues `request` (complete RESP bytes) and remembers where its reply goes. Opens the
+    /// connection first when there is none.
+    pub fn send(self: &Rc<Self>, worker: &Rc<Worker>, request: &[u8], pending: Pending) {
+        self.ensure_connecting(worker);
+        let mut st = self.state.borrow_mut();
+        st.out.extend_from_slice(request);
+        st.pending.push_back(pending);
+        drop(st);
+        self.stats.requests.add(1);
+        self.wake.notify();
+    }
+
+    /// Queues `ASKING` followed by `request`, back to back (an ASK redirection).
+    pub fn send_asking(self: &Rc<Self>, worker: &Rc<Worker>, request: &[u8], pending: Pending) {
+        self.send(worker, b"*1\r\n$6\r\nASKING\r\n", Pending::ignored());
+        self.send(worker, request, pending);
+    }
+
+    /// Requests waiting for a reply.
+    pub fn pending_len(&self) -> usize {
+        self.state.borrow().pending.len()
+    }
+
+    /// True while a connection is open or being opened.
+    pub fn is_connected(&self) -> bool {
+        self.state.borrow().link != Link::Down
+    }
+
+    /// The node left the cluster: finish what is pending, then close.
+    pub fn retire(&self) {
+        self.state.borrow_mut().retired = true;
+        self.wake.notify();
+    }
+
+    fn ensure_connecting(self: &Rc<Self>, worker: &Rc<Worker>) {
+        let mut st = self.state.borrow_mut();
+        if st.link != Link::Down {
+            return;
+        }
+        st.link = Link::Connecting;
+        st.retired = false;
+        let creds = worker.shared.credentials();
+        let password = creds.password.as_deref().map(str::as_bytes);
+        let user = creds.username.as_deref().unwrap_or("default").as_bytes();
+        // The handshake goes first: nothing else can be queued while the link is Down.
+        match (self.proto, password) {
+            (3, Some(pw)) => {
+                encode::command(&mut st.out, &[b"HELLO", b"3", b"AUTH", user, pw]);
+                st.pending.push_back(Pending::handshake());
+            }
+            (3, None) => {
+                encode::command(&mut st.out, &[b"HELLO", b"3"]);
+                st.pending.push_back(Pending::handshake());
+            }
+            (_, Some(_)) => {
+                if let Some(auth) = creds.auth_command() {
+                    encode::command(&mut st.out, &auth);
+                    st.pending.push_back(Pending::handshake());
+                }
+            }
+            (_, None) => {}
+        }
+        drop(st);
+        tokio::task::spawn_local(conn::run(worker.clone(), self.clone()));
+    }
+
+    /// Fails every pending request with `msg` and marks the link down.
+    fn fail_all(&self, msg: &str) {
+        let drained: Vec<Pending> = {
+            let mut st = self.state.borrow_mut();
+            st.link = Link::Down;
+            st.out.clear();
+            st.pending.drain(..).collect()
+        };
+        let mut failed = 0;
+        for p in drained {
+            if !matches!(p.sink, pending::Sink::Internal { .. }) {
+                failed += 1;
+            }
+            p.sink.fail(msg);
+        }
+        self.stats.failures.add(failed);
+    }
+
+    fn pop_pending(&self) -> Option<Pending> {
+        self.state.borrow_mut().pending.pop_front()
+    }
+
+    fn mark_up(&self) {
+        self.state.borrow_mut().link = Link::Up;
+    }
+
+    /// Moves the queued bytes into `buf` (which must be empty); false when nothing is queued.
+    fn take_out(&self, buf: &mut BytesMut) -> bool {
+        let mut st = self.state.borrow_mut();
+        if st.out.is_empty() {
+            return false;
+        }
+        std::mem::swap(&mut st.out, buf);
+        true
+    }
+
+    fn should_close(&self) -> bool {
+        let st = self.state.borrow();
+        st.retired && st.pending.is_empty() && st.out.is_empty()
+    }
+}
+
+/// RESP3 push frames are out-of-band messages, not replies to a pending request.
+pub(crate) fn is_push(reply: &Bytes) -> bool {
+    reply.first() == Some(&b'>')
+}

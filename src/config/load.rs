@@ -1,0 +1,252 @@
+//! Reading a config: file → YAML → `Config` → validation, with every error tied to its key path
+//! and line.
+
+use std::path::Path;
+
+use super::Config;
+use super::errors::{ConfigError, ConfigErrors};
+use super::locate::line_of;
+
+/// Source label of the errors [`Config::with_local_dc`] reports.
+const LOCAL_DC_SOURCE: &str = "--local-dc";
+
+impl Config {
+    /// Parses and validates YAML `text`; `source` names it in errors (usually the file path).
+    ///
+    /// A YAML or type error stops parsing, so it comes alone; otherwise every semantic problem
+    /// is reported, each with the line of its key when the text shows it.
+    pub fn parse(text: &str, source: &str) -> Result<Config, ConfigErrors> {
+        let fail = |errors| ConfigErrors {
+            source: source.to_string(),
+            errors,
+        };
+        let config = if is_blank(text) {
+            // An empty document is an empty mapping; validation then says what is missing.
+            Config::default()
+        } else {
+            serde_yaml_ng::from_str::<Config>(text).map_err(|err| fail(vec![yaml_error(&err)]))?
+        };
+        let mut errors = config.validate();
+        if errors.is_empty() {
+            return Ok(config);
+        }
+        for err in &mut errors {
+            err.line = line_of(text, &err.path);
+        }
+        Err(fail(errors))
+    }
+
+    /// Reads and parses the file at `path`; errors name the path as given.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let source = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text, &source),
+            Err(err) => Err(ConfigErrors {
+                source,
+                errors: vec![ConfigError::new("", format!("cannot read the file: {err}"))],
+            }),
+        }
+    }
+
+    /// Applies a `--local-dc` / `MERIDIAN_LOCAL_DC` override (`None` keeps the file's value) and
+    /// validates again, since the local DC decides which latency row must exist.
+    ///
+    /// Errors carry the source `--local-dc` and no line: the text is not at hand any more.
+    pub fn with_local_dc(mut self, dc: Option<String>) -> Result<Config, ConfigErrors> {
+        if let Some(dc) = dc {
+            self.local_dc = Some(dc);
+        }
+        let errors = self.validate();
+        if errors.is_empty() {
+            Ok(self)
+        } else {
+            Err(ConfigErrors {
+                source: LOCAL_DC_SOURCE.to_string(),
+                errors,
+            })
+        }
+    }
+}
+
+/// True when the text holds no YAML content, only blank lines and comments.
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with('#') || line == "---"
+    })
+}
+
+/// Turns a serde_yaml_ng error into one `ConfigError`: its location gives the line; its text is
+/// `path: message at line L column C`, which is split into path and message.
+fn yaml_error(err: &serde_yaml_ng::Error) -> ConfigError {
+    let text = err.to_string();
+    let message = strip_position(&text);
+    let (path, message) = match message.split_once(": ") {
+        // A path has no spaces; anything else is the start of a message.
+        Some((path, rest)) if !path.is_empty() && !path.contains(char::is_whitespace) => {
+            (path.to_string(), rest.to_string())
+        }
+        _ => (String::new(), message.to_string()),
+    };
+    ConfigError {
+        path,
+        line: err.location().map(|loc| loc.line()),
+        message,
+    }
+}
+
+/// Drops a trailing ` at line L column C` (or ` at position P`), which the line field carries.
+fn strip_position(text: &str) -> &str {
+    for marker in [" at line ", " at position "] {
+        if let Some(at) = text.rfind(marker) {
+            let tail = &text[at + marker.len()..];
+            let is_position = tail
+                .split(" column ")
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+            if is_position {
+                return &text[..at];
+            }
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn err_of(yaml: &str) -> ConfigError {
+        let errs = Config::parse(yaml, "t.yaml").unwrap_err();
+        assert_eq!(errs.errors.len(), 1, "{errs}");
+        errs.errors.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let cfg = Config::parse("cluster:\n  seeds: [127.0.0.1:7001]\n", "t").unwrap();
+        let mut expected = Config::default();
+        expected.cluster.seeds = vec!["127.0.0.1:7001".into()];
+        assert_eq!(cfg, expected);
+    }
+
+    #[test]
+    fn type_error_has_path_and_line() {
+        let err = err_of("cluster:\n  seeds: [a:1]\n  refresh_interval: 5\n");
+        assert_eq!(err.path, "cluster.refresh_interval");
+        assert_eq!(err.line, Some(3));
+        assert!(
+            err.message.contains("use a unit, e.g. 500ms"),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains("column"), "{}", err.message);
+    }
+
+    #[test]
+    fn unknown_field_is_rejected_with_line() {
+        let err = err_of("cluster:\n  seeds: [a:1]\n  refresh_intervall: 1s\n");
+        assert_eq!(err.path, "cluster");
+        assert_eq!(err.line, Some(3));
+        assert!(
+            err.message.starts_with("unknown field `refresh_intervall`"),
+            "{}",
+            err.message
+        );
+        let err = err_of("cluster:\n  seeds: [a:1]\nbogus: 1\n");
+        assert_eq!((err.path.as_str(), err.line), ("", Some(3)));
+        assert!(
+            err.message.starts_with("unknown field `bogus`"),
+            "{}",
+            err.message
+        );
+        let err = err_of("cluster: {seeds: [a:1]}\ndatacenters:\n  e:\n    cidr: []\n");
+        assert_eq!((err.path.as_str(), err.line), ("datacenters.e", Some(4)));
+    }
+
+    #[test]
+    fn bad_cidr_names_its_index() {
+        let err = err_of(
+            "cluster: {seeds: [a:1]}\ndatacenters:\n  e:\n    cidrs:\n      - 10.0.0.0/8\n      - 10.1\n",
+        );
+        assert_eq!(err.path, "datacenters.e.cidrs[1]");
+        assert_eq!(err.line, Some(6));
+        assert!(err.message.contains("not a CIDR"), "{}", err.message);
+    }
+
+    #[test]
+    fn bad_enum_and_ip() {
+        let err = err_of("cluster: {seeds: [a:1]}\nread_policy:\n  latency_source: nearest\n");
+        assert_eq!(
+            (err.path.as_str(), err.line),
+            ("read_policy.latency_source", Some(3))
+        );
+        let err = err_of("cluster: {seeds: [a:1]}\nsource_address: 10.0.0\n");
+        assert_eq!((err.path.as_str(), err.line), ("source_address", Some(2)));
+    }
+
+    #[test]
+    fn syntax_error_has_a_line() {
+        let err = err_of("cluster:\n  seeds: [a:1\nlisten: x\n");
+        assert!(err.line.is_some());
+        assert!(!err.message.is_empty());
+    }
+
+    #[test]
+    fn empty_file_reports_missing_seeds() {
+        for text in ["", "# nothing\n\n", "---\n"] {
+            let errs = Config::parse(text, "e.yaml").unwrap_err();
+            assert_eq!(
+                errs.to_string(),
+                "e.yaml: cluster.seeds: at least one seed (host:port) is required"
+            );
+        }
+    }
+
+    #[test]
+    fn load_reports_missing_file() {
+        let errs = Config::load(Path::new("/nonexistent/meridian.yaml")).unwrap_err();
+        assert_eq!(errs.source, "/nonexistent/meridian.yaml");
+        assert!(
+            errs.to_string()
+                .starts_with("/nonexistent/meridian.yaml: cannot read the file")
+        );
+    }
+
+    #[test]
+    fn local_dc_override_revalidates() {
+        let yaml = "cluster: {seeds: [a:1]}\nlocal_dc: east\ndatacenters:\n  east: {}\n  west: {}\n\
+                    latency_ms:\n  east: {east: 1, west: 2}\n";
+        let cfg = Config::parse(yaml, "t").unwrap();
+        let same = cfg.clone().with_local_dc(None).unwrap();
+        assert_eq!(same.local_dc.as_deref(), Some("east"));
+        let errs = cfg.clone().with_local_dc(Some("west".into())).unwrap_err();
+        assert_eq!(
+            errs.to_string(),
+            "--local-dc: latency_ms: has no row for the local datacenter `west`"
+        );
+        let errs = cfg.with_local_dc(Some("mars".into())).unwrap_err();
+        assert_eq!(
+            errs.to_string(),
+            "--local-dc: local_dc: `mars` is not a defined datacenter (defined: east, west)"
+        );
+    }
+
+    #[test]
+    fn strips_positions_only_at_the_end() {
+        assert_eq!(strip_position("a: b at line 3 column 7"), "a: b");
+        assert_eq!(strip_position("a: b at position 12"), "a: b");
+        assert_eq!(strip_position("x at line one"), "x at line one");
+    }
+
+    #[test]
+    fn durations_in_sections() {
+        let cfg = Config::parse(
+            "cluster: {seeds: [a:1]}\nclient: {timeout: 0}\nbreaker: {connect_timeout: 250ms}\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(cfg.client.timeout, Duration::ZERO);
+        assert_eq!(cfg.breaker.connect_timeout, Duration::from_millis(250));
+    }
+}

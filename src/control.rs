@@ -1,0 +1,144 @@
+//! A small request/reply client for the control plane (topology, COMMAND, INFO probes).
+//! Not used on the data path: it decodes whole values.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::BackendError;
+use crate::resp::{Value, encode, value};
+
+/// Nesting limit for control-plane replies.
+const MAX_DEPTH: usize = 64;
+/// Largest control-plane reply accepted (COMMAND on a module-heavy server is ~100 KB).
+const MAX_REPLY: usize = 64 << 20;
+
+/// Credentials sent on every new backend connection.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl Credentials {
+    /// The AUTH command for these credentials, if any.
+    pub fn auth_command(&self) -> Option<Vec<&[u8]>> {
+        let password = self.password.as_deref()?;
+        Some(match self.username.as_deref() {
+            Some(user) => vec![b"AUTH", user.as_bytes(), password.as_bytes()],
+            None => vec![b"AUTH", password.as_bytes()],
+        })
+    }
+}
+
+/// One control connection to a node.
+pub struct ControlConn {
+    addr: String,
+    stream: TcpStream,
+    buf: BytesMut,
+    timeout: Duration,
+}
+
+impl ControlConn {
+    /// Connects (resolving the name), and authenticates when credentials are set.
+    pub async fn connect(
+        addr: &str,
+        creds: &Credentials,
+        timeout: Duration,
+    ) -> Result<ControlConn, BackendError> {
+        let connect_err = |reason: String| BackendError::Connect {
+            addr: addr.to_string(),
+            reason,
+        };
+        let targets = crate::dns::resolve(addr)
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+        let mut last = connect_err("no address".into());
+        for target in targets {
+            match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    let mut conn = ControlConn {
+                        addr: addr.to_string(),
+                        stream,
+                        buf: BytesMut::with_capacity(16 * 1024),
+                        timeout,
+                    };
+                    if let Some(auth) = creds.auth_command() {
+                        let reply = conn.call(&auth).await?;
+                        if let Value::Error(e) = reply {
+                            return Err(BackendError::Handshake {
+                                addr: addr.to_string(),
+                                reply: e,
+                            });
+                        }
+                    }
+                    return Ok(conn);
+                }
+                Ok(Err(e)) => last = connect_err(e.to_string()),
+                Err(_) => {
+                    last = BackendError::ConnectTimeout {
+                        addr: addr.to_string(),
+                    }
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// The address this connection was opened to.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Sends one command and waits (bounded by the timeout) for its reply.
+    pub async fn call(&mut self, args: &[&[u8]]) -> Result<Value, BackendError> {
+        let mut out = BytesMut::new();
+        encode::command(&mut out, args);
+        let addr = self.addr.clone();
+        let ms = self.timeout.as_millis() as u64;
+        tokio::time::timeout(self.timeout, self.exchange(&out))
+            .await
+            .map_err(|_| BackendError::Timeout { addr, ms })?
+    }
+
+    async fn exchange(&mut self, out: &[u8]) -> Result<Value, BackendError> {
+        let lost = |addr: &str, reason: String| BackendError::Lost {
+            addr: addr.to_string(),
+            reason,
+        };
+        self.stream
+            .write_all(out)
+            .await
+            .map_err(|e| lost(&self.addr, e.to_string()))?;
+        loop {
+            match value::decode(&self.buf, MAX_DEPTH) {
+                Ok(Some((v, used))) => {
+                    let _ = self.buf.split_to(used);
+                    return Ok(v);
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    return Err(BackendError::Protocol {
+                        addr: self.addr.clone(),
+                        err,
+                    });
+                }
+            }
+            if self.buf.len() > MAX_REPLY {
+                return Err(lost(&self.addr, "reply too large".into()));
+            }
+            self.buf.reserve(16 * 1024);
+            let n = self
+                .stream
+                .read_buf(&mut self.buf)
+                .await
+                .map_err(|e| lost(&self.addr, e.to_string()))?;
+            if n == 0 {
+                return Err(lost(&self.addr, "closed by peer".into()));
+            }
+        }
+    }
+}

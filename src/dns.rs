@@ -1,0 +1,104 @@
+//! Name resolution for seeds and DC host lists, through hickory-resolver (which reads
+//! /etc/resolv.conf and /etc/hosts). IP literals never touch the resolver.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
+
+use hickory_resolver::TokioResolver;
+
+/// A name that could not be resolved.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DnsError {
+    #[error("invalid address '{0}': expected host:port")]
+    BadAddress(String),
+    #[error("cannot resolve '{host}': {reason}")]
+    Lookup { host: String, reason: String },
+}
+
+fn resolver() -> Option<&'static TokioResolver> {
+    static RESOLVER: OnceLock<Option<TokioResolver>> = OnceLock::new();
+    RESOLVER
+        .get_or_init(|| {
+            TokioResolver::builder_tokio()
+                .ok()
+                .and_then(|b| b.build().ok())
+        })
+        .as_ref()
+}
+
+/// Splits `host:port` (or `[v6]:port`) into its parts.
+pub fn split_host_port(addr: &str) -> Result<(&str, u16), DnsError> {
+    let bad = || DnsError::BadAddress(addr.to_string());
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((host, port))
+}
+
+/// All IP addresses of `host` (an IP literal resolves to itself).
+pub async fn lookup_host(host: &str) -> Result<Vec<IpAddr>, DnsError> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    let fail = |reason: String| DnsError::Lookup {
+        host: host.to_string(),
+        reason,
+    };
+    let resolver = resolver().ok_or_else(|| fail("no resolver configuration".into()))?;
+    let found = resolver
+        .lookup_ip(host)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let ips: Vec<IpAddr> = found.iter().collect();
+    if ips.is_empty() {
+        return Err(fail("no addresses".into()));
+    }
+    Ok(ips)
+}
+
+/// Resolves `host:port` to socket addresses.
+pub async fn resolve(addr: &str) -> Result<Vec<SocketAddr>, DnsError> {
+    let (host, port) = split_host_port(addr)?;
+    Ok(lookup_host(host)
+        .await?
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_addresses() {
+        assert_eq!(
+            split_host_port("127.0.0.1:7001").unwrap(),
+            ("127.0.0.1", 7001)
+        );
+        assert_eq!(split_host_port("[::1]:7001").unwrap(), ("::1", 7001));
+        assert_eq!(
+            split_host_port("redis.local:6379").unwrap(),
+            ("redis.local", 6379)
+        );
+        assert!(split_host_port("nohost").is_err());
+        assert!(split_host_port(":80").is_err());
+        assert!(split_host_port("h:99999").is_err());
+    }
+
+    #[tokio::test]
+    async fn literals_and_localhost_resolve() {
+        assert_eq!(
+            resolve("127.0.0.2:5").await.unwrap(),
+            vec!["127.0.0.2:5".parse().unwrap()]
+        );
+        let local = resolve("localhost:6379").await.unwrap();
+        assert!(local.iter().all(|a| a.ip().is_loopback()), "{local:?}");
+    }
+}

@@ -1,0 +1,304 @@
+//! Commands meridian answers itself: connection commands (PING, ECHO, QUIT, RESET, SELECT,
+//! HELLO, AUTH, CLIENT), COMMAND from the table, and INFO.
+
+pub mod info;
+
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::command::CommandTable;
+use crate::policy::Access;
+use crate::resp::encode;
+use crate::router::class::Local;
+use crate::router::{self, Request};
+use crate::session::ClientState;
+use crate::session::queue::Seq;
+use crate::slot::Slot;
+use crate::worker::Worker;
+
+/// The Redis version meridian reports in HELLO (the command set it routes).
+pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
+
+fn wrong_arity(client: &ClientState, seq: Seq, name: &str) {
+    client.reply_error(
+        seq,
+        &format!("ERR wrong number of arguments for '{name}' command"),
+    );
+}
+
+fn ok(client: &ClientState, seq: Seq) {
+    client.reply(seq, Bytes::from_static(b"+OK\r\n"));
+}
+
+fn eq(a: &[u8], b: &str) -> bool {
+    a.eq_ignore_ascii_case(b.as_bytes())
+}
+
+/// Answers a local command.
+pub fn handle(
+    cmd: Local,
+    worker: &Rc<Worker>,
+    table: &CommandTable,
+    client: &mut ClientState,
+    seq: Seq,
+    req: &Request,
+) {
+    let args = &req.args;
+    let argc = args.len();
+    let arg = |i: usize| args.get(i).unwrap_or_default();
+    let mut out = BytesMut::new();
+    match cmd {
+        Local::Ping => match argc {
+            1 => {
+                client.reply(seq, Bytes::from_static(b"+PONG\r\n"));
+                return;
+            }
+            2 => encode::bulk(&mut out, arg(1)),
+            _ => return wrong_arity(client, seq, "ping"),
+        },
+        Local::Echo => {
+            if argc != 2 {
+                return wrong_arity(client, seq, "echo");
+            }
+            encode::bulk(&mut out, arg(1));
+        }
+        Local::Quit => {
+            client.quit = true;
+            return ok(client, seq);
+        }
+        Local::Reset => {
+            client.proto = 2;
+            client.name = None;
+            client.reply(seq, Bytes::from_static(b"+RESET\r\n"));
+            return;
+        }
+        Local::Select => {
+            if argc != 2 {
+                return wrong_arity(client, seq, "select");
+            }
+            if arg(1) == b"0" {
+                return ok(client, seq);
+            }
+            return client.reply_error(seq, "ERR SELECT is not allowed in cluster mode");
+        }
+        Local::ReadMode => {
+            if argc != 1 {
+                return wrong_arity(client, seq, &String::from_utf8_lossy(arg(0)).to_lowercase());
+            }
+            return ok(client, seq);
+        }
+        Local::Auth => return auth(client, seq, req),
+        Local::Hello => return hello(client, seq, req),
+        Local::Client => return client_cmd(client, seq, req),
+        Local::Info => return info::handle(worker, client, seq, req),
+        Local::Command => return command(worker, table, client, seq, req),
+    }
+    client.reply(seq, out.freeze());
+}
+
+fn auth(client: &ClientState, seq: Seq, req: &Request) {
+    // meridian has no gateway users yet: behave like a Redis whose default user has no password.
+    match req.args.len() {
+        2 => client.reply_error(
+            seq,
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        ),
+        3 if eq(req.args.get(1).unwrap_or_default(), "default") => ok(client, seq),
+        3 => client.reply_error(
+            seq,
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        ),
+        _ => client.reply_error(seq, "ERR syntax error"),
+    }
+}
+
+fn hello(client: &mut ClientState, seq: Seq, req: &Request) {
+    let args = &req.args;
+    let mut proto = client.proto;
+    let mut name = None;
+    let mut i = 1;
+    if let Some(v) = args.get(1) {
+        match std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+        {
+            Some(2) => proto = 2,
+            Some(3) => proto = 3,
+            Some(_) => {
+                return client.reply_error(
+                    seq,
+                    "NOPROTO sorry, this protocol version is not supported.",
+                );
+            }
+            None => {
+                return client.reply_error(
+                    seq,
+                    "ERR Protocol version is not an integer or out of range",
+                );
+            }
+        }
+        i = 2;
+    }
+    while i < args.len() {
+        let opt = args.get(i).unwrap_or_default();
+        if eq(opt, "auth") && i + 2 < args.len() {
+            if !eq(args.get(i + 1).unwrap_or_default(), "default") {
+                return client.reply_error(
+                    seq,
+                    "WRONGPASS invalid username-password pair or user is disabled.",
+                );
+            }
+            i += 3;
+        } else if eq(opt, "setname") && i + 1 < args.len() {
+            let n = args.get(i + 1).unwrap_or_default();
+            if let Err(e) = valid_name(n) {
+                return client.reply_error(seq, e);
+            }
+            name = Some(Bytes::copy_from_slice(n));
+            i += 2;
+        } else {
+            return client.reply_error(
+                seq,
+                &format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(opt)
+                ),
+            );
+        }
+    }
+    client.proto = proto;
+    if name.is_some() {
+        client.name = name;
+    }
+    let mut out = BytesMut::new();
+    encode::map_header(&mut out, 7, proto);
+    encode::bulk(&mut out, b"server");
+    encode::bulk(&mut out, b"redis");
+    encode::bulk(&mut out, b"version");
+    encode::bulk(&mut out, REDIS_COMPAT_VERSION.as_bytes());
+    encode::bulk(&mut out, b"proto");
+    encode::integer(&mut out, proto as i64);
+    encode::bulk(&mut out, b"id");
+    encode::integer(&mut out, client.id as i64);
+    encode::bulk(&mut out, b"mode");
+    encode::bulk(&mut out, b"standalone");
+    encode::bulk(&mut out, b"role");
+    encode::bulk(&mut out, b"master");
+    encode::bulk(&mut out, b"modules");
+    encode::array_header(&mut out, 0);
+    client.reply(seq, out.freeze());
+}
+
+fn valid_name(n: &[u8]) -> Result<(), &'static str> {
+    if n.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+        return Err("ERR Client names cannot contain spaces, newlines or special characters.");
+    }
+    Ok(())
+}
+
+fn client_cmd(client: &mut ClientState, seq: Seq, req: &Request) {
+    let args = &req.args;
+    let Some(sub) = args.get(1) else {
+        return wrong_arity(client, seq, "client");
+    };
+    let sub_lower = String::from_utf8_lossy(sub).to_lowercase();
+    let mut out = BytesMut::new();
+    match (sub_lower.as_str(), args.len()) {
+        ("id", 2) => encode::integer(&mut out, client.id as i64),
+        ("getname", 2) => match &client.name {
+            Some(n) => encode::bulk(&mut out, n),
+            None => encode::null(&mut out, client.proto),
+        },
+        ("setname", 3) => {
+            let n = args.get(2).unwrap_or_default();
+            if let Err(e) = valid_name(n) {
+                return client.reply_error(seq, e);
+            }
+            client.name = (!n.is_empty()).then(|| Bytes::copy_from_slice(n));
+            return ok(client, seq);
+        }
+        ("setinfo", 4) => {
+            let attr = args.get(2).unwrap_or_default();
+            let value = Bytes::copy_from_slice(args.get(3).unwrap_or_default());
+            if eq(attr, "lib-name") {
+                client.lib_name = Some(value);
+            } else if eq(attr, "lib-ver") {
+                client.lib_ver = Some(value);
+            } else {
+                return client.reply_error(
+                    seq,
+                    &format!(
+                        "ERR Unrecognized option '{}'",
+                        String::from_utf8_lossy(attr)
+                    ),
+                );
+            }
+            return ok(client, seq);
+        }
+        ("id" | "getname" | "setname" | "setinfo", _) => {
+            return wrong_arity(client, seq, &format!("client|{sub_lower}"));
+        }
+        ("tracking" | "caching" | "getredir" | "trackinginfo", _) => {
+            return client.reply_error(
+                seq,
+                "ERR CLIENT TRACKING is not supported through meridian (invalidation messages cannot be routed from every node)",
+            );
+        }
+        _ => {
+            return client.reply_error(
+                seq,
+                &format!(
+                    "ERR CLIENT {} is not supported through meridian yet",
+                    sub_lower.to_uppercase()
+                ),
+            );
+        }
+    }
+    client.reply(seq, out.freeze());
+}
+
+fn command(
+    worker: &Rc<Worker>,
+    table: &CommandTable,
+    client: &mut ClientState,
+    seq: Seq,
+    req: &Request,
+) {
+    let args = &req.args;
+    let sub = args
+        .get(1)
+        .map(|s| String::from_utf8_lossy(s).to_lowercase());
+    let mut out = BytesMut::new();
+    match sub.as_deref() {
+        Some("count") => encode::integer(&mut out, table.len() as i64),
+        Some("getkeys") => {
+            if args.len() < 3 {
+                return wrong_arity(client, seq, "command|getkeys");
+            }
+            let spans = &args.spans[2..];
+            let inner = crate::resp::ReqArgs::new(args.buf, spans);
+            let spec = match table.resolve(&inner) {
+                Ok(s) => s,
+                Err(_) => return client.reply_error(seq, "ERR Invalid command specified"),
+            };
+            let mut keys = Vec::new();
+            if let Err(e) = spec.key_positions(&inner, &mut keys) {
+                return client.reply_error(seq, &e.to_string());
+            }
+            if keys.is_empty() {
+                return client.reply_error(seq, "ERR The command has no key arguments");
+            }
+            encode::array_header(&mut out, keys.len());
+            for k in keys {
+                encode::bulk(&mut out, inner.get(k).unwrap_or_default());
+            }
+        }
+        // The table's source of truth is the backend: let a master describe its commands.
+        _ => {
+            let slot = Slot::from_bits(rand::random::<u16>());
+            return router::send_to_slot(worker, client, seq, slot, Access::Read, req.wire());
+        }
+    }
+    client.reply(seq, out.freeze());
+}

@@ -1,0 +1,841 @@
+//! Incremental request parser (multibulk and inline) returning argument spans.
+//!
+//! Requests are never copied: each argument becomes a byte range into the read buffer. The
+//! parser is resumable so that a huge request arriving in many reads is scanned once in total.
+
+use std::ops::Range;
+
+use super::ProtocolError;
+
+/// The longest number `string2ll` in Redis accepts; a longer header line can never be valid, so
+/// it is refused at once instead of being buffered up to 64 KiB like Redis does.
+const MAX_NUM_LEN: usize = 20;
+
+/// Bounds on what one client request may contain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted bulk argument, in bytes (Redis `proto-max-bulk-len`).
+    pub max_bulk: usize,
+    /// Largest accepted multibulk argument count.
+    pub max_args: usize,
+    /// Longest accepted inline request line, newline excluded.
+    pub max_inline: usize,
+    /// Deepest accepted nesting of aggregates in a backend reply.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bulk: 512 * 1024 * 1024,
+            max_args: 1_048_576,
+            max_inline: 64 * 1024,
+            max_depth: 128,
+        }
+    }
+}
+
+/// The result of one [`RequestParser::parse`] call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseOutcome {
+    /// More bytes are needed; call again with a longer buffer starting at the same byte.
+    Incomplete,
+    /// A whole request of `len` bytes; `inline` tells it came as an inline line rather than as
+    /// multibulk. Zero spans means an empty request (`*0`, `*-1`, a blank line) to be skipped.
+    Complete { len: usize, inline: bool },
+}
+
+/// What the parser is in the middle of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Nothing read yet.
+    Idle,
+    /// Inside a multibulk request.
+    Multibulk,
+    /// Inside an inline line; bytes before `scanned` hold no newline.
+    Inline { scanned: usize },
+}
+
+/// A resumable request parser; one lives in every client session.
+#[derive(Debug, Clone)]
+pub struct RequestParser {
+    mode: Mode,
+    /// Offset of the next unparsed byte (multibulk).
+    pos: usize,
+    /// Arguments still expected (multibulk).
+    remaining: usize,
+    /// Length of the bulk whose `$<len>` header ended at `pos` but whose payload is incomplete.
+    pending: Option<usize>,
+}
+
+impl Default for RequestParser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RequestParser {
+    /// A parser waiting for the first byte of a request.
+    pub fn new() -> Self {
+        RequestParser {
+            mode: Mode::Idle,
+            pos: 0,
+            remaining: 0,
+            pending: None,
+        }
+    }
+
+    /// Parse the request at the start of `buf`, pushing one byte range per argument onto
+    /// `spans` (relative to `buf[0]`).
+    ///
+    /// While `Incomplete`, the parser keeps its progress and the spans found so far, so the next
+    /// call with a longer `buf` (same start, same `spans`) continues where this one stopped: a
+    /// request arriving in many reads costs O(total length). On `Complete` or an error the parser
+    /// resets itself; the caller clears `spans` before the next request. After an error the
+    /// connection is beyond repair, like in Redis.
+    pub fn parse(
+        &mut self,
+        buf: &[u8],
+        limits: &Limits,
+        spans: &mut Vec<Range<usize>>,
+    ) -> Result<ParseOutcome, ProtocolError> {
+        let outcome = match self.mode {
+            Mode::Idle => match buf.first() {
+                None => Ok(ParseOutcome::Incomplete),
+                Some(b'*') => self.multibulk_header(buf, limits, spans),
+                Some(_) => self.inline(buf, 0, limits, spans),
+            },
+            Mode::Multibulk => self.multibulk_args(buf, limits, spans),
+            Mode::Inline { scanned } => self.inline(buf, scanned, limits, spans),
+        };
+        if !matches!(outcome, Ok(ParseOutcome::Incomplete)) {
+            *self = Self::new();
+        }
+        outcome
+    }
+
+    /// Reads `*<n>\r\n`, then the arguments.
+    fn multibulk_header(
+        &mut self,
+        buf: &[u8],
+        limits: &Limits,
+        spans: &mut Vec<Range<usize>>,
+    ) -> Result<ParseOutcome, ProtocolError> {
+        let (n, next) = match line_number(buf, 1) {
+            Num::Incomplete => return Ok(ParseOutcome::Incomplete),
+            Num::Invalid => return Err(ProtocolError::InvalidMultibulkLength),
+            Num::Value(n, next) => (n, next),
+        };
+        if n <= 0 {
+            return Ok(ParseOutcome::Complete {
+                len: next,
+                inline: false,
+            });
+        }
+        if n > i64::from(i32::MAX) {
+            return Err(ProtocolError::InvalidMultibulkLength);
+        }
+        // n fits in i32, so the conversion cannot fail on any supported platform.
+        let n = usize::try_from(n).map_err(|_| ProtocolError::InvalidMultibulkLength)?;
+        if n > limits.max_args {
+            return Err(ProtocolError::TooManyArgs(limits.max_args));
+        }
+        // Like Redis, trust the count only up to a point before the arguments actually arrive.
+        spans.reserve(n.min(1024));
+        self.mode = Mode::Multibulk;
+        self.pos = next;
+        self.remaining = n;
+        self.multibulk_args(buf, limits, spans)
+    }
+
+    /// Reads `$<len>\r\n<bytes>\r\n` until every announced argument is in.
+    fn multibulk_args(
+        &mut self,
+        buf: &[u8],
+        limits: &Limits,
+        spans: &mut Vec<Range<usize>>,
+    ) -> Result<ParseOutcome, ProtocolError> {
+        while self.remaining > 0 {
+            let len = match self.pending {
+                Some(len) => len,
+                None => {
+                    let Some(&b) = buf.get(self.pos) else {
+                        return Ok(ParseOutcome::Incomplete);
+                    };
+                    if b != b'$' {
+                        return Err(ProtocolError::ExpectedBulk(char::from(b)));
+                    }
+                    let len = match line_number(buf, self.pos + 1) {
+                        Num::Incomplete => return Ok(ParseOutcome::Incomplete),
+                        Num::Invalid => return Err(ProtocolError::InvalidBulkLength),
+                        Num::Value(len, next) => {
+                            self.pos = next;
+                            len
+                        }
+                    };
+                    let len = u64::try_from(len).map_err(|_| ProtocolError::InvalidBulkLength)?;
+                    match usize::try_from(len) {
+                        Ok(l) if l <= limits.max_bulk => l,
+                        _ => return Err(ProtocolError::BulkTooLarge(len, limits.max_bulk)),
+                    }
+                }
+            };
+            let start = self.pos;
+            let end = start
+                .checked_add(len)
+                .ok_or(ProtocolError::BulkTooLarge(len as u64, limits.max_bulk))?;
+            if buf.len().saturating_sub(2) < end {
+                self.pending = Some(len);
+                return Ok(ParseOutcome::Incomplete);
+            }
+            if buf[end] != b'\r' || buf[end + 1] != b'\n' {
+                return Err(ProtocolError::MissingCrlf);
+            }
+            spans.push(start..end);
+            self.pos = end + 2;
+            self.pending = None;
+            self.remaining -= 1;
+        }
+        Ok(ParseOutcome::Complete {
+            len: self.pos,
+            inline: false,
+        })
+    }
+
+    /// Looks for the end of an inline line from `scanned` on, then splits it.
+    fn inline(
+        &mut self,
+        buf: &[u8],
+        scanned: usize,
+        limits: &Limits,
+        spans: &mut Vec<Range<usize>>,
+    ) -> Result<ParseOutcome, ProtocolError> {
+        // The line (newline excluded) may hold at most max_inline bytes, so the newline is at
+        // index max_inline or before; deciding on that window keeps the outcome independent of
+        // how the bytes were split into reads.
+        let window = buf.len().min(limits.max_inline.saturating_add(1));
+        let found = buf
+            .get(scanned..window)
+            .and_then(|rest| rest.iter().position(|&b| b == b'\n'));
+        let Some(nl) = found.map(|i| scanned + i) else {
+            if buf.len() > limits.max_inline {
+                return Err(ProtocolError::InlineTooLarge);
+            }
+            self.mode = Mode::Inline { scanned: window };
+            return Ok(ParseOutcome::Incomplete);
+        };
+        let line_end = if nl > 0 && buf[nl - 1] == b'\r' {
+            nl - 1
+        } else {
+            nl
+        };
+        split_inline(&buf[..line_end], spans)?;
+        Ok(ParseOutcome::Complete {
+            len: nl + 1,
+            inline: true,
+        })
+    }
+}
+
+/// Parses one request at the start of `buf` with a fresh parser (see [`RequestParser::parse`]).
+pub fn parse_request(
+    buf: &[u8],
+    limits: &Limits,
+    spans: &mut Vec<Range<usize>>,
+) -> Result<ParseOutcome, ProtocolError> {
+    RequestParser::new().parse(buf, limits, spans)
+}
+
+/// The arguments of a parsed request: the buffer and the spans the parser found in it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReqArgs<'a> {
+    /// The buffer the spans index into.
+    pub buf: &'a [u8],
+    /// One range per argument.
+    pub spans: &'a [Range<usize>],
+}
+
+impl<'a> ReqArgs<'a> {
+    /// Pairs a buffer with the spans parsed from it.
+    pub fn new(buf: &'a [u8], spans: &'a [Range<usize>]) -> Self {
+        ReqArgs { buf, spans }
+    }
+
+    /// Number of arguments, the command name included.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// True for an empty request.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The `i`-th argument, or `None` past the end (or for a span outside the buffer).
+    pub fn get(&self, i: usize) -> Option<&'a [u8]> {
+        self.spans.get(i).and_then(|r| self.buf.get(r.clone()))
+    }
+
+    /// The arguments in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let buf = self.buf;
+        self.spans.iter().filter_map(move |r| buf.get(r.clone()))
+    }
+}
+
+/// A header number read by [`line_number`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Num {
+    /// The number and the offset just past its `\r\n`.
+    Value(i64, usize),
+    /// The line is not finished yet and may still become valid.
+    Incomplete,
+    /// The line can never be a valid number.
+    Invalid,
+}
+
+/// Reads a decimal number from `buf[start..]` up to `\r\n` with [`string2ll`] rules. A line
+/// that has no CR within the longest valid length is refused at once; Redis would buffer it up to
+/// 64 KiB first, then refuse it too.
+pub(crate) fn line_number(buf: &[u8], start: usize) -> Num {
+    let line = buf.get(start..).unwrap_or_default();
+    let Some(cr) = line.iter().take(MAX_NUM_LEN + 1).position(|&b| b == b'\r') else {
+        return if line.len() > MAX_NUM_LEN {
+            Num::Invalid
+        } else {
+            Num::Incomplete
+        };
+    };
+    match line.get(cr + 1) {
+        None => Num::Incomplete,
+        Some(b'\n') => match string2ll(&line[..cr]) {
+            Some(v) => Num::Value(v, start + cr + 2),
+            None => Num::Invalid,
+        },
+        // Redis skips the byte after CR unchecked; a bare CR is refused here instead.
+        Some(_) => Num::Invalid,
+    }
+}
+
+/// Parses `text` as Redis' `string2ll` does: an optional `-`, no `+`, no leading zeros, no `-0`,
+/// no blanks, at most 20 bytes, within the i64 range.
+pub(crate) fn string2ll(text: &[u8]) -> Option<i64> {
+    if text.len() > MAX_NUM_LEN {
+        return None;
+    }
+    let (neg, digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, text),
+    };
+    match digits {
+        [b'1'..=b'9', ..] => {}
+        [b'0'] if !neg => return Some(0),
+        _ => return None,
+    }
+    let mut magnitude: u64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        magnitude = magnitude
+            .checked_mul(10)?
+            .checked_add(u64::from(b - b'0'))?;
+    }
+    if neg {
+        // -(2^63) is the one magnitude that fits only when negative.
+        0i64.checked_sub_unsigned(magnitude)
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+}
+
+/// `isspace` in the C locale, which `sdssplitargs` uses between arguments.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+/// The bytes of one inline argument, as long as they stay a contiguous run of the input.
+struct ArgRun {
+    start: Option<usize>,
+    end: usize,
+    anchor: usize,
+    contiguous: bool,
+}
+
+impl ArgRun {
+    fn new(anchor: usize) -> Self {
+        ArgRun {
+            start: None,
+            end: anchor,
+            anchor,
+            contiguous: true,
+        }
+    }
+
+    /// The argument gains the input byte at `p`.
+    fn push(&mut self, p: usize) {
+        match self.start {
+            None => {
+                self.start = Some(p);
+                self.end = p + 1;
+            }
+            Some(_) if self.end == p => self.end += 1,
+            Some(_) => self.contiguous = false,
+        }
+    }
+
+    fn range(&self) -> Range<usize> {
+        match self.start {
+            Some(s) => s..self.end,
+            None => self.anchor..self.anchor,
+        }
+    }
+}
+
+/// Splits an inline line like Redis' `sdssplitargs`: blanks separate arguments, `"..."` and
+/// `'...'` quote them, a closing quote must be followed by a blank or the end, and a NUL byte
+/// ends the line (the C string ends there). Unbalanced quotes fail like in Redis. An argument
+/// whose value differs from a run of input bytes (any backslash escape inside quotes, or a quote
+/// in the middle of a word such as `a"b"`) fails with `UnsupportedEscape`, since a span cannot
+/// express it; that is only reported when Redis would have accepted the line.
+fn split_inline(line: &[u8], spans: &mut Vec<Range<usize>>) -> Result<(), ProtocolError> {
+    // Reading past the end yields NUL, as the C code sees the terminator.
+    let at = |i: usize| line.get(i).copied().unwrap_or(0);
+    let mut p = 0;
+    let mut unsupported = false;
+    loop {
+        while is_c_space(at(p)) {
+            p += 1;
+        }
+        if at(p) == 0 {
+            break;
+        }
+        let mut arg = ArgRun::new(p);
+        let (mut in_dq, mut in_sq) = (false, false);
+        loop {
+            let c = at(p);
+            let mut done = false;
+            if in_dq {
+                if c == b'\\'
+                    && at(p + 1) == b'x'
+                    && at(p + 2).is_ascii_hexdigit()
+                    && at(p + 3).is_ascii_hexdigit()
+                {
+                    arg.contiguous = false;
+                    p += 3;
+                } else if c == b'\\' && at(p + 1) != 0 {
+                    arg.contiguous = false;
+                    p += 1;
+                } else if c == b'"' {
+                    if at(p + 1) != 0 && !is_c_space(at(p + 1)) {
+                        return Err(ProtocolError::UnbalancedQuotes);
+                    }
+                    done = true;
+                } else if c == 0 {
+                    return Err(ProtocolError::UnbalancedQuotes);
+                } else {
+                    arg.push(p);
+                }
+            } else if in_sq {
+                if c == b'\\' && at(p + 1) == b'\'' {
+                    arg.contiguous = false;
+                    p += 1;
+                } else if c == b'\'' {
+                    if at(p + 1) != 0 && !is_c_space(at(p + 1)) {
+                        return Err(ProtocolError::UnbalancedQuotes);
+                    }
+                    done = true;
+                } else if c == 0 {
+                    return Err(ProtocolError::UnbalancedQuotes);
+                } else {
+                    arg.push(p);
+                }
+            } else {
+                match c {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => done = true,
+                    b'"' => {
+                        in_dq = true;
+                        arg.anchor = p + 1;
+                    }
+                    b'\'' => {
+                        in_sq = true;
+                        arg.anchor = p + 1;
+                    }
+                    _ => arg.push(p),
+                }
+            }
+            if at(p) != 0 {
+                p += 1;
+            }
+            if done {
+                break;
+            }
+        }
+        unsupported |= !arg.contiguous;
+        spans.push(arg.range());
+    }
+    if unsupported {
+        return Err(ProtocolError::UnsupportedEscape);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Spans = Vec<Range<usize>>;
+
+    fn one_shot(buf: &[u8], limits: &Limits) -> (Result<ParseOutcome, ProtocolError>, Spans) {
+        let mut spans = Vec::new();
+        let r = parse_request(buf, limits, &mut spans);
+        (r, spans)
+    }
+
+    /// Feeds growing prefixes of `buf` split at `cuts` to one parser; stops at the first
+    /// outcome that is not Incomplete.
+    fn resumed(
+        buf: &[u8],
+        limits: &Limits,
+        cuts: impl Iterator<Item = usize>,
+    ) -> (Result<ParseOutcome, ProtocolError>, Spans) {
+        let mut parser = RequestParser::new();
+        let mut spans = Vec::new();
+        for cut in cuts.chain(std::iter::once(buf.len())) {
+            let r = parser.parse(&buf[..cut.min(buf.len())], limits, &mut spans);
+            if r != Ok(ParseOutcome::Incomplete) {
+                return (r, spans);
+            }
+        }
+        (Ok(ParseOutcome::Incomplete), spans)
+    }
+
+    fn args(buf: &[u8]) -> Vec<Vec<u8>> {
+        let (r, spans) = one_shot(buf, &Limits::default());
+        assert!(matches!(r, Ok(ParseOutcome::Complete { .. })), "{r:?}");
+        ReqArgs::new(buf, &spans)
+            .iter()
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+
+    fn err(buf: &[u8], limits: &Limits) -> ProtocolError {
+        one_shot(buf, limits).0.unwrap_err()
+    }
+
+    fn v(list: &[&str]) -> Vec<Vec<u8>> {
+        list.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    const SAMPLES: &[&[u8]] = &[
+        b"*2\r\n$3\r\nGET\r\n$3\r\nfoo\r\n",
+        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n",
+        b"*0\r\n",
+        b"*-1\r\n",
+        b"*1\r\n$4\r\nPING\r\nextra",
+        b"*x\r\n",
+        b"*01\r\n",
+        b"*2\r\n:1\r\n",
+        b"*1\r\n$-1\r\n",
+        b"*1\r\n$3\r\nfooXY",
+        b"*1\r\n$3\r\nfoo\rX",
+        b"*1\r\n$123456789012345678901",
+        b"*1\r",
+        b"*1\rx",
+        b"PING\r\n",
+        b"set k 'a b' \"c d\"\n",
+        b"GET \"a\\nb\"\r\n",
+        b"GET \"ab\r\n",
+        b"\r\n",
+        b"\n",
+        b"x\x00y z\r\n",
+    ];
+
+    #[test]
+    fn get_request_spans() {
+        let buf = b"*2\r\n$3\r\nGET\r\n$3\r\nfoo\r\n*1";
+        let (r, spans) = one_shot(buf, &Limits::default());
+        let len = buf.len() - 2;
+        assert_eq!(r, Ok(ParseOutcome::Complete { len, inline: false }));
+        assert_eq!(spans, vec![8..11, 17..20]);
+        let args = ReqArgs::new(buf, &spans);
+        assert_eq!((args.len(), args.is_empty()), (2, false));
+        assert_eq!(args.get(0), Some(&b"GET"[..]));
+        assert_eq!(args.get(1), Some(&b"foo"[..]));
+        assert_eq!(args.get(2), None);
+    }
+
+    #[test]
+    fn binary_and_empty_arguments() {
+        assert_eq!(
+            args(b"*3\r\n$3\r\nSET\r\n$0\r\n\r\n$4\r\n\r\n\0\xff\r\n"),
+            vec![b"SET".to_vec(), vec![], b"\r\n\0\xff".to_vec()]
+        );
+    }
+
+    #[test]
+    fn empty_multibulk_is_complete_without_spans() {
+        for buf in [&b"*0\r\n"[..], b"*-1\r\n", b"*-100\r\n"] {
+            let (r, spans) = one_shot(buf, &Limits::default());
+            let len = buf.len();
+            assert_eq!(r, Ok(ParseOutcome::Complete { len, inline: false }));
+            assert!(spans.is_empty());
+        }
+    }
+
+    #[test]
+    fn multibulk_errors() {
+        let d = Limits::default();
+        use ProtocolError::*;
+        for buf in [
+            &b"*x\r\n"[..],
+            b"*\r\n",
+            b"*01\r\n",
+            b"*-0\r\n",
+            b"*+1\r\n",
+            b"*1 \r\n",
+        ] {
+            assert_eq!(err(buf, &d), InvalidMultibulkLength, "{buf:?}");
+        }
+        assert_eq!(err(b"*2147483648\r\n", &d), InvalidMultibulkLength);
+        assert_eq!(err(b"*1\rx", &d), InvalidMultibulkLength);
+        assert_eq!(err(b"*123456789012345678901", &d), InvalidMultibulkLength);
+        assert_eq!(err(b"*1048577\r\n", &d), TooManyArgs(1_048_576));
+        let few = Limits { max_args: 2, ..d };
+        assert_eq!(err(b"*3\r\n", &few), TooManyArgs(2));
+        assert_eq!(err(b"*2\r\n:1\r\n", &d), ExpectedBulk(':'));
+        assert_eq!(err(b"*2\r\n$1\r\na\r\n*", &d), ExpectedBulk('*'));
+        for buf in [
+            &b"*1\r\n$-1\r\n"[..],
+            b"*1\r\n$x\r\n",
+            b"*1\r\n$01\r\n",
+            b"*1\r\n$\r\n",
+        ] {
+            assert_eq!(err(buf, &d), InvalidBulkLength, "{buf:?}");
+        }
+        let small = Limits { max_bulk: 3, ..d };
+        assert_eq!(err(b"*1\r\n$4\r\n", &small), BulkTooLarge(4, 3));
+        assert!(one_shot(b"*1\r\n$3\r\nabc\r\n", &small).0.is_ok());
+        assert_eq!(err(b"*1\r\n$3\r\nabcde", &d), MissingCrlf);
+        assert_eq!(err(b"*1\r\n$3\r\nabc\n\r", &d), MissingCrlf);
+        assert_eq!(
+            err(b"*1\r\n$99999999999999999999\r\n", &d),
+            InvalidBulkLength
+        );
+    }
+
+    #[test]
+    fn string2ll_matches_redis() {
+        assert_eq!(string2ll(b"0"), Some(0));
+        assert_eq!(string2ll(b"-1"), Some(-1));
+        assert_eq!(string2ll(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(string2ll(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"-0",
+            b"00",
+            b"01",
+            b"+1",
+            b" 1",
+            b"1a",
+            b"9223372036854775808",
+        ] {
+            assert_eq!(string2ll(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn incomplete_until_the_last_byte() {
+        let buf = b"*2\r\n$3\r\nGET\r\n$3\r\nfoo\r\n";
+        for cut in 0..buf.len() {
+            assert_eq!(
+                one_shot(&buf[..cut], &Limits::default()).0,
+                Ok(ParseOutcome::Incomplete)
+            );
+        }
+    }
+
+    #[test]
+    fn inline_requests() {
+        assert_eq!(args(b"PING\r\n"), v(&["PING"]));
+        assert_eq!(args(b"GET foo\n"), v(&["GET", "foo"]));
+        assert_eq!(args(b" \t set  a\t b \r\n"), v(&["set", "a", "b"]));
+        assert_eq!(
+            args(b"SET \"a b\" 'c d' \"\"\r\n"),
+            v(&["SET", "a b", "c d", ""])
+        );
+        assert_eq!(args(b"a\rb\n"), v(&["a", "b"]));
+        assert_eq!(args(b"a\x0bb \x0cc\n"), v(&["a\x0bb", "c"]));
+        assert_eq!(args(b"a\"\" b\n"), v(&["a", "b"]));
+        assert_eq!(args(b"'it\"s' \"x'y\"\n"), v(&["it\"s", "x'y"]));
+        // The C string ends at NUL, so Redis ignores the rest of the line.
+        assert_eq!(args(b"GET a\0b c\n"), v(&["GET", "a"]));
+        let (r, spans) = one_shot(b"GET k\r\nPING\r\n", &Limits::default());
+        assert_eq!(
+            r,
+            Ok(ParseOutcome::Complete {
+                len: 7,
+                inline: true
+            })
+        );
+        assert_eq!(spans, vec![0..3, 4..5]);
+    }
+
+    #[test]
+    fn empty_inline_lines() {
+        for buf in [&b"\r\n"[..], b"\n", b"   \t\r\n"] {
+            let (r, spans) = one_shot(buf, &Limits::default());
+            let len = buf.len();
+            assert_eq!(r, Ok(ParseOutcome::Complete { len, inline: true }));
+            assert!(spans.is_empty());
+        }
+    }
+
+    #[test]
+    fn inline_quote_errors() {
+        let d = Limits::default();
+        use ProtocolError::*;
+        for buf in [
+            &b"GET \"ab\n"[..],
+            b"GET 'ab\n",
+            b"GET \"a\"b\n",
+            b"GET 'a'b\n",
+            b"\"a\\\"\n",
+        ] {
+            assert_eq!(err(buf, &d), UnbalancedQuotes, "{buf:?}");
+        }
+        assert_eq!(err(b"GET \"a\0\"\n", &d), UnbalancedQuotes);
+        for buf in [
+            &b"GET \"a\\nb\"\n"[..],
+            b"GET \"\\x41\"\n",
+            b"GET 'a\\'b'\n",
+            b"GET a\"b c\"\n",
+        ] {
+            assert_eq!(err(buf, &d), UnsupportedEscape, "{buf:?}");
+        }
+        // Redis refuses the whole line for the unbalanced quote, so that error wins.
+        assert_eq!(err(b"SET \"\\n\" \"x\n", &d), UnbalancedQuotes);
+    }
+
+    #[test]
+    fn inline_length_limit() {
+        let limits = Limits {
+            max_inline: 8,
+            ..Limits::default()
+        };
+        assert!(one_shot(b"12345678\n", &limits).0.is_ok());
+        assert_eq!(
+            one_shot(b"12345678", &limits).0,
+            Ok(ParseOutcome::Incomplete)
+        );
+        assert_eq!(err(b"123456789", &limits), ProtocolError::InlineTooLarge);
+        assert_eq!(err(b"123456789\n", &limits), ProtocolError::InlineTooLarge);
+    }
+
+    #[test]
+    fn byte_at_a_time_matches_one_shot() {
+        let d = Limits::default();
+        for buf in SAMPLES {
+            assert_eq!(resumed(buf, &d, 0..buf.len()), one_shot(buf, &d), "{buf:?}");
+        }
+    }
+
+    #[test]
+    fn random_splits_match_one_shot() {
+        let d = Limits::default();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for buf in SAMPLES {
+            for _ in 0..50 {
+                let mut cuts: Vec<usize> =
+                    (0..4).map(|_| next(&mut rng) % (buf.len() + 1)).collect();
+                cuts.sort_unstable();
+                assert_eq!(resumed(buf, &d, cuts.into_iter()), one_shot(buf, &d));
+            }
+        }
+    }
+
+    fn next(state: &mut u64) -> usize {
+        // xorshift64*: enough randomness for split points.
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize
+    }
+
+    #[test]
+    fn huge_request_in_16k_reads() {
+        let n = 200_000;
+        let mut buf = format!("*{}\r\n$4\r\nMSET\r\n", n + 1).into_bytes();
+        for i in 0..n {
+            let arg = format!("k{i}");
+            buf.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+        }
+        let d = Limits::default();
+        let (r, spans) = resumed(
+            &buf,
+            &d,
+            (1..).map(|i| i * 16 * 1024).take_while(|&c| c < buf.len()),
+        );
+        let len = buf.len();
+        assert_eq!(r, Ok(ParseOutcome::Complete { len, inline: false }));
+        assert_eq!(spans.len(), n + 1);
+        assert_eq!(&buf[spans[n].clone()], format!("k{}", n - 1).as_bytes());
+        let big = format!("*1\r\n${}\r\n", 1 << 20).into_bytes();
+        let mut big = big;
+        big.resize(big.len() + (1 << 20), b'x');
+        big.extend_from_slice(b"\r\n");
+        let (r, _) = resumed(
+            &big,
+            &d,
+            (1..).map(|i| i * 1000).take_while(|&c| c < big.len()),
+        );
+        assert_eq!(
+            r,
+            Ok(ParseOutcome::Complete {
+                len: big.len(),
+                inline: false
+            })
+        );
+    }
+
+    #[test]
+    fn pipeline_with_one_parser() {
+        let buf = b"*1\r\n$4\r\nPING\r\nECHO hi\r\n*0\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+        let mut parser = RequestParser::new();
+        let mut spans = Vec::new();
+        let mut at = 0;
+        let mut seen = Vec::new();
+        while at < buf.len() {
+            spans.clear();
+            match parser.parse(&buf[at..], &Limits::default(), &mut spans) {
+                Ok(ParseOutcome::Complete { len, inline }) => {
+                    let args: Vec<_> = ReqArgs::new(&buf[at..], &spans).iter().collect();
+                    seen.push((args.concat(), inline));
+                    at += len;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let want: Vec<(Vec<u8>, bool)> = vec![
+            (b"PING".to_vec(), false),
+            (b"ECHOhi".to_vec(), true),
+            (vec![], false),
+            (b"GETk".to_vec(), false),
+        ];
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn parser_resets_after_an_error() {
+        let mut parser = RequestParser::new();
+        let mut spans = Vec::new();
+        let d = Limits::default();
+        assert!(parser.parse(b"*1\r\n:", &d, &mut spans).is_err());
+        spans.clear();
+        assert!(matches!(
+            parser.parse(b"PING\n", &d, &mut spans),
+            Ok(ParseOutcome::Complete { .. })
+        ));
+    }
+}

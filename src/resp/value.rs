@@ -1,0 +1,337 @@
+//! An owned RESP value, decoded only on the control plane (CLUSTER SLOTS, COMMAND INFO, INFO,
+//! HELLO replies). The data path never builds these.
+
+use bytes::{Bytes, BytesMut};
+
+use super::ProtocolError;
+use super::encode;
+use super::reply::{Len, header, parse_i64};
+use super::request::string2ll;
+
+/// One decoded RESP2/RESP3 value. A null of any kind (`$-1`, `*-1`, `_`) decodes to `Nil`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Simple(String),
+    Error(String),
+    Integer(i64),
+    Bulk(Bytes),
+    Nil,
+    Array(Vec<Value>),
+    Map(Vec<(Value, Value)>),
+    Set(Vec<Value>),
+    Double(f64),
+    Boolean(bool),
+    BigNumber(String),
+    Verbatim { format: String, text: Bytes },
+    Push(Vec<Value>),
+}
+
+/// Decodes the reply at the start of `buf`: `Ok(None)` while incomplete, else the value and the
+/// number of bytes it took. Attributes are read and dropped; streamed strings and aggregates are
+/// gathered. Accepts exactly the framing of [`super::reply::scan_reply`] (same length, same
+/// depth rule) and is stricter about contents: integers, doubles, booleans, nulls and verbatim
+/// headers must be well formed. Text types are decoded as lossy UTF-8.
+pub fn decode(buf: &[u8], max_depth: usize) -> Result<Option<(Value, usize)>, ProtocolError> {
+    Decoder { buf, max_depth }.value(0, 0)
+}
+
+/// Recursive descent over one buffer; `depth` is the number of open aggregates.
+struct Decoder<'a> {
+    buf: &'a [u8],
+    max_depth: usize,
+}
+
+type Step = Result<Option<(Value, usize)>, ProtocolError>;
+
+impl Decoder<'_> {
+    /// Decodes the value at `pos`, skipping any attributes in front of it.
+    fn value(&mut self, mut pos: usize, depth: usize) -> Step {
+        loop {
+            let Some(&t) = self.buf.get(pos) else {
+                return Ok(None);
+            };
+            if t != b'|' {
+                return self.plain(pos, depth);
+            }
+            let Some((len, next)) = header(self.buf, pos + 1, "aggregate length")? else {
+                return Ok(None);
+            };
+            let Len::Count(pairs @ 0..) = len else {
+                return Err(ProtocolError::MalformedLine("aggregate length"));
+            };
+            let Some((_, end)) = self.elements(next, depth, Some(pairs), 2)? else {
+                return Ok(None);
+            };
+            pos = end;
+        }
+    }
+
+    fn plain(&mut self, pos: usize, depth: usize) -> Step {
+        let t = self.buf[pos];
+        match t {
+            b'+' | b'-' | b':' | b'_' | b'#' | b',' | b'(' => {
+                let Some((line, end)) = self.line(pos)? else {
+                    return Ok(None);
+                };
+                let text = || String::from_utf8_lossy(line).into_owned();
+                let bad = |what| ProtocolError::MalformedLine(what);
+                let value = match t {
+                    b'+' => Value::Simple(text()),
+                    b'-' => Value::Error(text()),
+                    b':' => Value::Integer(parse_i64(line).ok_or(bad("integer"))?),
+                    b'_' if line.is_empty() => Value::Nil,
+                    b'_' => return Err(bad("null")),
+                    b'#' => match line {
+                        b"t" => Value::Boolean(true),
+                        b"f" => Value::Boolean(false),
+                        _ => return Err(bad("boolean")),
+                    },
+                    b',' => Value::Double(parse_double(line).ok_or(bad("double"))?),
+                    _ => Value::BigNumber(text()),
+                };
+                Ok(Some((value, end)))
+            }
+            b'$' | b'!' | b'=' => self.blob(t, pos),
+            b'*' | b'%' | b'~' | b'>' => {
+                let Some((len, next)) = header(self.buf, pos + 1, "aggregate length")? else {
+                    return Ok(None);
+                };
+                let count = match len {
+                    Len::Stream if matches!(t, b'*' | b'%' | b'~') => None,
+                    Len::Count(-1) if t == b'*' => return Ok(Some((Value::Nil, next))),
+                    Len::Count(n @ 0..) => Some(n),
+                    _ => return Err(ProtocolError::MalformedLine("aggregate length")),
+                };
+                let per_entry = if t == b'%' { 2 } else { 1 };
+                let Some((items, end)) = self.elements(next, depth, count, per_entry)? else {
+                    return Ok(None);
+                };
+                let value = match t {
+                    b'*' => Value::Array(items),
+                    b'~' => Value::Set(items),
+                    b'>' => Value::Push(items),
+                    _ => {
+                        if items.len() % 2 != 0 {
+                            return Err(ProtocolError::MalformedLine("map"));
+                        }
+                        let mut pairs = Vec::with_capacity(items.len() / 2);
+                        let mut it = items.into_iter();
+                        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                            pairs.push((k, v));
+                        }
+                        Value::Map(pairs)
+                    }
+                };
+                Ok(Some((value, end)))
+            }
+            _ => Err(ProtocolError::InvalidType(t)),
+        }
+    }
+
+    /// The content of the line starting with the type byte at `pos`, and the offset past it.
+    fn line(&self, pos: usize) -> Result<Option<(&[u8], usize)>, ProtocolError> {
+        let rest = &self.buf[pos + 1..];
+        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            return Ok(None);
+        };
+        if nl == 0 || rest[nl - 1] != b'\r' {
+            return Err(ProtocolError::MalformedLine("simple"));
+        }
+        Ok(Some((&rest[..nl - 1], pos + 1 + nl + 1)))
+    }
+
+    /// `$`, `!` and `=` values, including streamed strings.
+    fn blob(&self, t: u8, pos: usize) -> Step {
+        let bad = || ProtocolError::MalformedLine("blob length");
+        let Some((len, next)) = header(self.buf, pos + 1, "blob length")? else {
+            return Ok(None);
+        };
+        let n = match len {
+            Len::Count(-1) if t == b'$' => return Ok(Some((Value::Nil, next))),
+            Len::Stream if t == b'$' => return self.streamed_blob(next),
+            Len::Count(n @ 0..) => n,
+            _ => return Err(bad()),
+        };
+        let Some((data, end)) = self.payload(next, n)? else {
+            return Ok(None);
+        };
+        let value = match (t, data) {
+            (b'$', _) => Value::Bulk(Bytes::copy_from_slice(data)),
+            (b'!', _) => Value::Error(String::from_utf8_lossy(data).into_owned()),
+            (_, [a, b, c, b':', text @ ..]) => Value::Verbatim {
+                format: String::from_utf8_lossy(&[*a, *b, *c]).into_owned(),
+                text: Bytes::copy_from_slice(text),
+            },
+            _ => return Err(ProtocolError::MalformedLine("verbatim")),
+        };
+        Ok(Some((value, end)))
+    }
+
+    /// The `;<len>` chunks of a `$?` string, up to the final `;0`.
+    fn streamed_blob(&self, mut pos: usize) -> Step {
+        let mut data = Vec::new();
+        loop {
+            match self.buf.get(pos) {
+                None => return Ok(None),
+                Some(b';') => {}
+                Some(_) => return Err(ProtocolError::MalformedLine("chunk")),
+            }
+            let Some((len, next)) = header(self.buf, pos + 1, "chunk length")? else {
+                return Ok(None);
+            };
+            match len {
+                Len::Count(0) => return Ok(Some((Value::Bulk(data.into()), next))),
+                Len::Count(n @ 1..) => {
+                    let Some((chunk, end)) = self.payload(next, n)? else {
+                        return Ok(None);
+                    };
+                    data.extend_from_slice(chunk);
+                    pos = end;
+                }
+                _ => return Err(ProtocolError::MalformedLine("chunk length")),
+            }
+        }
+    }
+
+    /// `n` payload bytes at `start` followed by CRLF.
+    fn payload(&self, start: usize, n: i64) -> Result<Option<(&[u8], usize)>, ProtocolError> {
+        let end = usize::try_from(n)
+            .ok()
+            .and_then(|n| start.checked_add(n))
+            .filter(|end| end.checked_add(2).is_some())
+            .ok_or(ProtocolError::MalformedLine("blob length"))?;
+        if self.buf.len().saturating_sub(2) < end {
+            return Ok(None);
+        }
+        if &self.buf[end..end + 2] != b"\r\n" {
+            return Err(ProtocolError::MissingCrlf);
+        }
+        Ok(Some((&self.buf[start..end], end + 2)))
+    }
+
+    /// `count × per_entry` values at `pos` (or, for `None`, values up to `.\r\n`) inside a new
+    /// aggregate opened at `depth`.
+    fn elements(
+        &mut self,
+        mut pos: usize,
+        depth: usize,
+        count: Option<i64>,
+        per_entry: u64,
+    ) -> Result<Option<(Vec<Value>, usize)>, ProtocolError> {
+        let total = count.map(|n| n.unsigned_abs().saturating_mul(per_entry));
+        if total == Some(0) {
+            return Ok(Some((Vec::new(), pos)));
+        }
+        if depth >= self.max_depth {
+            return Err(ProtocolError::TooDeep(self.max_depth));
+        }
+        let mut items = Vec::new();
+        loop {
+            if let Some(total) = total {
+                if items.len() as u64 == total {
+                    break;
+                }
+            } else {
+                match self.buf.get(pos) {
+                    None => return Ok(None),
+                    Some(b'.') => match self.buf.get(pos + 1..pos + 3) {
+                        None => return Ok(None),
+                        Some(b"\r\n") => {
+                            pos += 3;
+                            break;
+                        }
+                        Some(_) => return Err(ProtocolError::MalformedLine("end")),
+                    },
+                    Some(_) => {}
+                }
+            }
+            let Some((item, end)) = self.value(pos, depth + 1)? else {
+                return Ok(None);
+            };
+            items.push(item);
+            pos = end;
+        }
+        Ok(Some((items, pos)))
+    }
+}
+
+/// Parses a RESP3 double: decimal or exponent notation, `inf`, `-inf`, `nan`.
+fn parse_double(line: &[u8]) -> Option<f64> {
+    std::str::from_utf8(line).ok()?.parse().ok()
+}
+
+impl Value {
+    /// The bytes of a bulk string, simple string or verbatim text.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bulk(b) => Some(b),
+            Value::Simple(s) => Some(s.as_bytes()),
+            Value::Verbatim { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+
+    /// [`Value::as_bytes`] when it is valid UTF-8.
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(self.as_bytes()?).ok()
+    }
+
+    /// An integer, or a bulk/simple string holding one (Redis' strict integer syntax).
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Integer(i) => Some(*i),
+            Value::Bulk(_) | Value::Simple(_) => string2ll(self.as_bytes()?),
+            _ => None,
+        }
+    }
+
+    /// The elements of an array, set or push.
+    pub fn as_array(&self) -> Option<&[Value]> {
+        match self {
+            Value::Array(v) | Value::Set(v) | Value::Push(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Writes the value in RESP3 (`proto` 3) or downgraded to RESP2 (any other `proto`): maps
+    /// become flat arrays, sets and pushes arrays, doubles and big numbers bulk strings,
+    /// booleans integers 1/0, verbatim strings a bulk of their text, `Nil` `$-1`.
+    pub fn encode(&self, out: &mut BytesMut, proto: u8) {
+        let resp3 = proto >= 3;
+        match self {
+            Value::Simple(s) => encode::simple(out, s),
+            Value::Error(s) => encode::error(out, s),
+            Value::Integer(i) => encode::integer(out, *i),
+            Value::Bulk(b) => encode::bulk(out, b),
+            Value::Nil => encode::null(out, proto),
+            Value::Array(items) => {
+                encode::array_header(out, items.len());
+                items.iter().for_each(|v| v.encode(out, proto));
+            }
+            Value::Set(items) => {
+                encode::set_header(out, items.len(), proto);
+                items.iter().for_each(|v| v.encode(out, proto));
+            }
+            Value::Push(items) => {
+                encode::push_header(out, items.len(), proto);
+                items.iter().for_each(|v| v.encode(out, proto));
+            }
+            Value::Map(pairs) => {
+                encode::map_header(out, pairs.len(), proto);
+                for (k, v) in pairs {
+                    k.encode(out, proto);
+                    v.encode(out, proto);
+                }
+            }
+            Value::Double(d) => encode::double(out, *d, proto),
+            Value::Boolean(b) => encode::boolean(out, *b, proto),
+            Value::BigNumber(n) if resp3 => {
+                out.extend_from_slice(b"(");
+                out.extend_from_slice(n.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            Value::BigNumber(n) => encode::bulk(out, n.as_bytes()),
+            Value::Verbatim { format, text } => encode::verbatim(out, format, text, proto),
+        }
+    }
+}

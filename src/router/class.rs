@@ -1,0 +1,193 @@
+//! How meridian treats each command, by name: forwarded by key, split by slot, answered
+//! locally, sent to any master, or refused with a reason. One table, no scattered branches.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// How a multi-key command is split and merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// MGET: one key per argument, array reply gathered back in key order.
+    Mget,
+    /// MSET: key/value pairs, `+OK` from every part.
+    Mset,
+    /// DEL, UNLINK, EXISTS, TOUCH: one key per argument, integers summed.
+    Count,
+}
+
+/// Commands meridian answers itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Local {
+    Ping,
+    Echo,
+    Quit,
+    Reset,
+    Select,
+    Hello,
+    Auth,
+    Client,
+    Info,
+    Command,
+    ReadMode,
+}
+
+/// The treatment of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Routed by its keys, which must share one slot (the default for commands with keys).
+    Keyed,
+    /// Split by slot, sent together, merged.
+    Split(Split),
+    /// MSETNX: passes through within one slot, refused across slots (it cannot be atomic).
+    MsetNx,
+    /// Answered by meridian.
+    Local(Local),
+    /// Keyless and node-independent: any master answers as the cluster would.
+    AnyMaster,
+    /// Scripts and functions: by their keys; keyless ones by the slot of the first argument.
+    Script,
+    /// Refused: makes no sense through a gateway.
+    Unsupported(&'static str),
+    /// Needs a dedicated connection or a fan-out that this version does not do yet.
+    NotYet(&'static str),
+}
+
+const GATEWAY: &str = "it acts on one node, not on the cluster a gateway presents";
+
+fn table() -> &'static HashMap<&'static str, Class> {
+    static TABLE: OnceLock<HashMap<&'static str, Class>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        use Class::*;
+        let mut t = HashMap::new();
+        let mut put = |names: &[&'static str], class: Class| {
+            for n in names {
+                t.insert(*n, class);
+            }
+        };
+        put(&["mget"], Split(self::Split::Mget));
+        put(&["mset"], Split(self::Split::Mset));
+        put(
+            &["del", "unlink", "exists", "touch"],
+            Split(self::Split::Count),
+        );
+        put(&["msetnx"], MsetNx);
+        put(&["ping"], Local(self::Local::Ping));
+        put(&["echo"], Local(self::Local::Echo));
+        put(&["quit"], Local(self::Local::Quit));
+        put(&["reset"], Local(self::Local::Reset));
+        put(&["select"], Local(self::Local::Select));
+        put(&["hello"], Local(self::Local::Hello));
+        put(&["auth"], Local(self::Local::Auth));
+        put(&["client"], Local(self::Local::Client));
+        put(&["info"], Local(self::Local::Info));
+        put(&["command"], Local(self::Local::Command));
+        put(&["readonly", "readwrite"], Local(self::Local::ReadMode));
+        put(&["publish", "time", "lolwut"], AnyMaster);
+        put(
+            &[
+                "eval",
+                "evalsha",
+                "eval_ro",
+                "evalsha_ro",
+                "fcall",
+                "fcall_ro",
+            ],
+            Script,
+        );
+        put(
+            &[
+                "cluster",
+                "monitor",
+                "sync",
+                "psync",
+                "replicaof",
+                "slaveof",
+                "debug",
+                "shutdown",
+                "migrate",
+                "failover",
+                "config",
+                "save",
+                "bgsave",
+                "bgrewriteaof",
+                "acl",
+                "module",
+                "swapdb",
+                "move",
+                "latency",
+                "slowlog",
+                "replconf",
+                "restore-asking",
+                "asking",
+            ],
+            Unsupported(GATEWAY),
+        );
+        put(
+            &["multi", "exec", "discard", "watch", "unwatch"],
+            NotYet("transactions"),
+        );
+        put(
+            &[
+                "subscribe",
+                "unsubscribe",
+                "psubscribe",
+                "punsubscribe",
+                "ssubscribe",
+                "sunsubscribe",
+                "spublish",
+                "pubsub",
+            ],
+            NotYet("pub/sub"),
+        );
+        put(
+            &[
+                "blpop",
+                "brpop",
+                "blmove",
+                "brpoplpush",
+                "blmpop",
+                "bzpopmin",
+                "bzpopmax",
+                "bzmpop",
+                "wait",
+                "waitaof",
+            ],
+            NotYet("blocking commands"),
+        );
+        put(
+            &[
+                "flushall",
+                "flushdb",
+                "dbsize",
+                "keys",
+                "scan",
+                "randomkey",
+                "script",
+                "function",
+                "lastsave",
+            ],
+            NotYet("commands that fan out to every master"),
+        );
+        t
+    })
+}
+
+/// The class of the command named `name` (lowercase, top-level name). Commands that are not
+/// listed are `Keyed`; the caller refuses keyless ones.
+pub fn of(name: &str) -> Class {
+    table().get(name).copied().unwrap_or(Class::Keyed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_lookups() {
+        assert_eq!(of("get"), Class::Keyed);
+        assert_eq!(of("mget"), Class::Split(Split::Mget));
+        assert_eq!(of("ping"), Class::Local(Local::Ping));
+        assert!(matches!(of("monitor"), Class::Unsupported(_)));
+        assert!(matches!(of("blpop"), Class::NotYet(_)));
+    }
+}

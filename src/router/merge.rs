@@ -1,0 +1,250 @@
+//! Reassembling split requests: the parts of a multi-key command (one per slot) or of a
+//! fan-out come back in any order and are combined into the one reply a single Redis would give.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::resp::encode;
+use crate::resp::reply::aggregate_elements;
+use crate::session::queue::{ReplyQueue, Seq};
+
+/// How parts combine.
+#[derive(Debug, Clone)]
+pub enum MergeKind {
+    /// MGET: element `i` of the result is element `pos[i].1` of part `pos[i].0`.
+    Gather { positions: Vec<(u32, u32)> },
+    /// MSET and friends: `+OK` when every part said so.
+    AllOk,
+    /// DEL, UNLINK, EXISTS, TOUCH: the sum of the parts' integers.
+    SumInts,
+    /// INFO: local sections, then the masters' keyspace lines summed.
+    InfoKeyspace { head: String, proto: u8 },
+}
+
+/// An in-progress split request.
+pub struct Merge {
+    queue: Rc<ReplyQueue>,
+    seq: Seq,
+    kind: MergeKind,
+    parts: RefCell<Vec<Option<Bytes>>>,
+    remaining: Cell<usize>,
+}
+
+/// Nesting accepted when looking inside a part's reply.
+const MAX_DEPTH: usize = 128;
+
+impl Merge {
+    pub fn new(queue: Rc<ReplyQueue>, seq: Seq, kind: MergeKind, parts: usize) -> Rc<Merge> {
+        Rc::new(Merge {
+            queue,
+            seq,
+            kind,
+            parts: RefCell::new(vec![None; parts]),
+            remaining: Cell::new(parts),
+        })
+    }
+
+    /// Records part `part`'s reply; the last one completes the client's reply.
+    pub fn part_done(&self, part: usize, reply: Bytes) {
+        {
+            let mut parts = self.parts.borrow_mut();
+            match parts.get_mut(part) {
+                Some(slot @ None) => *slot = Some(reply),
+                _ => return,
+            }
+        }
+        let left = self.remaining.get() - 1;
+        self.remaining.set(left);
+        if left == 0 {
+            let parts: Vec<Bytes> = self.parts.borrow_mut().drain(..).flatten().collect();
+            let merged = combine(&self.kind, &parts);
+            self.queue.fill(self.seq, merged);
+        }
+    }
+}
+
+/// Combines complete part replies. The first error among the parts wins: a failed part is
+/// never turned into a nil or a zero.
+pub fn combine(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
+    if let Some(err) = parts
+        .iter()
+        .find(|p| p.first() == Some(&b'-') || p.first() == Some(&b'!'))
+    {
+        return err.clone();
+    }
+    match kind {
+        MergeKind::Gather { positions } => gather(positions, parts),
+        MergeKind::AllOk => Bytes::from_static(b"+OK\r\n"),
+        MergeKind::SumInts => {
+            let mut sum: i64 = 0;
+            for p in parts {
+                match parse_int_reply(p) {
+                    Some(n) => sum = sum.saturating_add(n),
+                    None => return protocol_mismatch(),
+                }
+            }
+            let mut out = BytesMut::with_capacity(24);
+            encode::integer(&mut out, sum);
+            out.freeze()
+        }
+        MergeKind::InfoKeyspace { head, proto } => info_keyspace(head, *proto, parts),
+    }
+}
+
+fn protocol_mismatch() -> Bytes {
+    Bytes::from_static(b"-ERR meridian: unexpected reply from a backend while merging\r\n")
+}
+
+fn parse_int_reply(p: &[u8]) -> Option<i64> {
+    let body = p.strip_prefix(b":")?.strip_suffix(b"\r\n")?;
+    std::str::from_utf8(body).ok()?.parse().ok()
+}
+
+fn gather(positions: &[(u32, u32)], parts: &[Bytes]) -> Bytes {
+    let mut elements = Vec::with_capacity(parts.len());
+    for p in parts {
+        match aggregate_elements(p, MAX_DEPTH) {
+            Ok(Some(ranges)) => elements.push(ranges),
+            _ => return protocol_mismatch(),
+        }
+    }
+    let mut out = BytesMut::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + 16);
+    encode::array_header(&mut out, positions.len());
+    for &(part, idx) in positions {
+        let Some(range) = elements
+            .get(part as usize)
+            .and_then(|e| e.get(idx as usize))
+        else {
+            return protocol_mismatch();
+        };
+        out.extend_from_slice(&parts[part as usize][range.clone()]);
+    }
+    out.freeze()
+}
+
+/// Sums `dbN:keys=..,expires=..,avg_ttl=..` lines of every master's `INFO keyspace`.
+fn info_keyspace(head: &str, proto: u8, parts: &[Bytes]) -> Bytes {
+    let mut dbs: std::collections::BTreeMap<u32, (u64, u64, u64)> = Default::default();
+    for p in parts {
+        let text = String::from_utf8_lossy(bulk_payload(p));
+        for line in text.lines() {
+            let Some((db, fields)) = line.split_once(':') else {
+                continue;
+            };
+            let Some(n) = db.strip_prefix("db").and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let entry = dbs.entry(n).or_default();
+            for kv in fields.split(',') {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, "0"));
+                let v: u64 = v.trim().parse().unwrap_or(0);
+                match k {
+                    "keys" => entry.0 += v,
+                    "expires" => entry.1 += v,
+                    "avg_ttl" => entry.2 = entry.2.max(v),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut text = String::from(head);
+    text.push_str("# Keyspace\r\n");
+    for (db, (keys, expires, ttl)) in dbs {
+        text.push_str(&format!(
+            "db{db}:keys={keys},expires={expires},avg_ttl={ttl}\r\n"
+        ));
+    }
+    let mut out = BytesMut::with_capacity(text.len() + 16);
+    encode::verbatim(&mut out, "txt", text.as_bytes(), proto);
+    out.freeze()
+}
+
+/// The payload of a bulk or verbatim string reply (empty for anything else).
+fn bulk_payload(p: &[u8]) -> &[u8] {
+    let Some(nl) = p.iter().position(|&b| b == b'\n') else {
+        return &[];
+    };
+    let body = p[nl + 1..].strip_suffix(b"\r\n").unwrap_or(&[]);
+    match p.first() {
+        Some(b'$') => body,
+        Some(b'=') => body.get(4..).unwrap_or(&[]),
+        _ => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn gather_puts_elements_back_in_key_order() {
+        let parts = vec![b("*2\r\n$1\r\na\r\n$-1\r\n"), b("*1\r\n$1\r\nc\r\n")];
+        let positions = vec![(0, 0), (1, 0), (0, 1)];
+        let out = combine(&MergeKind::Gather { positions }, &parts);
+        assert_eq!(&out[..], b"*3\r\n$1\r\na\r\n$1\r\nc\r\n$-1\r\n");
+    }
+
+    #[test]
+    fn an_error_part_is_the_reply() {
+        let parts = vec![b(":1\r\n"), b("-MOVED 1 x:1\r\n")];
+        assert_eq!(
+            &combine(&MergeKind::SumInts, &parts)[..],
+            b"-MOVED 1 x:1\r\n"
+        );
+        let parts = vec![b("*1\r\n$1\r\na\r\n"), b("-ERR boom\r\n")];
+        let out = combine(
+            &MergeKind::Gather {
+                positions: vec![(0, 0), (1, 0)],
+            },
+            &parts,
+        );
+        assert_eq!(&out[..], b"-ERR boom\r\n");
+    }
+
+    #[test]
+    fn sums_and_oks() {
+        let parts = vec![b(":2\r\n"), b(":3\r\n")];
+        assert_eq!(&combine(&MergeKind::SumInts, &parts)[..], b":5\r\n");
+        let parts = vec![b("+OK\r\n"), b("+OK\r\n")];
+        assert_eq!(&combine(&MergeKind::AllOk, &parts)[..], b"+OK\r\n");
+        let parts = vec![b("$1\r\nx\r\n")];
+        assert!(combine(&MergeKind::SumInts, &parts).starts_with(b"-ERR meridian"));
+    }
+
+    #[test]
+    fn keyspace_lines_are_summed() {
+        let parts = vec![
+            b("$48\r\n# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=10\r\n\r\n"),
+            b("$48\r\n# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=20\r\n\r\n"),
+        ];
+        let out = combine(
+            &MergeKind::InfoKeyspace {
+                head: String::new(),
+                proto: 2,
+            },
+            &parts,
+        );
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("db0:keys=5,expires=1,avg_ttl=20"), "{text}");
+    }
+
+    #[test]
+    fn merge_fills_the_client_slot_when_the_last_part_arrives() {
+        let q = Rc::new(ReplyQueue::new());
+        let seq = q.reserve();
+        let m = Merge::new(q.clone(), seq, MergeKind::SumInts, 2);
+        m.part_done(1, b(":1\r\n"));
+        m.part_done(1, b(":9\r\n"));
+        let mut out = BytesMut::new();
+        assert_eq!(q.drain_ready(&mut out), 0);
+        m.part_done(0, b(":4\r\n"));
+        assert_eq!(q.drain_ready(&mut out), 1);
+        assert_eq!(&out[..], b":5\r\n");
+    }
+}

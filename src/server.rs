@@ -1,0 +1,190 @@
+//! Starting and stopping the gateway: worker threads with their listeners, the refresher, and
+//! graceful shutdown on SIGTERM/SIGINT.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpSocket};
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::session;
+use crate::shared::Shared;
+use crate::topology::refresh;
+use crate::worker::Worker;
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long startup waits for a first cluster map before serving anyway.
+const FIRST_MAP_WAIT: Duration = Duration::from_secs(5);
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("invalid listen address '{0}'")]
+    BadListen(String),
+    #[error("cannot listen on {addr}: {err}")]
+    Bind { addr: String, err: std::io::Error },
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("worker {0} failed to start")]
+    Worker(usize),
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Runs the gateway until a shutdown signal; returns once clients are done (or the grace
+/// period ran out).
+pub fn run(config: Config) -> Result<(), ServerError> {
+    let listen: SocketAddr = config
+        .listen
+        .parse()
+        .map_err(|_| ServerError::BadListen(config.listen.clone()))?;
+    let workers = config.effective_workers();
+    let shared = Shared::new(config);
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ServerError::Runtime)?;
+
+    // First map before accepting clients, so the first requests do not fail needlessly.
+    control.block_on(async {
+        let deadline = Instant::now() + FIRST_MAP_WAIT;
+        loop {
+            match refresh::refresh_once(&shared).await {
+                Ok(_) => break,
+                Err(e) if Instant::now() >= deadline => {
+                    warn!(error = %e, "no cluster map yet; serving anyway and retrying");
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    });
+
+    let mut bound = listen;
+    let mut handles = Vec::new();
+    for id in 0..workers {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let shared = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("meridian-w{id}"))
+            .spawn(move || worker_thread(id, shared, bound, tx))
+            .map_err(ServerError::Runtime)?;
+        match rx.recv() {
+            Ok(Ok(addr)) => bound = addr,
+            Ok(Err(err)) => {
+                return Err(ServerError::Bind {
+                    addr: bound.to_string(),
+                    err,
+                });
+            }
+            Err(_) => return Err(ServerError::Worker(id)),
+        }
+        handles.push(handle);
+    }
+    println!("meridian: listening on {bound}");
+    info!(addr = %bound, workers, "meridian listening");
+
+    control.block_on(async {
+        let refresher = tokio::spawn(refresh::run(shared.clone()));
+        wait_for_signal().await;
+        info!("shutdown requested: no new clients, finishing in-flight requests");
+        shared.shutdown();
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while shared.client_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if shared.client_count() > 0 {
+            warn!(
+                clients = shared.client_count(),
+                "grace period over, closing remaining clients"
+            );
+        }
+        refresher.abort();
+    });
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn worker_thread(
+    id: usize,
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    ready: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let listener = match bind(addr) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let local_addr = listener.local_addr().unwrap_or(addr);
+        let _ = ready.send(Ok(local_addr));
+        let worker = Worker::new(id, shared.clone());
+        accept_loop(worker, listener).await;
+        // Let sessions finish their in-flight requests; the main thread bounds the wait.
+        while shared.client_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+async fn accept_loop(worker: Rc<Worker>, listener: TcpListener) {
+    let mut shutdown = worker.shared.shutdown_signal();
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    worker.stats.accepts.add(1);
+                    tokio::task::spawn_local(session::run(worker.clone(), stream, peer));
+                }
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}

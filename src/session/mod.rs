@@ -1,0 +1,183 @@
+//! A client session: reads requests, dispatches them, and writes replies back in request
+//! order. A client that stops reading its replies stops being read (bounded memory).
+
+pub mod queue;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use crate::resp::request::{Limits, ParseOutcome, RequestParser};
+use crate::resp::{ReqArgs, encode};
+use crate::router::{self, Request};
+use crate::snapshot::Cached;
+use crate::worker::Worker;
+
+use queue::{ReplyQueue, Seq};
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What meridian knows about one connected client.
+pub struct ClientState {
+    pub id: u64,
+    /// RESP version chosen with HELLO (2 until then).
+    pub proto: u8,
+    pub name: Option<Bytes>,
+    pub lib_name: Option<Bytes>,
+    pub lib_ver: Option<Bytes>,
+    pub peer: SocketAddr,
+    pub created: Instant,
+    pub queue: Rc<ReplyQueue>,
+    /// Close once every pending reply is written (QUIT, protocol error, shutdown).
+    pub quit: bool,
+    /// Scratch space for key positions, reused across requests.
+    pub key_buf: Vec<usize>,
+}
+
+impl ClientState {
+    pub fn new(id: u64, peer: SocketAddr) -> ClientState {
+        ClientState {
+            id,
+            proto: 2,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            peer,
+            created: Instant::now(),
+            queue: Rc::new(ReplyQueue::new()),
+            quit: false,
+            key_buf: Vec::new(),
+        }
+    }
+
+    /// Answers request `seq` with an error (`msg` without the leading `-`).
+    pub fn reply_error(&self, seq: Seq, msg: &str) {
+        let mut out = BytesMut::with_capacity(msg.len() + 3);
+        encode::error(&mut out, msg);
+        self.queue.fill(seq, out.freeze());
+    }
+
+    /// Answers request `seq` with ready-made RESP bytes.
+    pub fn reply(&self, seq: Seq, bytes: Bytes) {
+        self.queue.fill(seq, bytes);
+    }
+}
+
+/// Serves one client until it leaves, breaks the protocol, idles out, or the gateway stops.
+pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+    let shared = worker.shared.clone();
+    let stats = worker.stats.clone();
+    let (mut rd, mut wr) = stream.into_split();
+    if !shared.admit_client() {
+        let _ = wr
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
+        return;
+    }
+    stats.client_connections.add(1);
+    let config = shared.config.clone();
+    let limits = Limits {
+        max_bulk: config.limits.max_bulk,
+        max_args: config.limits.max_args,
+        ..Limits::default()
+    };
+    let max_pipeline = config.limits.max_pipeline.max(1);
+    let out_limit = config.client.output_buffer_limit.max(1);
+    let idle = config.client.timeout;
+    let mut client = ClientState::new(shared.next_client_id(), peer);
+    let queue = client.queue.clone();
+    let mut commands = Cached::new(&shared.commands);
+    let mut parser = RequestParser::new();
+    let mut spans = Vec::new();
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut shutdown = shared.shutdown_signal();
+    let mut last_active = Instant::now();
+    let idle_timer = tokio::time::sleep(if idle.is_zero() {
+        Duration::from_secs(86400)
+    } else {
+        idle
+    });
+    tokio::pin!(idle_timer);
+
+    let end = loop {
+        let drained = queue.drain_ready(&mut wbuf);
+        stats.responses.add(drained as u64);
+        if !wbuf.is_empty() {
+            stats.send_client_bytes.add(wbuf.len() as u64);
+            if let Err(e) = wr.write_all(&wbuf).await {
+                break format!("write failed: {e}");
+            }
+            wbuf.clear();
+            if wbuf.capacity() > 4 * READ_CHUNK {
+                wbuf = BytesMut::with_capacity(READ_CHUNK);
+            }
+        }
+        if client.quit && queue.in_flight() == 0 {
+            break "closed by meridian".to_string();
+        }
+        let can_read =
+            !client.quit && queue.in_flight() < max_pipeline && queue.held_bytes() < out_limit;
+        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+            rbuf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            biased;
+            _ = queue.wait_ready() => {}
+            r = rd.read_buf(&mut rbuf), if can_read => {
+                match r {
+                    Ok(0) => break "client closed".to_string(),
+                    Err(e) => break format!("read failed: {e}"),
+                    Ok(n) => {
+                        stats.recv_client_bytes.add(n as u64);
+                        last_active = Instant::now();
+                    }
+                }
+                let table = commands.get(&shared.commands).clone();
+                loop {
+                    if rbuf.is_empty() || client.quit {
+                        break;
+                    }
+                    match parser.parse(&rbuf, &limits, &mut spans) {
+                        Ok(ParseOutcome::Incomplete) => break,
+                        Ok(ParseOutcome::Complete { len, inline }) => {
+                            let frame = rbuf.split_to(len).freeze();
+                            if !spans.is_empty() {
+                                let req = Request { frame: &frame, args: ReqArgs::new(&frame, &spans), inline };
+                                router::dispatch(&worker, &table, &mut client, &req);
+                            }
+                            spans.clear();
+                        }
+                        Err(e) => {
+                            stats.protocol_errors.add(1);
+                            let seq = queue.reserve();
+                            client.reply_error(seq, &format!("ERR Protocol error: {e}"));
+                            client.quit = true;
+                            rbuf.clear();
+                        }
+                    }
+                }
+            }
+            _ = &mut idle_timer, if !idle.is_zero() => {
+                if queue.in_flight() == 0 && last_active.elapsed() >= idle {
+                    break "idle timeout".to_string();
+                }
+                idle_timer.as_mut().reset((last_active + idle).max(Instant::now() + Duration::from_millis(10)).into());
+            }
+            r = shutdown.changed(), if !client.quit => {
+                if r.is_err() || *shutdown.borrow() {
+                    client.quit = true;
+                }
+            }
+        }
+    };
+    debug!(client = client.id, %peer, reason = %end, "client session ended");
+    queue.close();
+    stats.client_connections.sub(1);
+    shared.release_client();
+}

@@ -1,0 +1,139 @@
+//! The per-client reply queue: one slot per request in arrival order, filled in any order by
+//! backends, drained in order by the session. This is what keeps a client's replies in request
+//! order while its requests run on many nodes at once.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::notify::LocalNotify;
+
+/// Sequence number of a request within its client.
+pub type Seq = u64;
+
+/// Replies of one client, in request order.
+#[derive(Default)]
+pub struct ReplyQueue {
+    inner: RefCell<Inner>,
+    ready: LocalNotify,
+    closed: Cell<bool>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Sequence number of `slots[0]`.
+    base: Seq,
+    slots: VecDeque<Option<Bytes>>,
+    /// Bytes of filled replies not yet written.
+    ready_bytes: usize,
+}
+
+impl ReplyQueue {
+    pub fn new() -> ReplyQueue {
+        ReplyQueue::default()
+    }
+
+    /// Reserves the slot for the next request and returns its sequence number.
+    pub fn reserve(&self) -> Seq {
+        let mut inner = self.inner.borrow_mut();
+        inner.slots.push_back(None);
+        inner.base + inner.slots.len() as Seq - 1
+    }
+
+    /// Stores the reply of request `seq` and wakes the session when it can be written.
+    pub fn fill(&self, seq: Seq, reply: Bytes) {
+        if self.closed.get() {
+            return;
+        }
+        let mut inner = self.inner.borrow_mut();
+        let Some(idx) = seq.checked_sub(inner.base) else {
+            return;
+        };
+        let len = reply.len();
+        if let Some(slot) = inner.slots.get_mut(idx as usize) {
+            *slot = Some(reply);
+            inner.ready_bytes += len;
+            if idx == 0 {
+                self.ready.notify();
+            }
+        }
+    }
+
+    /// Stores a reply made by meridian itself (an error or a local command's answer).
+    pub fn fill_local(&self, seq: Seq, reply: &[u8]) {
+        self.fill(seq, Bytes::copy_from_slice(reply));
+    }
+
+    /// Appends every reply at the head of the queue that is ready to `out`; returns how many.
+    pub fn drain_ready(&self, out: &mut BytesMut) -> usize {
+        let mut inner = self.inner.borrow_mut();
+        let mut n = 0;
+        while let Some(Some(_)) = inner.slots.front() {
+            if let Some(Some(reply)) = inner.slots.pop_front() {
+                inner.ready_bytes -= reply.len();
+                out.extend_from_slice(&reply);
+            }
+            inner.base += 1;
+            n += 1;
+        }
+        n
+    }
+
+    /// Requests whose replies were not written yet.
+    pub fn in_flight(&self) -> usize {
+        self.inner.borrow().slots.len()
+    }
+
+    /// Bytes of replies held (filled but not yet written).
+    pub fn held_bytes(&self) -> usize {
+        self.inner.borrow().ready_bytes
+    }
+
+    /// Resolves when the head of the queue may have become ready.
+    pub async fn wait_ready(&self) {
+        self.ready.notified().await
+    }
+
+    /// The client is gone: later replies are dropped on arrival.
+    pub fn close(&self) {
+        self.closed.set(true);
+        let mut inner = self.inner.borrow_mut();
+        inner.slots.clear();
+        inner.ready_bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_leave_in_request_order() {
+        let q = ReplyQueue::new();
+        let a = q.reserve();
+        let b = q.reserve();
+        let c = q.reserve();
+        let mut out = BytesMut::new();
+        q.fill(c, Bytes::from_static(b"+c\r\n"));
+        q.fill(b, Bytes::from_static(b"+b\r\n"));
+        assert_eq!(q.drain_ready(&mut out), 0);
+        assert_eq!(q.held_bytes(), 8);
+        q.fill(a, Bytes::from_static(b"+a\r\n"));
+        assert_eq!(q.drain_ready(&mut out), 3);
+        assert_eq!(&out[..], b"+a\r\n+b\r\n+c\r\n");
+        assert_eq!(q.in_flight(), 0);
+        let d = q.reserve();
+        assert_eq!(d, 3);
+    }
+
+    #[test]
+    fn closed_queue_drops_late_replies() {
+        let q = ReplyQueue::new();
+        let a = q.reserve();
+        q.close();
+        q.fill(a, Bytes::from_static(b"+late\r\n"));
+        assert_eq!(q.held_bytes(), 0);
+        assert_eq!(q.in_flight(), 0);
+    }
+}

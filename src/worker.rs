@@ -1,0 +1,201 @@
+//! A worker: one thread, one single-threaded runtime, its own clients and its own backend
+//! connections. Nothing here is shared with other workers except through snapshots.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use tracing::debug;
+
+use crate::backend::Backend;
+use crate::backend::pending::Pending;
+use crate::policy::{self, Access};
+use crate::resp::reply::Redirect;
+use crate::shared::Shared;
+use crate::slot::Slot;
+use crate::snapshot::Cached;
+use crate::stats::WorkerStats;
+use crate::topology::{NodeId, Topology};
+
+/// Why a request has no backend to go to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error(
+        "CLUSTERDOWN meridian: no cluster node serves slot {0} (cluster map not loaded or slot unassigned)"
+    )]
+    NoNode(u16),
+}
+
+struct Routes {
+    topo: Cached<Topology>,
+    /// Topology version `by_node` was built for.
+    version: u64,
+    /// Backends of the current snapshot's nodes, per protocol (index 0: RESP2, 1: RESP3).
+    by_node: Vec<[Option<Rc<Backend>>; 2]>,
+    /// Every live backend by (address, protocol).
+    by_addr: HashMap<(Arc<str>, u8), Rc<Backend>>,
+}
+
+/// Per-thread state of a worker.
+pub struct Worker {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    pub stats: Arc<WorkerStats>,
+    routes: RefCell<Routes>,
+}
+
+fn proto_index(proto: u8) -> usize {
+    usize::from(proto == 3)
+}
+
+impl Worker {
+    pub fn new(id: usize, shared: Arc<Shared>) -> Rc<Worker> {
+        let stats = shared.stats.add_worker();
+        let topo = Cached::new(&shared.topology);
+        Rc::new(Worker {
+            id,
+            stats,
+            routes: RefCell::new(Routes {
+                topo,
+                version: 0,
+                by_node: Vec::new(),
+                by_addr: HashMap::new(),
+            }),
+            shared,
+        })
+    }
+
+    /// The backend that serves `slot` for this kind of access.
+    pub fn backend_for_slot(
+        self: &Rc<Self>,
+        slot: Slot,
+        access: Access,
+        proto: u8,
+    ) -> Result<Rc<Backend>, RouteError> {
+        let mut routes = self.routes.borrow_mut();
+        self.sync_routes(&mut routes);
+        let node = policy::select(routes.topo.stale(), slot, access)
+            .ok_or(RouteError::NoNode(slot.get()))?;
+        if let Some(be) = &routes.by_node[node as usize][proto_index(proto)] {
+            return Ok(be.clone());
+        }
+        let topo = routes.topo.stale().clone();
+        Ok(self.backend_for_node(&mut routes, &topo, node, proto))
+    }
+
+    /// The backend of a node of the current snapshot.
+    pub fn backend_for_node_id(self: &Rc<Self>, node: NodeId, proto: u8) -> Option<Rc<Backend>> {
+        let mut routes = self.routes.borrow_mut();
+        self.sync_routes(&mut routes);
+        let topo = routes.topo.stale().clone();
+        ((node as usize) < topo.nodes.len())
+            .then(|| self.backend_for_node(&mut routes, &topo, node, proto))
+    }
+
+    /// The current topology snapshot.
+    pub fn topology(&self) -> Arc<Topology> {
+        let mut routes = self.routes.borrow_mut();
+        self.sync_routes(&mut routes);
+        routes.topo.stale().clone()
+    }
+
+    fn backend_for_node(
+        &self,
+        routes: &mut Routes,
+        topo: &Topology,
+        node: NodeId,
+        proto: u8,
+    ) -> Rc<Backend> {
+        let pi = proto_index(proto);
+        if let Some(be) = &routes.by_node[node as usize][pi] {
+            return be.clone();
+        }
+        let addr = topo.node(node).addr.clone();
+        let be = self.backend_by_addr(routes, &addr, proto);
+        routes.by_node[node as usize][pi] = Some(be.clone());
+        be
+    }
+
+    fn backend_by_addr(&self, routes: &mut Routes, addr: &Arc<str>, proto: u8) -> Rc<Backend> {
+        routes
+            .by_addr
+            .entry((addr.clone(), proto))
+            .or_insert_with(|| Backend::new(addr.clone(), proto, self.stats.node(addr)))
+            .clone()
+    }
+
+    /// Follows a new snapshot: per-node table rebuilt, backends of departed nodes retired.
+    fn sync_routes(&self, routes: &mut Routes) {
+        let version = self.shared.topology.version();
+        if routes.version == version {
+            return;
+        }
+        let topo = routes.topo.get(&self.shared.topology).clone();
+        routes.version = version;
+        routes.by_node = vec![[None, None]; topo.nodes.len()];
+        let before = routes.by_addr.len();
+        routes.by_addr.retain(|(addr, _), be| {
+            let keep = topo.node_by_addr(addr).is_some();
+            if !keep {
+                be.retire();
+            }
+            keep
+        });
+        if routes.by_addr.len() != before {
+            debug!(
+                worker = self.id,
+                "retired backends of nodes that left the cluster"
+            );
+            self.stats.retain_nodes(|a| topo.node_by_addr(a).is_some());
+        }
+    }
+
+    /// Resends a redirected request: MOVED updates the map at once (and asks for a full
+    /// refresh), ASK sends `ASKING` first and leaves the map alone.
+    pub fn redirect(self: &Rc<Self>, redirect: Redirect<'_>, from: &str, proto: u8, p: Pending) {
+        self.stats.redirects.add(1);
+        let (slot, target, ask) = match redirect {
+            Redirect::Moved { slot, addr } => (slot, addr, false),
+            Redirect::Ask { slot, addr } => (slot, addr, true),
+        };
+        let addr: Arc<str> = if target.starts_with(':') {
+            // Newer servers may omit the host they do not know: same host as the sender.
+            let host = crate::dns::split_host_port(from)
+                .map(|(h, _)| h)
+                .unwrap_or("127.0.0.1");
+            Arc::from(format!("{host}{target}"))
+        } else {
+            Arc::from(target)
+        };
+        if !ask && let Some(slot) = Slot::new(slot) {
+            self.shared.topology.update(|t| {
+                let current = t.master_of(slot).map(|m| t.node(m).addr.clone());
+                (current.as_deref() != Some(&*addr)).then(|| t.with_moved(slot, &addr))
+            });
+            self.shared.request_refresh();
+        }
+        let be = {
+            let mut routes = self.routes.borrow_mut();
+            self.backend_by_addr(&mut routes, &addr, proto)
+        };
+        let Some(request) = p.request.clone() else {
+            return;
+        };
+        let next = Pending {
+            sink: p.sink,
+            request: Some(request.clone()),
+            redirects: p.redirects + 1,
+        };
+        if ask {
+            be.send_asking(self, &request, next);
+        } else {
+            be.send(self, &request, next);
+        }
+    }
+
+    /// Every backend this worker has, for INFO.
+    pub fn backends(&self) -> Vec<Rc<Backend>> {
+        self.routes.borrow().by_addr.values().cloned().collect()
+    }
+}
