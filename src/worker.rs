@@ -175,9 +175,12 @@ impl Worker {
             });
             self.shared.request_refresh();
         }
-        let be = {
-            let mut routes = self.routes.borrow_mut();
-            self.backend_by_addr(&mut routes, &addr, proto)
+        let be = match &p.pool {
+            Some(pool) => pool.get(self, &addr, proto),
+            None => {
+                let mut routes = self.routes.borrow_mut();
+                self.backend_by_addr(&mut routes, &addr, proto)
+            }
         };
         let Some(request) = p.request.clone() else {
             return;
@@ -186,6 +189,7 @@ impl Worker {
             sink: p.sink,
             request: Some(request.clone()),
             redirects: p.redirects + 1,
+            pool: p.pool,
         };
         if ask {
             be.send_asking(self, &request, next);

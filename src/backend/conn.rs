@@ -131,6 +131,10 @@ async fn serve(
                     }
                 };
                 let reply = rbuf.split_to(len).freeze();
+                if let Some(handler) = be.push_handler(&reply) {
+                    handler(reply);
+                    continue;
+                }
                 if is_push(&reply) {
                     continue;
                 }

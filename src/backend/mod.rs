@@ -2,6 +2,7 @@
 //! requests here; replies come back in FIFO order and are handed to their [`pending::Sink`].
 
 pub mod conn;
+pub mod dedicated;
 pub mod pending;
 
 use std::cell::RefCell;
@@ -34,6 +35,8 @@ struct State {
     link: Link,
     /// The node left the cluster: close once nothing is pending.
     retired: bool,
+    /// Close now, failing whatever is pending (a dedicated connection whose client left).
+    closed: bool,
 }
 
 /// A worker's connection to one node, speaking one protocol version.
@@ -44,6 +47,8 @@ pub struct Backend {
     pub stats: Arc<NodeStats>,
     state: RefCell<State>,
     wake: LocalNotify,
+    /// Pub/sub mode: where unsolicited frames go.
+    push: RefCell<Option<(Rc<dyn Fn(Bytes)>, bool)>>,
 }
 
 impl Backend {
@@ -57,8 +62,10 @@ impl Backend {
                 pending: VecDeque::new(),
                 link: Link::Down,
                 retired: false,
+                closed: false,
             }),
             wake: LocalNotify::new(),
+            push: RefCell::new(None),
         })
     }
 
@@ -96,6 +103,28 @@ impl Backend {
         self.wake.notify();
     }
 
+    /// Closes the connection now (its client left); pending requests are dropped.
+    pub fn close(&self) {
+        let mut st = self.state.borrow_mut();
+        if st.link != Link::Down {
+            st.closed = true;
+        }
+        drop(st);
+        self.wake.notify();
+    }
+
+    /// Installs a handler that receives every push frame (and, on a RESP2 connection, every
+    /// reply once `all_frames` is set): the pub/sub mode of a dedicated connection.
+    pub fn set_push_handler(&self, handler: Rc<dyn Fn(Bytes)>, all_frames: bool) {
+        *self.push.borrow_mut() = Some((handler, all_frames));
+    }
+
+    fn push_handler(&self, reply: &Bytes) -> Option<Rc<dyn Fn(Bytes)>> {
+        let push = self.push.borrow();
+        let (handler, all) = push.as_ref()?;
+        (*all || is_push(reply)).then(|| handler.clone())
+    }
+
     fn ensure_connecting(self: &Rc<Self>, worker: &Rc<Worker>) {
         let mut st = self.state.borrow_mut();
         if st.link != Link::Down {
@@ -103,6 +132,7 @@ impl Backend {
         }
         st.link = Link::Connecting;
         st.retired = false;
+        st.closed = false;
         let creds = worker.shared.credentials();
         let password = creds.password.as_deref().map(str::as_bytes);
         let user = creds.username.as_deref().unwrap_or("default").as_bytes();
@@ -166,7 +196,7 @@ impl Backend {
 
     fn should_close(&self) -> bool {
         let st = self.state.borrow();
-        st.retired && st.pending.is_empty() && st.out.is_empty()
+        st.closed || (st.retired && st.pending.is_empty() && st.out.is_empty())
     }
 }
 

@@ -5,6 +5,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
+use crate::backend::dedicated::DedicatedPool;
 use crate::router::merge::Merge;
 use crate::session::queue::{ReplyQueue, Seq};
 
@@ -49,15 +50,39 @@ pub struct Pending {
     pub request: Option<Bytes>,
     /// Redirections followed so far.
     pub redirects: u8,
+    /// Set for a client's own connections: a redirection opens another one of the client's
+    /// own instead of using the shared connection.
+    pub pool: Option<Rc<DedicatedPool>>,
 }
 
 impl Pending {
+    /// A request whose reply goes straight to a client, redirectable (`request` kept).
+    pub fn to_client(queue: Rc<ReplyQueue>, seq: Seq, request: Bytes) -> Pending {
+        Pending {
+            sink: Sink::Client { queue, seq },
+            request: Some(request),
+            redirects: 0,
+            pool: None,
+        }
+    }
+
+    /// A request whose reply is one part of a merge; not redirectable when `request` is None.
+    pub fn to_part(merge: Rc<Merge>, part: usize, request: Option<Bytes>) -> Pending {
+        Pending {
+            sink: Sink::Part { merge, part },
+            request,
+            redirects: 0,
+            pool: None,
+        }
+    }
+
     /// A handshake step whose error reply is fatal to the connection.
     pub fn handshake() -> Pending {
         Pending {
             sink: Sink::Internal { fatal: true },
             request: None,
             redirects: 0,
+            pool: None,
         }
     }
 
@@ -67,6 +92,7 @@ impl Pending {
             sink: Sink::Internal { fatal: false },
             request: None,
             redirects: 0,
+            pool: None,
         }
     }
 }

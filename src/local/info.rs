@@ -70,6 +70,7 @@ pub fn handle(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request
                     sink,
                     request: None,
                     redirects: 0,
+                    pool: None,
                 },
             ),
             None => sink.fail("ERR meridian: cluster map changed during INFO"),

@@ -46,6 +46,10 @@ pub enum Class {
     AnyMaster,
     /// Scripts and functions: by their keys; keyless ones by the slot of the first argument.
     Script,
+    /// Sent to several nodes and merged (see `fanout::rule`).
+    Fanout,
+    /// SCAN: one shard at a time behind a client cursor.
+    Scan,
     /// Refused: makes no sense through a gateway.
     Unsupported(&'static str),
     /// Needs a dedicated connection or a fan-out that this version does not do yet.
@@ -160,14 +164,14 @@ fn table() -> &'static HashMap<&'static str, Class> {
                 "flushdb",
                 "dbsize",
                 "keys",
-                "scan",
                 "randomkey",
                 "script",
                 "function",
                 "lastsave",
             ],
-            NotYet("commands that fan out to every master"),
+            Fanout,
         );
+        put(&["scan"], Scan);
         t
     })
 }

@@ -6,9 +6,13 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 
+use std::sync::Arc;
+
 use crate::resp::encode;
 use crate::resp::reply::aggregate_elements;
+use crate::router::scan::{self, ScanCursor};
 use crate::session::queue::{ReplyQueue, Seq};
+use crate::topology::Topology;
 
 /// How parts combine.
 #[derive(Debug, Clone)]
@@ -21,6 +25,21 @@ pub enum MergeKind {
     SumInts,
     /// INFO: local sections, then the masters' keyspace lines summed.
     InfoKeyspace { head: String, proto: u8 },
+    /// LASTSAVE: the smallest of the parts' integers.
+    MinInt,
+    /// KEYS: the parts' arrays concatenated.
+    Concat,
+    /// RANDOMKEY: the first part that is not nil.
+    FirstNonNil,
+    /// SCRIPT EXISTS: element-wise AND of the parts' 0/1 arrays.
+    AndInts,
+    /// SCRIPT LOAD, FUNCTION LOAD: every part must succeed; the first part's reply.
+    First,
+    /// SCAN on one shard: the reply with the shard's cursor replaced by a client cursor.
+    Scan {
+        current: ScanCursor,
+        topo: Arc<Topology>,
+    },
 }
 
 /// An in-progress split request.
@@ -90,7 +109,107 @@ pub fn combine(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
             out.freeze()
         }
         MergeKind::InfoKeyspace { head, proto } => info_keyspace(head, *proto, parts),
+        MergeKind::MinInt => {
+            let mut min: Option<i64> = None;
+            for p in parts {
+                match parse_int_reply(p) {
+                    Some(n) => min = Some(min.map_or(n, |m| m.min(n))),
+                    None => return protocol_mismatch(),
+                }
+            }
+            let mut out = BytesMut::with_capacity(24);
+            encode::integer(&mut out, min.unwrap_or(0));
+            out.freeze()
+        }
+        MergeKind::Concat => concat(parts),
+        MergeKind::FirstNonNil => parts
+            .iter()
+            .find(|p| !is_nil(p))
+            .or(parts.first())
+            .cloned()
+            .unwrap_or_else(protocol_mismatch),
+        MergeKind::AndInts => and_ints(parts),
+        MergeKind::First => parts.first().cloned().unwrap_or_else(protocol_mismatch),
+        MergeKind::Scan { current, topo } => scan_page(*current, topo, parts),
     }
+}
+
+fn is_nil(p: &[u8]) -> bool {
+    p == b"$-1\r\n" || p == b"_\r\n" || p == b"*-1\r\n"
+}
+
+fn elements_of(p: &Bytes) -> Option<Vec<std::ops::Range<usize>>> {
+    aggregate_elements(p, MAX_DEPTH).ok().flatten()
+}
+
+fn concat(parts: &[Bytes]) -> Bytes {
+    let mut all = Vec::new();
+    for p in parts {
+        match elements_of(p) {
+            Some(ranges) => all.extend(ranges.into_iter().map(|r| &p[r])),
+            None => return protocol_mismatch(),
+        }
+    }
+    let mut out = BytesMut::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + 16);
+    encode::array_header(&mut out, all.len());
+    for e in all {
+        out.extend_from_slice(e);
+    }
+    out.freeze()
+}
+
+fn and_ints(parts: &[Bytes]) -> Bytes {
+    let mut acc: Option<Vec<bool>> = None;
+    for p in parts {
+        let Some(ranges) = elements_of(p) else {
+            return protocol_mismatch();
+        };
+        let flags: Option<Vec<bool>> = ranges
+            .iter()
+            .map(|r| parse_int_reply(&p[r.clone()]).map(|n| n != 0))
+            .collect();
+        let Some(flags) = flags else {
+            return protocol_mismatch();
+        };
+        acc = Some(match acc {
+            None => flags,
+            Some(prev) if prev.len() == flags.len() => {
+                prev.iter().zip(&flags).map(|(a, b)| *a && *b).collect()
+            }
+            Some(_) => return protocol_mismatch(),
+        });
+    }
+    let flags = acc.unwrap_or_default();
+    let mut out = BytesMut::new();
+    encode::array_header(&mut out, flags.len());
+    for f in flags {
+        encode::integer(&mut out, i64::from(f));
+    }
+    out.freeze()
+}
+
+fn scan_page(current: ScanCursor, topo: &Topology, parts: &[Bytes]) -> Bytes {
+    let Some(p) = parts.first() else {
+        return protocol_mismatch();
+    };
+    let Some(ranges) = elements_of(p) else {
+        return protocol_mismatch();
+    };
+    let (Some(cursor), Some(keys)) = (ranges.first(), ranges.get(1)) else {
+        return protocol_mismatch();
+    };
+    let next: Option<u128> = std::str::from_utf8(bulk_payload(&p[cursor.clone()]))
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let Some(next) = next else {
+        return protocol_mismatch();
+    };
+    let client_cursor = scan::advance(current, next, topo);
+    let mut out = BytesMut::with_capacity(p.len() + 24);
+    encode::array_header(&mut out, 2);
+    encode::bulk(&mut out, client_cursor.as_bytes());
+    out.extend_from_slice(&p[keys.clone()]);
+    out.freeze()
 }
 
 fn protocol_mismatch() -> Bytes {
@@ -215,6 +334,61 @@ mod tests {
         assert_eq!(&combine(&MergeKind::AllOk, &parts)[..], b"+OK\r\n");
         let parts = vec![b("$1\r\nx\r\n")];
         assert!(combine(&MergeKind::SumInts, &parts).starts_with(b"-ERR meridian"));
+    }
+
+    #[test]
+    fn fanout_merges() {
+        let parts = vec![
+            b("*1\r\n$1\r\na\r\n"),
+            b("*0\r\n"),
+            b("*2\r\n$1\r\nb\r\n$1\r\nc\r\n"),
+        ];
+        assert_eq!(
+            &combine(&MergeKind::Concat, &parts)[..],
+            b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"
+        );
+        let parts = vec![b("$-1\r\n"), b("$1\r\nk\r\n")];
+        assert_eq!(
+            &combine(&MergeKind::FirstNonNil, &parts)[..],
+            b"$1\r\nk\r\n"
+        );
+        let parts = vec![b("$-1\r\n"), b("_\r\n")];
+        assert_eq!(&combine(&MergeKind::FirstNonNil, &parts)[..], b"$-1\r\n");
+        let parts = vec![b("*2\r\n:1\r\n:1\r\n"), b("*2\r\n:1\r\n:0\r\n")];
+        assert_eq!(
+            &combine(&MergeKind::AndInts, &parts)[..],
+            b"*2\r\n:1\r\n:0\r\n"
+        );
+    }
+
+    #[test]
+    fn scan_page_rewrites_the_cursor() {
+        use crate::slot::Slot;
+        use crate::topology::{NodeSpec, ShardSpec};
+        let topo = Arc::new(Topology::from_shards(vec![ShardSpec {
+            master: NodeSpec {
+                addr: "m:1".into(),
+                id: String::new(),
+            },
+            replicas: vec![],
+            slots: vec![(0, 16383)],
+        }]));
+        let current = ScanCursor {
+            slot: Slot::new(0).unwrap(),
+            backend: 0,
+        };
+        let parts = vec![b("*2\r\n$2\r\n17\r\n*1\r\n$1\r\nk\r\n")];
+        let out = combine(
+            &MergeKind::Scan {
+                current,
+                topo: topo.clone(),
+            },
+            &parts,
+        );
+        assert_eq!(&out[..], b"*2\r\n$6\r\n278528\r\n*1\r\n$1\r\nk\r\n");
+        let parts = vec![b("*2\r\n$1\r\n0\r\n*0\r\n")];
+        let out = combine(&MergeKind::Scan { current, topo }, &parts);
+        assert_eq!(&out[..], b"*2\r\n$1\r\n0\r\n*0\r\n");
     }
 
     #[test]

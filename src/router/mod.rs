@@ -2,7 +2,9 @@
 //! are split by slot here and merged in [`merge`].
 
 pub mod class;
+pub mod fanout;
 pub mod merge;
+pub mod scan;
 
 use std::ops::Range;
 use std::rc::Rc;
@@ -67,12 +69,8 @@ pub fn dispatch(
     let seq = client.queue.reserve();
     worker.stats.requests.add(1);
     let mut buf = [0u8; 32];
-    let class = req
-        .args
-        .get(0)
-        .and_then(|n| lower_name(n, &mut buf))
-        .map(class::of)
-        .unwrap_or(Class::Keyed);
+    let name = req.args.get(0).and_then(|n| lower_name(n, &mut buf));
+    let class = name.map(class::of).unwrap_or(Class::Keyed);
     if let Class::Local(cmd) = class {
         local::handle(cmd, worker, table, client, seq, req);
         return;
@@ -90,6 +88,14 @@ pub fn dispatch(
             let access = access_of(spec);
             send_to_slot(worker, client, seq, random_slot(), access, req.wire());
         }
+        Class::Fanout => match fanout::rule(name.unwrap_or_default(), req.args.get(1)) {
+            Some(rule) => fanout::fan_out(worker, client, seq, req, rule),
+            None => client.reply_error(
+                seq,
+                &format!("ERR '{}' is not supported through meridian", spec.name),
+            ),
+        },
+        Class::Scan => fanout::scan(worker, client, seq, req),
         Class::Unsupported(why) => client.reply_error(
             seq,
             &format!(
@@ -190,14 +196,7 @@ pub fn send_to_slot(
         Ok(be) => be.send(
             worker,
             &wire,
-            Pending {
-                sink: Sink::Client {
-                    queue: client.queue.clone(),
-                    seq,
-                },
-                request: Some(wire.clone()),
-                redirects: 0,
-            },
+            Pending::to_client(client.queue.clone(), seq, wire.clone()),
         ),
         Err(e) => client.reply_error(seq, &e.to_string()),
     }
@@ -331,6 +330,7 @@ fn split(
                     },
                     request: Some(wire.clone()),
                     redirects: 0,
+                    pool: None,
                 },
             ),
             Err(e) => Sink::Part {

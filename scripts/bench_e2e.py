@@ -1,0 +1,913 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark: redis-benchmark straight at a Redis Cluster vs. through meridian.
+
+Starts a throw-away Redis Cluster (3 masters, no replicas) from `redis-server` on free loopback
+ports, starts meridian in front of it, and runs `redis-benchmark` in turn against the cluster
+(`--cluster`, "direct", A) and through meridian (plain mode, B), A B A B ..., for these rows:
+
+  SET, GET            unpipelined, 50 clients, random keys (-r)
+  SET -P 16, GET -P 16 pipelined 16 deep
+  MGET of 10 keys     literal keys spread over >= 5 slots on all masters (meridian only:
+                      redis-benchmark --cluster cannot send a cross-slot MGET)
+
+For each row it reports the median over the rounds of rps, p50 and p99, the ratio
+meridian/direct, and meridian's CPU time per request (utime+stime from /proc/PID/stat around
+each meridian run), plus meridian's peak RSS. Everything it starts is stopped again and its
+temp dir removed, also on error, timeout or Ctrl-C.
+
+Python 3.11 standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import ctypes
+import datetime as dt
+import io
+import json
+import os
+import platform
+import random
+import resource
+import re
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_BINARY = REPO / "target" / "release" / "meridian"
+PORT_RANGE = (30000, 32000)  # bus port = port + 10000, so 40000-41999 must be free too
+MASTERS = 3
+SLOTS = 16384
+CSV_COLUMNS = ["test", "rps", "avg", "min", "p50", "p95", "p99", "max"]
+MGET_KEYS = 10
+MGET_MIN_SLOTS = 5
+
+# Targets from issue 2, item 11 (workers: 1, 2 cores, 50 clients).
+TARGET_RATIO = {"SET": 1.0, "GET": 1.0, "SET -P 16": 1.0, "GET -P 16": 1.1}
+TARGET_MGET_RPS = 60_000
+TARGET_CPU_US = {"SET": 9.0, "GET": 9.0, "SET -P 16": 1.1, "GET -P 16": 1.1}
+
+
+class BenchError(Exception):
+    """A step of the benchmark failed; the message says which and why."""
+
+
+class Interrupted(BaseException):
+    """Raised from the signal handler so that `finally` blocks tear everything down."""
+
+
+def log(msg: str) -> None:
+    """Progress goes to stderr so that stdout holds only the report."""
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small pure helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def crc16_xmodem(data: bytes) -> int:
+    """CRC16-CCITT (XMODEM), the checksum Redis Cluster hashes keys with."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc
+
+
+def key_slot(key: str) -> int:
+    """Cluster slot of a key, honouring the first non-empty `{hash tag}` like Redis does."""
+    raw = key.encode()
+    start = raw.find(b"{")
+    if start >= 0:
+        end = raw.find(b"}", start + 1)
+        if end > start + 1:
+            raw = raw[start + 1 : end]
+    return crc16_xmodem(raw) % SLOTS
+
+
+def parse_benchmark_csv(text: str) -> list[dict]:
+    """Rows of `redis-benchmark --csv` output as dicts (test: str, the rest: float)."""
+    lines = text.splitlines()
+    # Cluster mode may print other lines first; the table starts at the header.
+    for i, line in enumerate(lines):
+        if line.startswith('"test"'):
+            lines = lines[i + 1 :]
+            break
+    else:
+        return []
+    rows = []
+    for rec in csv.reader(io.StringIO("\n".join(lines))):
+        if len(rec) != len(CSV_COLUMNS):
+            continue
+        try:
+            row = {"test": rec[0], **{k: float(v) for k, v in zip(CSV_COLUMNS[1:], rec[1:])}}
+        except ValueError:
+            continue
+        rows.append(row)
+    return rows
+
+
+def median(values: list[float]) -> float | None:
+    """Median, or None when there is nothing to take it of."""
+    return statistics.median(values) if values else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """Child pre-exec hook: get SIGTERM if this script is killed hard (no orphaned servers)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def run(cmd: list[str], timeout: float, check: bool = True, cwd: Path | None = None):
+    """Run a command with a hard timeout; raise BenchError on timeout or (if check) failure."""
+    try:
+        res = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"timed out after {timeout:.0f}s: {' '.join(cmd)}") from exc
+    except OSError as exc:
+        raise BenchError(f"cannot run {cmd[0]}: {exc}") from exc
+    if check and res.returncode != 0:
+        raise BenchError(
+            f"exit {res.returncode}: {' '.join(cmd)}\n{res.stdout[-2000:]}{res.stderr[-2000:]}"
+        )
+    return res
+
+
+def stop_process(proc: subprocess.Popen | None, name: str, grace: float = 10.0) -> None:
+    """SIGTERM, wait `grace` seconds, then SIGKILL; never raises."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        log(f"{name} (pid {proc.pid}) ignored SIGTERM for {grace:.0f}s; killing it")
+        try:
+            proc.kill()
+            proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    except OSError:
+        pass
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """Last lines of a log file, for error messages."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def port_free(port: int) -> bool:
+    """True when the port can be bound on 127.0.0.1 right now (races are handled by retrying)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def redis_cli(port: int, *args: str, timeout: float = 10.0, check: bool = True) -> str:
+    """One `redis-cli` command against 127.0.0.1:port; returns its stdout."""
+    res = run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), *args], timeout, check)
+    return res.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# Cluster + meridian
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Env:
+    """Everything started by the benchmark, so that teardown can find it."""
+
+    tmp: Path
+    redis: list[tuple[int, subprocess.Popen]] = field(default_factory=list)
+    meridian: subprocess.Popen | None = None
+    meridian_port: int = 0
+    meridian_log: Path | None = None
+
+    def teardown(self) -> None:
+        """Stop meridian, then every redis-server, then remove the temp dir."""
+        stop_process(self.meridian, "meridian")
+        for port, proc in self.redis:
+            stop_process(proc, f"redis-server :{port}")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def start_redis(env: Env, rng: random.Random, deadline_s: float = 10.0) -> int:
+    """Start one cluster-enabled redis-server on a free port; retries on port races."""
+    for _ in range(30):
+        port = rng.randrange(*PORT_RANGE)
+        if any(p == port for p, _ in env.redis) or not (port_free(port) and port_free(port + 10000)):
+            continue
+        node_dir = env.tmp / f"redis-{port}"
+        node_dir.mkdir()
+        logfile = node_dir / "redis.log"
+        cmd = [
+            "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", "5000", "--dir", str(node_dir), "--logfile", str(logfile),
+            "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
+        ]  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, preexec_fn=_die_with_parent,
+        )  # fmt: skip
+        env.redis.append((port, proc))
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end and proc.poll() is None:
+            if redis_cli(port, "PING", timeout=3, check=False).strip() == "PONG":
+                return port
+            time.sleep(0.05)
+        # Lost a race for the port (or failed otherwise): forget this one and try another port.
+        stop_process(proc, f"redis-server :{port}", grace=3)
+        env.redis.remove((port, proc))
+        log(f"redis-server on {port} did not come up, retrying elsewhere: {tail(logfile, 3)}")
+    raise BenchError("could not start a redis-server on any free port in 30000-31999")
+
+
+def cluster_slot_owners(port: int) -> list[tuple[int, int, int]]:
+    """(first slot, last slot, master port) ranges, from this node's CLUSTER NODES view."""
+    out = redis_cli(port, "CLUSTER", "NODES", timeout=5, check=False)
+    ranges = []
+    for line in out.splitlines():
+        parts = line.split()
+        # <id> <ip:port@bus> <flags> <master> <ping> <pong> <epoch> <link> <slot> ...
+        if len(parts) < 8 or "master" not in parts[2].split(","):
+            continue
+        m = re.match(r"[^:]*:(\d+)@", parts[1])
+        if not m:
+            continue
+        for tok in parts[8:]:
+            if tok.startswith("["):  # importing/migrating marker, not ownership
+                continue
+            a, _, b = tok.partition("-")
+            if a.isdigit() and (not b or b.isdigit()):
+                ranges.append((int(a), int(b or a), int(m.group(1))))
+    return ranges
+
+
+def create_cluster(env: Env, rng: random.Random) -> list[int]:
+    """Start MASTERS nodes, join them with `redis-cli --cluster create`, wait until all agree."""
+    ports = [start_redis(env, rng) for _ in range(MASTERS)]
+    log(f"redis-server nodes on {ports}; creating the cluster")
+    run(
+        ["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+         "--cluster-replicas", "0", "--cluster-yes"],
+        timeout=60,
+    )  # fmt: skip
+    end = time.monotonic() + 60
+    while True:
+        ok = True
+        for p in ports:
+            info = redis_cli(p, "CLUSTER", "INFO", timeout=5, check=False)
+            covered = sum(b - a + 1 for a, b, _ in cluster_slot_owners(p))
+            if (
+                "cluster_state:ok" not in info
+                or f"cluster_known_nodes:{MASTERS}" not in info
+                or covered != SLOTS
+            ):
+                ok = False
+                break
+        if ok:
+            return ports
+        if time.monotonic() > end:
+            raise BenchError("cluster did not reach cluster_state:ok on all nodes within 60s")
+        time.sleep(0.2)
+
+
+def ensure_binary(binary: Path) -> None:
+    """Build meridian with cargo if the default binary is missing."""
+    if binary.exists():
+        return
+    if binary != DEFAULT_BINARY:
+        raise BenchError(f"meridian binary not found: {binary}")
+    log("target/release/meridian missing; running cargo build --release (up to 30 min)")
+    run(["cargo", "build", "--release"], timeout=1800, cwd=REPO)
+    if not binary.exists():
+        raise BenchError(f"cargo build succeeded but {binary} is still missing")
+
+
+def start_meridian(env: Env, binary: Path, seeds: list[int], workers: int) -> None:
+    """Start meridian on an ephemeral port and wait for its `listening on` line."""
+    cfg = env.tmp / "meridian.yaml"
+    cfg.write_text(
+        "listen: 127.0.0.1:0\n"
+        f"workers: {workers}\n"
+        "cluster:\n"
+        f"  seeds: [{', '.join(f'127.0.0.1:{p}' for p in seeds)}]\n"
+    )
+    env.meridian_log = env.tmp / "meridian.log"
+    with open(env.meridian_log, "wb") as errlog:
+        env.meridian = subprocess.Popen(
+            [str(binary), "serve", "-c", str(cfg)], stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=errlog, start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )  # fmt: skip
+    proc = env.meridian
+    assert proc.stdout is not None
+    buf = b""
+    end = time.monotonic() + 30
+    while b"\n" not in buf:
+        left = end - time.monotonic()
+        if left <= 0 or proc.poll() is not None:
+            raise BenchError(
+                f"meridian did not report `listening on` within 30s (exit={proc.poll()})\n"
+                f"{tail(env.meridian_log)}"
+            )
+        ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                continue
+            buf += chunk
+    line = buf.split(b"\n", 1)[0].decode(errors="replace")
+    m = re.fullmatch(r"meridian: listening on 127\.0\.0\.1:(\d+)", line.strip())
+    if not m:
+        raise BenchError(f"unexpected first stdout line from meridian: {line!r}")
+    env.meridian_port = int(m.group(1))
+
+    # Keep reading stdout so that meridian can never block on a full pipe.
+    def drain() -> None:
+        try:
+            while os.read(proc.stdout.fileno(), 65536):
+                pass
+        except OSError:
+            pass
+
+    threading.Thread(target=drain, name="meridian-stdout", daemon=True).start()
+
+
+def check_meridian_alive(env: Env) -> None:
+    """Fail loudly (with its log) when meridian has exited."""
+    if env.meridian is not None and env.meridian.poll() is not None:
+        raise BenchError(
+            f"meridian exited with {env.meridian.returncode}\n{tail(env.meridian_log)}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# /proc readings
+# ---------------------------------------------------------------------------------------------
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process (all threads), in clock ticks."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # comm may contain spaces; skip past it
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+
+
+def status_kb(pid: int, key: str) -> int | None:
+    """A `kB` value (VmRSS, VmHWM) from /proc/PID/status."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+class RssSampler:
+    """Samples VmRSS of a process every 200 ms in a daemon thread and keeps the maximum."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.max_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.2):
+            self.sample()
+
+    def sample(self) -> None:
+        """Take one reading now."""
+        kb = status_kb(self.pid, "VmRSS")
+        if kb is not None:
+            self.max_kb = max(self.max_kb, kb)
+
+    def start(self) -> None:
+        """Start sampling."""
+        self.sample()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop sampling (bounded wait)."""
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Benchmark rows
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One line of the result table."""
+
+    name: str
+    pipeline: int
+    test: str | None = None  # -t argument for the built-in tests
+    command: list[str] | None = None  # explicit command (MGET)
+    direct: bool = True  # False: cannot run against the cluster directly
+    requests: int = 0
+    direct_runs: list[dict] = field(default_factory=list)
+    meridian_runs: list[dict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def benchmark_cmd(args, row: Row, port: int, cluster: bool, requests: int) -> list[str]:
+    """The redis-benchmark command line of one run."""
+    cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port)]
+    if cluster:
+        cmd.append("--cluster")
+    cmd += ["-c", str(args.clients), "-n", str(requests), "-d", str(args.data_size), "--csv"]
+    if row.pipeline > 1:
+        cmd += ["-P", str(row.pipeline)]
+    if args.client_threads:
+        cmd += ["--threads", str(args.client_threads)]
+    if row.command:
+        cmd += row.command
+    else:
+        cmd += ["-r", str(args.keyspace), "-t", row.test]
+    return cmd
+
+
+def run_timeout(args, requests: int) -> float:
+    """Hard limit of one redis-benchmark run: generous, but a hung run cannot stall the bench."""
+    return args.run_timeout or 30 + requests / 4000
+
+
+def system_busy_ticks() -> int:
+    """Busy (non-idle, non-iowait) clock ticks of all CPUs, from /proc/stat."""
+    vals = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(vals) - vals[3] - vals[4]
+
+
+def wait_for_idle(max_wait: float, threshold: float = 0.2) -> float:
+    """Wait (up to max_wait s) until other processes use < threshold cores; returns the last load."""
+    end = time.monotonic() + max_wait
+    while True:
+        before, t0 = system_busy_ticks(), time.monotonic()
+        time.sleep(1.0)
+        load = (system_busy_ticks() - before) / CLK_TCK / (time.monotonic() - t0)
+        if load < threshold or time.monotonic() >= end:
+            return load
+        log(f"machine busy ({load:.2f} cores used by other processes); waiting")
+
+
+def keyspace_hit_ratio(ports: list[int]) -> float | None:
+    """keyspace_hits / (hits + misses) summed over the masters (GET and MGET hit real values?)."""
+    hits = misses = 0
+    for p in ports:
+        info = redis_cli(p, "INFO", "stats", timeout=5, check=False)
+        for name, val in re.findall(r"^keyspace_(hits|misses):(\d+)", info, flags=re.M):
+            if name == "hits":
+                hits += int(val)
+            else:
+                misses += int(val)
+    return hits / (hits + misses) if hits + misses else None
+
+
+def own_ticks(env: Env) -> int:
+    """CPU ticks of everything this benchmark runs: cluster, meridian, finished redis-benchmarks."""
+    total = 0
+    for pid in [p.pid for _, p in env.redis] + ([env.meridian.pid] if env.meridian else []):
+        try:
+            total += cpu_ticks(pid)
+        except (OSError, ValueError, IndexError):
+            pass
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return total + round((ru.ru_utime + ru.ru_stime) * CLK_TCK)
+
+
+def bench_once(args, env: Env, row: Row, direct: bool, seed_port: int, requests: int) -> dict:
+    """One redis-benchmark run; for meridian runs also the CPU it used per request."""
+    port = seed_port if direct else env.meridian_port
+    cmd = benchmark_cmd(args, row, port, direct, requests)
+    pid = env.meridian.pid if env.meridian else 0
+    redis_before = sum(cpu_ticks(p.pid) for _, p in env.redis)
+    sys_before, own_before = system_busy_ticks(), own_ticks(env)
+    before = cpu_ticks(pid)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    res = run(cmd, run_timeout(args, requests), check=False)
+    wall = time.monotonic() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after = cpu_ticks(pid)
+    sys_after, own_after = system_busy_ticks(), own_ticks(env)
+    redis_after = sum(cpu_ticks(p.pid) for _, p in env.redis)
+    parsed = parse_benchmark_csv(res.stdout)
+    if res.returncode != 0 or not parsed or parsed[-1]["rps"] <= 0:
+        raise BenchError(
+            f"redis-benchmark failed (exit {res.returncode}): {' '.join(cmd)}\n"
+            f"stdout: {res.stdout[-1000:]}\nstderr: {res.stderr[-1000:]}"
+        )
+    out = dict(parsed[-1])
+    out["requests"] = requests
+    out["wall_s"] = round(wall, 3)
+    ticks = after - before
+    out["meridian_cpu_ticks"] = ticks
+    # Direct runs record meridian's (idle) CPU too, as a check that it really is idle.
+    out["meridian_cpu_us_per_req"] = ticks * 1e6 / CLK_TCK / requests
+    client_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+    out["client_cpu_us_per_req"] = client_s * 1e6 / requests
+    out["client_cpu_cores"] = round(client_s / max(wall, 1e-3), 3)
+    out["cluster_cpu_us_per_req"] = (redis_after - redis_before) * 1e6 / CLK_TCK / requests
+    # CPU used by processes that are not part of the benchmark, in cores: noise indicator.
+    foreign = (sys_after - sys_before) - (own_after - own_before)
+    out["foreign_cpu_cores"] = round(max(foreign, 0) / CLK_TCK / max(wall, 1e-3), 3)
+    return out
+
+
+def run_row(args, env: Env, row: Row, seed_port: int) -> None:
+    """Rounds of A (direct) B (meridian) for one row; errors are recorded, not raised."""
+    for rnd in range(1, args.rounds + 1):
+        sides = [True, False] if row.direct else [False]
+        for direct in sides:
+            label = "direct  " if direct else "meridian"
+            try:
+                r = bench_once(args, env, row, direct, seed_port, row.requests)
+            except BenchError as exc:
+                row.errors.append(f"round {rnd} {label.strip()}: {exc}")
+                log(f"{row.name:<10} round {rnd} {label} FAILED: {str(exc).splitlines()[0]}")
+                check_meridian_alive(env)
+                continue
+            (row.direct_runs if direct else row.meridian_runs).append(r)
+            cpu = "" if direct else f"  cpu {r['meridian_cpu_us_per_req']:.2f} us/req"
+            log(
+                f"{row.name:<12} round {rnd} {label} {r['rps']:>11,.0f} rps  "
+                f"p50 {r['p50']:.3f}  p99 {r['p99']:.3f} ms{cpu}  "
+                f"(client {r['client_cpu_cores']:.2f}, other {r['foreign_cpu_cores']:.2f} cores)"
+            )
+        check_meridian_alive(env)
+
+
+def summarize(row: Row) -> dict:
+    """Medians over the rounds of one row."""
+
+    def med(runs: list[dict], key: str) -> float | None:
+        return median([r[key] for r in runs])
+
+    d_rps, m_rps = med(row.direct_runs, "rps"), med(row.meridian_runs, "rps")
+    return {
+        "test": row.name,
+        "requests_per_run": row.requests,
+        "direct_rps": d_rps,
+        "meridian_rps": m_rps,
+        "ratio": (m_rps / d_rps) if d_rps and m_rps else None,
+        "direct_p50_ms": med(row.direct_runs, "p50"),
+        "direct_p99_ms": med(row.direct_runs, "p99"),
+        "meridian_p50_ms": med(row.meridian_runs, "p50"),
+        "meridian_p99_ms": med(row.meridian_runs, "p99"),
+        "meridian_cpu_us_per_req": med(row.meridian_runs, "meridian_cpu_us_per_req"),
+        "direct_cluster_cpu_us_per_req": med(row.direct_runs, "cluster_cpu_us_per_req"),
+        "meridian_cluster_cpu_us_per_req": med(row.meridian_runs, "cluster_cpu_us_per_req"),
+        "direct_client_cpu_us_per_req": med(row.direct_runs, "client_cpu_us_per_req"),
+        "meridian_client_cpu_us_per_req": med(row.meridian_runs, "client_cpu_us_per_req"),
+        "rounds_ok": {"direct": len(row.direct_runs), "meridian": len(row.meridian_runs)},
+        "errors": row.errors,
+    }
+
+
+def pick_mget_keys(seed_port: int) -> list[tuple[str, int, int]]:
+    """MGET_KEYS literal key names spread round-robin over the masters, each in its own slot."""
+    owners = cluster_slot_owners(seed_port)
+
+    def owner(slot: int) -> int:
+        for a, b, p in owners:
+            if a <= slot <= b:
+                return p
+        raise BenchError(f"slot {slot} has no owner in CLUSTER SLOTS")
+
+    masters = sorted({p for _, _, p in owners})
+    chosen: list[tuple[str, int, int]] = []
+    used: set[int] = set()
+    i = 0
+    while len(chosen) < MGET_KEYS and i < 10_000:
+        want = masters[len(chosen) % len(masters)]
+        key = f"bench:mget:{i}"
+        slot = key_slot(key)
+        if slot not in used and owner(slot) == want:
+            chosen.append((key, slot, want))
+            used.add(slot)
+        i += 1
+    if len(chosen) < MGET_KEYS or len(used) < MGET_MIN_SLOTS:
+        raise BenchError("could not pick MGET keys over enough slots")
+    return chosen
+
+
+def populate(args, env: Env, seed_port: int, mget_keys: list[tuple[str, int, int]]) -> None:
+    """Fill the keyspaces so that GET and MGET hit existing values; check meridian reads them."""
+    value = "x" * args.data_size
+    for key, _, master in mget_keys:
+        redis_cli(master, "SET", key, value)
+    keys = [k for k, _, _ in mget_keys]
+    got = redis_cli(env.meridian_port, "MGET", *keys).splitlines()
+    if got != [value] * len(keys):
+        raise BenchError(f"meridian MGET sanity check failed: got {got!r}")
+    if redis_cli(env.meridian_port, "SET", "bench:probe", value).strip() != "OK" or (
+        redis_cli(env.meridian_port, "GET", "bench:probe").strip() != value
+    ):
+        raise BenchError("meridian SET/GET sanity check failed")
+
+    # Random-key runs: direct cluster mode uses `key:{tag}:N` per node, plain mode `key:N`,
+    # so each side fills its own keyspace (~5 writes per key: > 99% of keys present).
+    fill = Row("fill", 16, test="set")
+    for direct, n in ((True, 5 * MASTERS * args.keyspace), (False, 5 * args.keyspace)):
+        r = bench_once(args, env, fill, direct, seed_port, n)
+        log(f"filled keyspace {'direct' if direct else 'meridian'}: {n:,} SETs at {r['rps']:,.0f} rps")
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+
+def machine_info(binary: Path) -> dict:
+    """nproc, CPU model, kernel, redis and meridian versions, date."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    rv = run(["redis-server", "--version"], 10, check=False).stdout
+    m = re.search(r"v=(\S+)", rv)
+    mv = run([str(binary), "--version"], 10, check=False).stdout.strip()
+    commit = run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], 10, check=False)
+    bench_v = run(["redis-benchmark", "--version"], 10, check=False).stdout.strip()
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "redis_server": m.group(1) if m else rv.strip(),
+        "redis_benchmark": bench_v,
+        "meridian": mv,
+        "meridian_commit": commit.stdout.strip() if commit.returncode == 0 else None,
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def fmt_rps(v: float | None) -> str:
+    return f"{v:,.0f}" if v else "n/a"
+
+
+def fmt_lat(p50: float | None, p99: float | None) -> str:
+    return f"{p50:.3f} / {p99:.3f}" if p50 is not None and p99 is not None else "n/a"
+
+
+def targets(summary: list[dict]) -> list[str]:
+    """Issue 2 item 11 targets, each with a verdict."""
+    out = []
+    for s in summary:
+        name = s["test"]
+        if name in TARGET_RATIO and s["ratio"] is not None:
+            ok = s["ratio"] >= TARGET_RATIO[name]
+            out.append(f"{name}: ratio {s['ratio']:.2f} >= {TARGET_RATIO[name]:.1f}: {'met' if ok else 'MISSED'}")
+        if name in TARGET_CPU_US and s["meridian_cpu_us_per_req"] is not None:
+            cpu, lim = s["meridian_cpu_us_per_req"], TARGET_CPU_US[name]
+            out.append(f"{name}: CPU {cpu:.2f} <= {lim} us/req: {'met' if cpu <= lim else 'MISSED'}")
+        if name.startswith("MGET") and s["meridian_rps"] is not None:
+            ok = s["meridian_rps"] >= TARGET_MGET_RPS
+            out.append(f"{name}: {s['meridian_rps']:,.0f} >= {TARGET_MGET_RPS:,} rps: {'met' if ok else 'MISSED'}")
+    return out
+
+
+def report(args, info: dict, summary: list[dict], rss: dict, mget_keys, cmdline: str,
+           noise: dict) -> str:
+    """The Markdown report printed on stdout."""
+    lines = [
+        f"meridian end-to-end benchmark — {info['date']}",
+        "",
+        *(
+            [f"**Warning: other processes used {noise['median']:.2f} of {info['nproc']} cores "
+             "during the runs; the numbers are distorted (use --wait-idle on a quiet machine).**",
+             ""]
+            if noise["median"] > 0.25 else []
+        ),
+        f"- machine: {info['nproc']} CPUs, {info['cpu_model']}, Linux {info['kernel']}",
+        f"- redis-server {info['redis_server']}, 3 masters, no replicas; "
+        f"{info['meridian']} ({info['meridian_commit'] or 'no git'}), workers: {args.workers}",
+        f"- redis-benchmark -c {args.clients} -d {args.data_size}, -r {args.keyspace} for GET/SET; "
+        f"{args.rounds} rounds A(direct --cluster) B(meridian) alternated, medians shown",
+        f"- requests per run: {args.requests:,} unpipelined, {args.requests * 5:,} with -P 16",
+        (f"- redis-benchmark --threads {args.client_threads} on both sides"
+         if args.client_threads else
+         f"- redis-benchmark threads: {MASTERS} with --cluster (its default: one per master), "
+         "1 through meridian"),
+        f"- command: `{cmdline}`",
+        f"- load average before the run: {info['loadavg_before']}; CPU used by other processes "
+        f"during the runs: median {noise['median']:.2f}, max {noise['max']:.2f} cores",
+        f"- read hit ratio on the cluster (keyspace_hits / hits+misses): "
+        f"{info['hit_ratio'] * 100:.1f}%" if info.get("hit_ratio") is not None else "- hit ratio: n/a",
+        "",
+        "| test | direct rps | meridian rps | ratio | direct p50 / p99 ms "
+        "| meridian p50 / p99 ms | meridian CPU µs/req |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in summary:
+        ratio = f"{s['ratio']:.2f}" if s["ratio"] is not None else "n/a"
+        cpu = s["meridian_cpu_us_per_req"]
+        lines.append(
+            f"| {s['test']} | {fmt_rps(s['direct_rps'])} | {fmt_rps(s['meridian_rps'])} | {ratio} "
+            f"| {fmt_lat(s['direct_p50_ms'], s['direct_p99_ms'])} "
+            f"| {fmt_lat(s['meridian_p50_ms'], s['meridian_p99_ms'])} "
+            f"| {f'{cpu:.2f}' if cpu is not None else 'n/a'} |"
+        )
+    keys = ", ".join(f"{k} (slot {sl})" for k, sl, _ in mget_keys)
+    lines += [
+        "",
+        f"MGET: 10 keys over {len({sl for _, sl, _ in mget_keys})} slots on all {MASTERS} masters "
+        f"({keys}). Direct is n/a: `redis-benchmark --cluster` sends a command to one node and "
+        "cannot run a cross-slot MGET (CROSSSLOT); through meridian it is split by slot.",
+        "Caveat: threaded redis-benchmark (always with --cluster; both sides with --client-threads) stops idle threads on a 250 ms "
+        "timer, so its elapsed time is rounded up by 0-250 ms per run; this understates direct "
+        "rps by up to 250 ms / run time (see wall_s in --json).",
+        f"meridian RSS: max sampled VmRSS {rss['max_rss_kb'] / 1024:.1f} MiB, "
+        f"peak VmHWM {(rss['hwm_kb'] or 0) / 1024:.1f} MiB.",
+        "",
+        "Targets (issue 2, item 11):",
+        *[f"- {t}" for t in targets(summary)],
+    ]
+    errors = [f"- {s['test']}: {e.splitlines()[0]}" for s in summary for e in s["errors"]]
+    if errors:
+        lines += ["", "Failed runs:", *errors]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    def rounds(v: str) -> int:
+        n = int(v)
+        if n < 3:
+            raise argparse.ArgumentTypeError("at least 3 rounds (the median needs them)")
+        return n
+
+    def positive(v: str) -> int:
+        n = int(v)
+        if n < 1:
+            raise argparse.ArgumentTypeError("must be >= 1")
+        return n
+
+    p = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Example: scripts/bench_e2e.py --quick   |   scripts/bench_e2e.py --json bench.json",
+    )
+    p.add_argument("--binary", type=Path, default=DEFAULT_BINARY,
+                   help="meridian binary (default: target/release/meridian, built if missing)")
+    p.add_argument("--workers", type=positive, default=1, help="meridian workers (default 1)")
+    p.add_argument("--rounds", type=rounds, default=3, help="A/B rounds per row, >= 3 (default 3)")
+    p.add_argument("--requests", type=positive, default=None,
+                   help="requests per unpipelined run (default 200000; --quick: 20000); "
+                   "pipelined runs use 5x this")
+    p.add_argument("--clients", type=positive, default=50, help="redis-benchmark -c (default 50)")
+    p.add_argument("--data-size", type=positive, default=3, help="value size, bytes (default 3)")
+    p.add_argument("--keyspace", type=positive, default=100_000,
+                   help="redis-benchmark -r for GET/SET (default 100000)")
+    p.add_argument("--client-threads", type=int, default=0, metavar="N",
+                   help="pass --threads N to redis-benchmark on both sides (default 0: its own "
+                   "default, i.e. one thread per master with --cluster, one thread through meridian)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: same rows and >= 3 rounds, but 10x fewer requests")
+    p.add_argument("--run-timeout", type=float, default=None,
+                   help="hard limit per redis-benchmark run, s (default 30 + requests/4000)")
+    p.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
+                   help="before measuring, wait up to this long for other processes to use "
+                   "< 0.2 cores (default 0: do not wait)")
+    p.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
+    args = p.parse_args(argv)
+    if args.requests is None:
+        args.requests = 20_000 if args.quick else 200_000
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    for tool in ("redis-server", "redis-cli", "redis-benchmark"):
+        if shutil.which(tool) is None:
+            print(f"bench_e2e: {tool} not found in PATH (apt-get install redis-server redis-tools)",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+
+    def on_signal(signum, _frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
+    env = Env(tmp=Path(tempfile.mkdtemp(prefix="meridian-bench-")))
+    sampler: RssSampler | None = None
+    rng = random.Random()
+    cmdline = " ".join(["scripts/bench_e2e.py", *argv])
+    loadavg_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    try:
+        ensure_binary(args.binary)
+        ports = create_cluster(env, rng)
+        start_meridian(env, args.binary, ports, args.workers)
+        log(f"meridian pid {env.meridian.pid} listening on 127.0.0.1:{env.meridian_port}")
+        if args.wait_idle > 0:
+            load = wait_for_idle(args.wait_idle)
+            log(f"other processes use {load:.2f} cores; starting")
+        sampler = RssSampler(env.meridian.pid)
+        sampler.start()
+        seed = ports[0]
+        mget_keys = pick_mget_keys(seed)
+        populate(args, env, seed, mget_keys)
+
+        unp, pip = args.requests, args.requests * 5
+        rows = [
+            Row("SET", 1, test="set", requests=unp),
+            Row("GET", 1, test="get", requests=unp),
+            Row("SET -P 16", 16, test="set", requests=pip),
+            Row("GET -P 16", 16, test="get", requests=pip),
+            Row("MGET 10 keys", 1, command=["MGET", *[k for k, _, _ in mget_keys]],
+                direct=False, requests=unp),
+        ]  # fmt: skip
+        for row in rows:
+            run_row(args, env, row, seed)
+        sampler.stop()
+        sampler.sample()
+        summary = [summarize(r) for r in rows]
+        rss = {"max_rss_kb": sampler.max_kb, "hwm_kb": status_kb(env.meridian.pid, "VmHWM")}
+        info = machine_info(args.binary)
+        loads = [r["foreign_cpu_cores"] for row in rows for r in row.direct_runs + row.meridian_runs]
+        noise = {"median": median(loads) or 0.0, "max": max(loads, default=0.0)}
+        info["loadavg_before"] = loadavg_before
+        info["hit_ratio"] = keyspace_hit_ratio(ports)
+        print(report(args, info, summary, rss, mget_keys, cmdline, noise), flush=True)
+        if args.json:
+            raw = {
+                "machine": info,
+                "command": cmdline,
+                "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                "cluster_ports": ports,
+                "mget_keys": [{"key": k, "slot": s, "master_port": p} for k, s, p in mget_keys],
+                "meridian_rss": rss,
+                "foreign_cpu_cores": noise,
+                "clk_tck": CLK_TCK,
+                "summary": summary,
+                "runs": {r.name: {"direct": r.direct_runs, "meridian": r.meridian_runs} for r in rows},
+            }
+            args.json.write_text(json.dumps(raw, indent=2) + "\n")
+            log(f"raw numbers written to {args.json}")
+        failed = any(r.errors for r in rows)
+        return 1 if failed else 0
+    except BenchError as exc:
+        print(f"bench_e2e: {exc}", file=sys.stderr)
+        return 1
+    except Interrupted as exc:
+        print(f"bench_e2e: interrupted ({exc}); cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        # A second Ctrl-C must not cut the teardown short.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        if sampler is not None:
+            sampler.stop()
+        env.teardown()
+        log("cluster and meridian stopped, temp dir removed")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

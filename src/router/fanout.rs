@@ -1,0 +1,159 @@
+//! Commands that act on the whole keyspace: sent to every master (or every node, or one
+//! master) and combined as one Redis would answer. Which commands fan out, to whom, and how
+//! their replies combine is the table in [`rule`].
+
+use std::rc::Rc;
+
+use bytes::BytesMut;
+
+use crate::backend::pending::{Pending, Sink};
+use crate::policy::Access;
+use crate::resp::encode;
+use crate::session::ClientState;
+use crate::session::queue::Seq;
+use crate::topology::NodeId;
+use crate::worker::Worker;
+
+use super::Request;
+use super::merge::{Merge, MergeKind};
+use super::scan;
+
+/// Which nodes a fan-out reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Targets {
+    /// Every master (the whole keyspace once).
+    Masters,
+    /// Every node, replicas included (script cache, so EVALSHA survives a failover).
+    AllNodes,
+    /// Any one master (the answer is the same everywhere).
+    OneMaster,
+}
+
+/// How one fan-out command is carried out.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub targets: Targets,
+    pub merge: MergeKind,
+}
+
+/// The fan-out rule for `name` (lowercase) with its first argument `sub`, if it fans out.
+pub fn rule(name: &str, sub: Option<&[u8]>) -> Option<Rule> {
+    use MergeKind::*;
+    use Targets::*;
+    let sub = sub.map(|s| String::from_utf8_lossy(s).to_lowercase());
+    let (targets, merge) = match (name, sub.as_deref()) {
+        ("flushall" | "flushdb", _) => (Masters, AllOk),
+        ("dbsize", _) => (Masters, SumInts),
+        ("keys", _) => (Masters, Concat),
+        ("randomkey", _) => (Masters, FirstNonNil),
+        ("lastsave", _) => (Masters, MinInt),
+        ("script", Some("load")) => (AllNodes, First),
+        ("script", Some("flush")) => (AllNodes, AllOk),
+        ("script", Some("exists")) => (Masters, AndInts),
+        ("function", Some("load")) => (Masters, First),
+        ("function", Some("delete" | "flush" | "restore")) => (Masters, AllOk),
+        ("function", Some("list" | "dump" | "stats")) => (OneMaster, First),
+        _ => return None,
+    };
+    Some(Rule { targets, merge })
+}
+
+/// Sends `req` to the rule's targets and merges the replies into request `seq`.
+pub fn fan_out(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request, rule: Rule) {
+    let topo = worker.topology();
+    let mut nodes: Vec<NodeId> = match rule.targets {
+        Targets::Masters => topo.masters().collect(),
+        Targets::AllNodes => (0..topo.nodes.len() as NodeId).collect(),
+        Targets::OneMaster => topo.masters().take(1).collect(),
+    };
+    if nodes.is_empty() {
+        return client.reply_error(seq, "CLUSTERDOWN meridian: the cluster map is empty");
+    }
+    if matches!(rule.merge, MergeKind::FirstNonNil) {
+        // RANDOMKEY: start at a random master so every shard's keys can come up.
+        let start = rand::random_range(0..nodes.len());
+        nodes.rotate_left(start);
+    }
+    let wire = req.wire();
+    let merge = Merge::new(client.queue.clone(), seq, rule.merge, nodes.len());
+    for (part, node) in nodes.into_iter().enumerate() {
+        let sink = Sink::Part {
+            merge: merge.clone(),
+            part,
+        };
+        match worker.backend_for_node_id(node, client.proto) {
+            Some(be) => be.send(
+                worker,
+                &wire,
+                Pending {
+                    sink,
+                    request: None,
+                    redirects: 0,
+                    pool: None,
+                },
+            ),
+            None => sink.fail("ERR meridian: the cluster map changed, retry"),
+        }
+    }
+}
+
+/// SCAN: one page from the shard the client cursor names, with the cursor rewritten.
+pub fn scan(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request) {
+    let Some(raw) = req.args.get(1) else {
+        return client.reply_error(seq, "ERR wrong number of arguments for 'scan' command");
+    };
+    let cursor = match scan::decode(raw) {
+        Ok(c) => c,
+        Err(e) => return client.reply_error(seq, &e.to_string()),
+    };
+    let topo = worker.topology();
+    let current = scan::start(cursor, &topo);
+    let be = match worker.backend_for_slot(current.slot, Access::Read, client.proto) {
+        Ok(be) => be,
+        Err(e) => return client.reply_error(seq, &e.to_string()),
+    };
+    let mut out = BytesMut::with_capacity(req.frame.len() + 16);
+    encode::array_header(&mut out, req.args.len());
+    encode::bulk(&mut out, req.args.get(0).unwrap_or(b"SCAN"));
+    encode::bulk(&mut out, current.backend.to_string().as_bytes());
+    for a in req.args.iter().skip(2) {
+        encode::bulk(&mut out, a);
+    }
+    let wire = out.freeze();
+    let merge = Merge::new(
+        client.queue.clone(),
+        seq,
+        MergeKind::Scan { current, topo },
+        1,
+    );
+    be.send(
+        worker,
+        &wire,
+        Pending {
+            sink: Sink::Part { merge, part: 0 },
+            request: None,
+            redirects: 0,
+            pool: None,
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_covers_the_fanout_commands() {
+        assert_eq!(rule("dbsize", None).unwrap().targets, Targets::Masters);
+        assert_eq!(
+            rule("script", Some(b"LOAD")).unwrap().targets,
+            Targets::AllNodes
+        );
+        assert_eq!(
+            rule("function", Some(b"list")).unwrap().targets,
+            Targets::OneMaster
+        );
+        assert!(rule("script", Some(b"debug")).is_none());
+        assert!(rule("get", None).is_none());
+    }
+}
