@@ -175,12 +175,13 @@ def stop_process(proc: subprocess.Popen | None, name: str, grace: float = 10.0) 
         pass
 
 
-def tail(path: Path, lines: int = 20) -> str:
-    """Last lines of a log file, for error messages."""
+def tail(path: Path | None, lines: int = 20) -> str:
+    """Last lines of a log file (colour codes removed), for error messages."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        text = re.sub(r"\x1b\[[0-9;]*m", "", path.read_text(errors="replace")) if path else ""
     except OSError:
         return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
 
 
 def port_free(port: int) -> bool:
@@ -308,7 +309,7 @@ def ensure_binary(binary: Path) -> None:
     """Build meridian with cargo if the default binary is missing."""
     if binary.exists():
         return
-    if binary != DEFAULT_BINARY:
+    if binary.resolve() != DEFAULT_BINARY:
         raise BenchError(f"meridian binary not found: {binary}")
     log("target/release/meridian missing; running cargo build --release (up to 30 min)")
     run(["cargo", "build", "--release"], timeout=1800, cwd=REPO)
@@ -677,6 +678,9 @@ def machine_info(binary: Path) -> dict:
         "redis_server": m.group(1) if m else rv.strip(),
         "redis_benchmark": bench_v,
         "meridian": mv,
+        "binary": str(binary),
+        "binary_mtime": dt.datetime.fromtimestamp(binary.stat().st_mtime, dt.timezone.utc)
+        .strftime("%Y-%m-%d %H:%M UTC"),
         "meridian_commit": commit.stdout.strip() if commit.returncode == 0 else None,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
@@ -704,6 +708,10 @@ def targets(summary: list[dict]) -> list[str]:
         if name.startswith("MGET") and s["meridian_rps"] is not None:
             ok = s["meridian_rps"] >= TARGET_MGET_RPS
             out.append(f"{name}: {s['meridian_rps']:,.0f} >= {TARGET_MGET_RPS:,} rps: {'met' if ok else 'MISSED'}")
+            if s["meridian_cpu_us_per_req"] is not None:
+                cpu = s["meridian_cpu_us_per_req"]
+                out.append(f"{name}: CPU {cpu:.2f} us per MGET (no own target; the unpipelined "
+                           f"<= {TARGET_CPU_US['GET']} would be {'met' if cpu <= TARGET_CPU_US['GET'] else 'missed'})")
     return out
 
 
@@ -721,13 +729,14 @@ def report(args, info: dict, summary: list[dict], rss: dict, mget_keys, cmdline:
         ),
         f"- machine: {info['nproc']} CPUs, {info['cpu_model']}, Linux {info['kernel']}",
         f"- redis-server {info['redis_server']}, 3 masters, no replicas; "
-        f"{info['meridian']} ({info['meridian_commit'] or 'no git'}), workers: {args.workers}",
+        f"{info['meridian']} (binary built {info['binary_mtime']}, git HEAD "
+        f"{info['meridian_commit'] or 'n/a'}), workers: {args.workers}",
         f"- redis-benchmark -c {args.clients} -d {args.data_size}, -r {args.keyspace} for GET/SET; "
         f"{args.rounds} rounds A(direct --cluster) B(meridian) alternated, medians shown",
         f"- requests per run: {args.requests:,} unpipelined, {args.requests * 5:,} with -P 16",
         (f"- redis-benchmark --threads {args.client_threads} on both sides"
          if args.client_threads else
-         f"- redis-benchmark threads: {MASTERS} with --cluster (its default: one per master), "
+         f"- redis-benchmark threads: its defaults, {MASTERS} with --cluster (one per master), "
          "1 through meridian"),
         f"- command: `{cmdline}`",
         f"- load average before the run: {info['loadavg_before']}; CPU used by other processes "
@@ -754,9 +763,12 @@ def report(args, info: dict, summary: list[dict], rss: dict, mget_keys, cmdline:
         f"MGET: 10 keys over {len({sl for _, sl, _ in mget_keys})} slots on all {MASTERS} masters "
         f"({keys}). Direct is n/a: `redis-benchmark --cluster` sends a command to one node and "
         "cannot run a cross-slot MGET (CROSSSLOT); through meridian it is split by slot.",
-        "Caveat: threaded redis-benchmark (always with --cluster; both sides with --client-threads) stops idle threads on a 250 ms "
-        "timer, so its elapsed time is rounded up by 0-250 ms per run; this understates direct "
-        "rps by up to 250 ms / run time (see wall_s in --json).",
+        *(
+            ["Caveat: with more than one redis-benchmark thread (--cluster uses one per master "
+             "unless told otherwise), idle threads stop only on a 250 ms timer, so each such run "
+             "is rounded up to a multiple of 250 ms and its rps understated (see wall_s in --json)."]
+            if args.client_threads != 1 else []
+        ),
         f"meridian RSS: max sampled VmRSS {rss['max_rss_kb'] / 1024:.1f} MiB, "
         f"peak VmHWM {(rss['hwm_kb'] or 0) / 1024:.1f} MiB.",
         "",
@@ -783,6 +795,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             raise argparse.ArgumentTypeError("at least 3 rounds (the median needs them)")
         return n
 
+    def non_negative(v: str) -> int:
+        n = int(v)
+        if n < 0:
+            raise argparse.ArgumentTypeError("must be >= 0")
+        return n
+
     def positive(v: str) -> int:
         n = int(v)
         if n < 1:
@@ -805,9 +823,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--data-size", type=positive, default=3, help="value size, bytes (default 3)")
     p.add_argument("--keyspace", type=positive, default=100_000,
                    help="redis-benchmark -r for GET/SET (default 100000)")
-    p.add_argument("--client-threads", type=int, default=0, metavar="N",
-                   help="pass --threads N to redis-benchmark on both sides (default 0: its own "
-                   "default, i.e. one thread per master with --cluster, one thread through meridian)")
+    p.add_argument("--client-threads", type=non_negative, default=1, metavar="N",
+                   help="redis-benchmark --threads N on both sides (default 1: the same client "
+                   "on both sides, and exact timing; 0 = redis-benchmark's own default, which is "
+                   "one thread per master with --cluster, whose idle threads stop only on a "
+                   "250 ms timer and so round every direct run up to a multiple of 250 ms)")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: same rows and >= 3 rounds, but 10x fewer requests")
     p.add_argument("--run-timeout", type=float, default=None,
@@ -849,6 +869,7 @@ def main(argv: list[str]) -> int:
         if args.wait_idle > 0:
             load = wait_for_idle(args.wait_idle)
             log(f"other processes use {load:.2f} cores; starting")
+            check_meridian_alive(env)
         sampler = RssSampler(env.meridian.pid)
         sampler.start()
         seed = ports[0]
@@ -895,10 +916,17 @@ def main(argv: list[str]) -> int:
         return 1 if failed else 0
     except BenchError as exc:
         print(f"bench_e2e: {exc}", file=sys.stderr)
+        if env.meridian is not None:
+            state = env.meridian.poll()
+            print(f"bench_e2e: meridian {'is running' if state is None else f'exited with {state}'}"
+                  f"; last lines of its log:\n{tail(env.meridian_log, 30)}", file=sys.stderr)
         return 1
     except Interrupted as exc:
         print(f"bench_e2e: interrupted ({exc}); cleaning up", file=sys.stderr)
         return 130
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        print(f"bench_e2e: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     finally:
         # A second Ctrl-C must not cut the teardown short.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

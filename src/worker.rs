@@ -84,6 +84,15 @@ impl Worker {
         Ok(self.backend_for_node(&mut routes, &topo, node, proto))
     }
 
+    /// The address of the node that serves `slot` for this kind of access.
+    pub fn addr_for_slot(&self, slot: Slot, access: Access) -> Result<Arc<str>, RouteError> {
+        let mut routes = self.routes.borrow_mut();
+        self.sync_routes(&mut routes);
+        let topo = routes.topo.stale();
+        let node = policy::select(topo, slot, access).ok_or(RouteError::NoNode(slot.get()))?;
+        Ok(topo.node(node).addr.clone())
+    }
+
     /// The backend of a node of the current snapshot.
     pub fn backend_for_node_id(self: &Rc<Self>, node: NodeId, proto: u8) -> Option<Rc<Backend>> {
         let mut routes = self.routes.borrow_mut();
@@ -91,6 +100,13 @@ impl Worker {
         let topo = routes.topo.stale().clone();
         ((node as usize) < topo.nodes.len())
             .then(|| self.backend_for_node(&mut routes, &topo, node, proto))
+    }
+
+    /// The shared backend for an address (a node of the map or one a redirection named).
+    pub fn backend_for_addr(&self, addr: &Arc<str>, proto: u8) -> Rc<Backend> {
+        let mut routes = self.routes.borrow_mut();
+        self.sync_routes(&mut routes);
+        self.backend_by_addr(&mut routes, addr, proto)
     }
 
     /// The current topology snapshot.

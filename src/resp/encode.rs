@@ -277,3 +277,105 @@ impl DoubleText {
         let _ = write!(self, "{exp}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(f: impl FnOnce(&mut BytesMut)) -> Vec<u8> {
+        let mut b = BytesMut::new();
+        f(&mut b);
+        b.to_vec()
+    }
+
+    #[test]
+    fn scalars() {
+        assert_eq!(out(|o| array_header(o, 0)), b"*0\r\n");
+        assert_eq!(out(|o| array_header(o, 123)), b"*123\r\n");
+        assert_eq!(out(|o| bulk(o, b"foo")), b"$3\r\nfoo\r\n");
+        assert_eq!(out(|o| bulk(o, b"")), b"$0\r\n\r\n");
+        assert_eq!(out(|o| simple(o, "OK")), b"+OK\r\n");
+        assert_eq!(out(|o| simple(o, "a\r\nb")), b"+a  b\r\n");
+        assert_eq!(out(|o| error(o, "ERR bad\nthing")), b"-ERR bad thing\r\n");
+        assert_eq!(out(|o| integer(o, 0)), b":0\r\n");
+        assert_eq!(out(|o| integer(o, -7)), b":-7\r\n");
+        assert_eq!(out(|o| integer(o, i64::MAX)), b":9223372036854775807\r\n");
+        assert_eq!(out(|o| integer(o, i64::MIN)), b":-9223372036854775808\r\n");
+        assert_eq!(
+            out(|o| line_usize(o, b'$', usize::MAX)),
+            b"$18446744073709551615\r\n"
+        );
+    }
+
+    #[test]
+    fn proto_dependent_types() {
+        assert_eq!(out(|o| null(o, 2)), b"$-1\r\n");
+        assert_eq!(out(|o| null(o, 3)), b"_\r\n");
+        assert_eq!(out(|o| null_array(o, 2)), b"*-1\r\n");
+        assert_eq!(out(|o| null_array(o, 3)), b"_\r\n");
+        assert_eq!(out(|o| map_header(o, 2, 2)), b"*4\r\n");
+        assert_eq!(out(|o| map_header(o, 2, 3)), b"%2\r\n");
+        assert_eq!(out(|o| set_header(o, 2, 2)), b"*2\r\n");
+        assert_eq!(out(|o| set_header(o, 2, 3)), b"~2\r\n");
+        assert_eq!(out(|o| push_header(o, 3, 2)), b"*3\r\n");
+        assert_eq!(out(|o| push_header(o, 3, 3)), b">3\r\n");
+        assert_eq!(out(|o| boolean(o, true, 3)), b"#t\r\n");
+        assert_eq!(out(|o| boolean(o, false, 3)), b"#f\r\n");
+        assert_eq!(out(|o| boolean(o, true, 2)), b":1\r\n");
+        assert_eq!(out(|o| boolean(o, false, 2)), b":0\r\n");
+        assert_eq!(out(|o| verbatim(o, "txt", b"hi", 3)), b"=6\r\ntxt:hi\r\n");
+        assert_eq!(
+            out(|o| verbatim(o, "markdown", b"hi", 3)),
+            b"=6\r\ntxt:hi\r\n"
+        );
+        assert_eq!(out(|o| verbatim(o, "mkd", b"hi", 2)), b"$2\r\nhi\r\n");
+        assert_eq!(out(|o| double(o, 1.5, 3)), b",1.5\r\n");
+        assert_eq!(out(|o| double(o, 1.5, 2)), b"$3\r\n1.5\r\n");
+    }
+
+    fn text(d: f64) -> String {
+        let mut t = DoubleText::default();
+        t.format(d);
+        String::from_utf8(t.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn doubles_like_redis() {
+        let cases: &[(f64, &str)] = &[
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (f64::NAN, "nan"),
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (10.0, "10"),
+            (-3.0, "-3"),
+            (1e17, "100000000000000000"),
+            (1.5, "1.5"),
+            (-0.25, "-0.25"),
+            (0.1, "0.1"),
+            (0.0001, "0.0001"),
+            (1e-7, "1e-7"),
+            (1.25e-10, "1.25e-10"),
+            (123456.789, "123456.789"),
+            (std::f64::consts::PI, "3.141592653589793"),
+            (1e20, "1e+20"),
+            (1.5e20, "1.5e+20"),
+            (9.223372036854776e18, "9223372036854776000"),
+            (1e300, "1e+300"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (5e-324, "5e-324"),
+        ];
+        for &(d, want) in cases {
+            assert_eq!(text(d), want, "{d:e}");
+        }
+    }
+
+    #[test]
+    fn commands() {
+        assert_eq!(
+            out(|o| command(o, &[b"SET", b"k", b""])),
+            b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n"
+        );
+        assert_eq!(out(|o| command(o, &[])), b"*0\r\n");
+    }
+}

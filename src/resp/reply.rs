@@ -140,6 +140,7 @@ impl ReplyScanner {
                     match t {
                         b'+' | b'-' | b':' | b'_' | b'#' | b',' | b'(' => {
                             self.phase = Phase::Line { scan: self.pos + 1 };
+                            continue;
                         }
                         b'$' | b'!' | b'=' => {
                             let Some((len, next)) = header(buf, self.pos + 1, "blob length")?
@@ -158,11 +159,22 @@ impl ReplyScanner {
                                     }
                                 }
                                 Len::Count(n) if n >= 0 => {
+                                    let end = blob_end(next, n)?;
                                     self.pos = next;
-                                    self.phase = Phase::Payload {
-                                        end: blob_end(next, n)?,
-                                        chunk: false,
-                                    };
+                                    // Usually the payload is already here: finish it at once.
+                                    match buf.get(end..end + 2) {
+                                        Some(b"\r\n") => {
+                                            self.pos = end + 2;
+                                            if let Finished::Reply = self.finish_value() {
+                                                return Ok(Some(self.pos));
+                                            }
+                                        }
+                                        Some(_) => return Err(ProtocolError::MissingCrlf),
+                                        None => {
+                                            self.phase = Phase::Payload { end, chunk: false };
+                                            return Ok(None);
+                                        }
+                                    }
                                 }
                                 _ => return Err(ProtocolError::MalformedLine("blob length")),
                             }
@@ -320,7 +332,36 @@ pub(crate) enum Len {
 
 /// Reads a length header from `buf[start..]` up to `\r\n`: `?`, or an optional `-` and digits.
 /// Backends are trusted more than clients, so leading zeros pass. `what` names the line in errors.
+#[inline]
 pub(crate) fn header(
+    buf: &[u8],
+    start: usize,
+    what: &'static str,
+) -> Result<Option<(Len, usize)>, ProtocolError> {
+    // Fast path for the usual header: up to 18 digits (no overflow possible), then CRLF.
+    let digits = buf.get(start..).unwrap_or_default();
+    let mut value: u64 = 0;
+    let mut i = 0;
+    while i < 18 {
+        let Some(d) = digits
+            .get(i)
+            .map(|b| b.wrapping_sub(b'0'))
+            .filter(|&d| d <= 9)
+        else {
+            break;
+        };
+        value = value * 10 + u64::from(d);
+        i += 1;
+    }
+    if i > 0 && digits.get(i) == Some(&b'\r') && digits.get(i + 1) == Some(&b'\n') {
+        return Ok(Some((Len::Count(value as i64), start + i + 2)));
+    }
+    header_slow(buf, start, what)
+}
+
+/// The general case of [`header`]: signs, `?`, incomplete and malformed lines.
+#[cold]
+fn header_slow(
     buf: &[u8],
     start: usize,
     what: &'static str,
@@ -505,3 +546,6 @@ pub fn parse_redirect(reply: &[u8]) -> Option<Redirect<'_>> {
         Redirect::Moved { slot, addr }
     })
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

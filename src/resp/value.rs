@@ -28,9 +28,10 @@ pub enum Value {
 
 /// Decodes the reply at the start of `buf`: `Ok(None)` while incomplete, else the value and the
 /// number of bytes it took. Attributes are read and dropped; streamed strings and aggregates are
-/// gathered. Accepts exactly the framing of [`super::reply::scan_reply`] (same length, same
-/// depth rule) and is stricter about contents: integers, doubles, booleans, nulls and verbatim
-/// headers must be well formed. Text types are decoded as lossy UTF-8.
+/// gathered. Framing and depth rules are those of [`super::reply::scan_reply`], which accepts
+/// every reply this accepts, with the same length; this is stricter about contents: integers,
+/// doubles, booleans, nulls, verbatim headers and map sizes must be well formed. Text types are
+/// decoded as lossy UTF-8. Recursion is bounded by `max_depth`.
 pub fn decode(buf: &[u8], max_depth: usize) -> Result<Option<(Value, usize)>, ProtocolError> {
     Decoder { buf, max_depth }.value(0, 0)
 }
@@ -332,6 +333,206 @@ impl Value {
             }
             Value::BigNumber(n) => encode::bulk(out, n.as_bytes()),
             Value::Verbatim { format, text } => encode::verbatim(out, format, text, proto),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resp::reply::scan_reply;
+
+    fn dec(buf: &[u8]) -> Value {
+        let (v, n) = decode(buf, 128).unwrap().unwrap();
+        assert_eq!(n, buf.len(), "{buf:?}");
+        v
+    }
+
+    fn bulk(s: &str) -> Value {
+        Value::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    fn simple(s: &str) -> Value {
+        Value::Simple(s.into())
+    }
+
+    #[test]
+    fn every_type() {
+        assert_eq!(dec(b"+OK\r\n"), simple("OK"));
+        assert_eq!(dec(b"-ERR x\r\n"), Value::Error("ERR x".into()));
+        assert_eq!(dec(b":-5\r\n"), Value::Integer(-5));
+        assert_eq!(dec(b"$3\r\nfoo\r\n"), bulk("foo"));
+        assert_eq!(dec(b"$-1\r\n"), Value::Nil);
+        assert_eq!(dec(b"*-1\r\n"), Value::Nil);
+        assert_eq!(dec(b"_\r\n"), Value::Nil);
+        assert_eq!(dec(b"#t\r\n"), Value::Boolean(true));
+        assert_eq!(dec(b"#f\r\n"), Value::Boolean(false));
+        assert_eq!(dec(b",1.5\r\n"), Value::Double(1.5));
+        assert_eq!(dec(b",-inf\r\n"), Value::Double(f64::NEG_INFINITY));
+        assert!(matches!(dec(b",nan\r\n"), Value::Double(d) if d.is_nan()));
+        assert_eq!(
+            dec(b"(12345678901234567890\r\n"),
+            Value::BigNumber("12345678901234567890".into())
+        );
+        assert_eq!(
+            dec(b"!8\r\nERR a\r\nb\r\n"),
+            Value::Error("ERR a\r\nb".into())
+        );
+        assert_eq!(
+            dec(b"=8\r\nmkd:# hi\r\n"),
+            Value::Verbatim {
+                format: "mkd".into(),
+                text: Bytes::from_static(b"# hi")
+            }
+        );
+        assert_eq!(
+            dec(b"*3\r\n:1\r\n*1\r\n+a\r\n$-1\r\n"),
+            Value::Array(vec![
+                Value::Integer(1),
+                Value::Array(vec![simple("a")]),
+                Value::Nil
+            ])
+        );
+        assert_eq!(
+            dec(b"%2\r\n+a\r\n:1\r\n+b\r\n:2\r\n"),
+            Value::Map(vec![
+                (simple("a"), Value::Integer(1)),
+                (simple("b"), Value::Integer(2))
+            ])
+        );
+        assert_eq!(dec(b"~1\r\n+a\r\n"), Value::Set(vec![simple("a")]));
+        assert_eq!(
+            dec(b">2\r\n+a\r\n+b\r\n"),
+            Value::Push(vec![simple("a"), simple("b")])
+        );
+    }
+
+    #[test]
+    fn attributes_and_streams() {
+        assert_eq!(dec(b"|1\r\n+k\r\n+v\r\n:5\r\n"), Value::Integer(5));
+        assert_eq!(
+            dec(b"*2\r\n|1\r\n+k\r\n*1\r\n+v\r\n:1\r\n:2\r\n"),
+            Value::Array(vec![Value::Integer(1), Value::Integer(2)])
+        );
+        assert_eq!(dec(b"|0\r\n|0\r\n+x\r\n"), simple("x"));
+        assert_eq!(dec(b"$?\r\n;2\r\nab\r\n;1\r\nc\r\n;0\r\n"), bulk("abc"));
+        assert_eq!(
+            dec(b"*?\r\n:1\r\n.\r\n"),
+            Value::Array(vec![Value::Integer(1)])
+        );
+        assert_eq!(
+            dec(b"%?\r\n+a\r\n:1\r\n.\r\n"),
+            Value::Map(vec![(simple("a"), Value::Integer(1))])
+        );
+        assert_eq!(dec(b"~?\r\n.\r\n"), Value::Set(vec![]));
+    }
+
+    #[test]
+    fn errors_and_incomplete() {
+        use ProtocolError::*;
+        let cases: &[(&[u8], ProtocolError)] = &[
+            (b":x\r\n", MalformedLine("integer")),
+            (b"#x\r\n", MalformedLine("boolean")),
+            (b",abc\r\n", MalformedLine("double")),
+            (b"_x\r\n", MalformedLine("null")),
+            (b"=3\r\ntxt\r\n", MalformedLine("verbatim")),
+            (b"%?\r\n+a\r\n.\r\n", MalformedLine("map")),
+            (b"@\r\n", InvalidType(b'@')),
+            (b"$3\r\nfoox\r\n", MissingCrlf),
+            (b"*1\r\n*1\r\n:1\r\n", TooDeep(1)),
+        ];
+        for (buf, want) in cases {
+            assert_eq!(decode(buf, 1).as_ref().map(|_| ()), Err(want), "{buf:?}");
+        }
+        let full = b"*2\r\n$?\r\n;1\r\na\r\n;0\r\n%1\r\n+k\r\n|1\r\n+a\r\n+b\r\n:1\r\n";
+        for cut in 0..full.len() {
+            assert_eq!(decode(&full[..cut], 8), Ok(None), "cut {cut}");
+        }
+        assert!(decode(full, 8).unwrap().is_some());
+    }
+
+    #[test]
+    fn decode_agrees_with_scan() {
+        for reply in crate::resp::reply::tests::REPLIES {
+            for depth in [0, 1, 2, 128] {
+                let decoded = decode(reply, depth);
+                let scanned = scan_reply(reply, depth);
+                if let Ok(Some((_, n))) = decoded {
+                    assert_eq!(scanned, Ok(Some(n)), "{reply:?}");
+                }
+                if let Err(ProtocolError::TooDeep(_)) = scanned {
+                    assert_eq!(decoded.map(|_| ()), Err(ProtocolError::TooDeep(depth)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn accessors() {
+        assert_eq!(bulk("ab").as_bytes(), Some(&b"ab"[..]));
+        assert_eq!(simple("ab").as_str(), Some("ab"));
+        let verbatim = Value::Verbatim {
+            format: "txt".into(),
+            text: Bytes::from_static(b"t"),
+        };
+        assert_eq!(verbatim.as_str(), Some("t"));
+        assert_eq!(Value::Bulk(Bytes::from_static(b"\xff")).as_str(), None);
+        assert_eq!(Value::Integer(3).as_bytes(), None);
+        assert_eq!(Value::Integer(3).as_int(), Some(3));
+        assert_eq!(bulk("-12").as_int(), Some(-12));
+        assert_eq!(simple("7").as_int(), Some(7));
+        assert_eq!(bulk("07").as_int(), None);
+        assert_eq!(bulk("123456789012345678901234").as_int(), None);
+        assert_eq!(Value::Nil.as_int(), None);
+        let items = vec![Value::Integer(1)];
+        assert_eq!(Value::Array(items.clone()).as_array(), Some(&items[..]));
+        assert_eq!(Value::Set(items.clone()).as_array(), Some(&items[..]));
+        assert_eq!(Value::Push(items.clone()).as_array(), Some(&items[..]));
+        assert_eq!(Value::Map(vec![]).as_array(), None);
+    }
+
+    fn enc(v: &Value, proto: u8) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        v.encode(&mut out, proto);
+        out.to_vec()
+    }
+
+    #[test]
+    fn encode_both_protocols() {
+        let map = Value::Map(vec![(simple("a"), Value::Double(1.5))]);
+        assert_eq!(enc(&map, 3), b"%1\r\n+a\r\n,1.5\r\n");
+        assert_eq!(enc(&map, 2), b"*2\r\n+a\r\n$3\r\n1.5\r\n");
+        let set = Value::Set(vec![Value::Boolean(true), Value::Nil]);
+        assert_eq!(enc(&set, 3), b"~2\r\n#t\r\n_\r\n");
+        assert_eq!(enc(&set, 2), b"*2\r\n:1\r\n$-1\r\n");
+        let push = Value::Push(vec![Value::BigNumber("12".into())]);
+        assert_eq!(enc(&push, 3), b">1\r\n(12\r\n");
+        assert_eq!(enc(&push, 2), b"*1\r\n$2\r\n12\r\n");
+        let verbatim = Value::Verbatim {
+            format: "txt".into(),
+            text: Bytes::from_static(b"hi"),
+        };
+        assert_eq!(enc(&verbatim, 3), b"=6\r\ntxt:hi\r\n");
+        assert_eq!(enc(&verbatim, 2), b"$2\r\nhi\r\n");
+        assert_eq!(enc(&Value::Error("ERR x".into()), 2), b"-ERR x\r\n");
+        assert_eq!(
+            enc(&Value::Array(vec![Value::Integer(-1), bulk("")]), 2),
+            b"*2\r\n:-1\r\n$0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn resp3_round_trip() {
+        for reply in crate::resp::reply::tests::REPLIES {
+            let Ok(Some((value, _))) = decode(reply, 128) else {
+                continue;
+            };
+            let again = enc(&value, 3);
+            let (back, n) = decode(&again, 128).unwrap().unwrap();
+            assert_eq!(n, again.len());
+            if !matches!(value, Value::Error(_)) {
+                assert_eq!(back, value, "{reply:?}");
+            }
         }
     }
 }

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use super::tx::TxCmd;
+
 /// How a multi-key command is split and merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
@@ -50,6 +52,10 @@ pub enum Class {
     Fanout,
     /// SCAN: one shard at a time behind a client cursor.
     Scan,
+    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+    Tx(TxCmd),
+    /// WAIT: on every master this client wrote to.
+    Wait,
     /// Refused: makes no sense through a gateway.
     Unsupported(&'static str),
     /// Needs a dedicated connection or a fan-out that this version does not do yet.
@@ -127,9 +133,13 @@ fn table() -> &'static HashMap<&'static str, Class> {
             Unsupported(GATEWAY),
         );
         put(
-            &["multi", "exec", "discard", "watch", "unwatch"],
-            NotYet("transactions"),
+            &["multi"],
+            Tx(TxCmd::Multi),
         );
+        put(&["exec"], Tx(TxCmd::Exec));
+        put(&["discard"], Tx(TxCmd::Discard));
+        put(&["watch"], Tx(TxCmd::Watch));
+        put(&["unwatch"], Tx(TxCmd::Unwatch));
         put(
             &[
                 "subscribe",
@@ -153,11 +163,11 @@ fn table() -> &'static HashMap<&'static str, Class> {
                 "bzpopmin",
                 "bzpopmax",
                 "bzmpop",
-                "wait",
-                "waitaof",
             ],
-            NotYet("blocking commands"),
+            Keyed,
         );
+        put(&["wait"], Wait);
+        put(&["waitaof"], Unsupported("WAITAOF needs the writes of the same node connection"));
         put(
             &[
                 "flushall",
@@ -192,6 +202,7 @@ mod tests {
         assert_eq!(of("mget"), Class::Split(Split::Mget));
         assert_eq!(of("ping"), Class::Local(Local::Ping));
         assert!(matches!(of("monitor"), Class::Unsupported(_)));
-        assert!(matches!(of("blpop"), Class::NotYet(_)));
+        assert_eq!(of("blpop"), Class::Keyed);
+        assert_eq!(of("exec"), Class::Tx(TxCmd::Exec));
     }
 }

@@ -97,6 +97,48 @@ pub fn fan_out(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Reques
     }
 }
 
+/// WAIT numreplicas timeout: on every master this client wrote to (all masters when none),
+/// over the shared connections, the smallest count wins. WAIT holds a shared connection while
+/// it waits, so its timeout is capped at `breaker.server_timeout` (0, "forever", included).
+pub fn wait(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request) {
+    if req.args.len() != 3 {
+        return client.reply_error(seq, "ERR wrong number of arguments for 'wait' command");
+    }
+    let number = |i: usize| {
+        std::str::from_utf8(req.args.get(i).unwrap_or_default())
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+    };
+    let (Some(replicas), Some(timeout)) = (number(1), number(2)) else {
+        return client.reply_error(seq, "ERR value is not an integer or out of range");
+    };
+    if timeout < 0 {
+        return client.reply_error(seq, "ERR timeout is negative");
+    }
+    let cap = worker.shared.config.breaker.server_timeout.as_millis() as i64;
+    let timeout = if timeout == 0 { cap } else { timeout.min(cap) };
+    let mut out = BytesMut::new();
+    encode::command(
+        &mut out,
+        &[b"WAIT", replicas.to_string().as_bytes(), timeout.to_string().as_bytes()],
+    );
+    let wire = out.freeze();
+    let addrs: Vec<std::sync::Arc<str>> = if client.touched.is_empty() {
+        let topo = worker.topology();
+        topo.masters().map(|m| topo.node(m).addr.clone()).collect()
+    } else {
+        client.touched.clone()
+    };
+    if addrs.is_empty() {
+        return client.reply_error(seq, "CLUSTERDOWN meridian: the cluster map is empty");
+    }
+    let merge = Merge::new(client.queue.clone(), seq, MergeKind::MinInt, addrs.len());
+    for (part, addr) in addrs.iter().enumerate() {
+        let be = worker.backend_for_addr(addr, client.proto);
+        be.send(worker, &wire, Pending::to_part(merge.clone(), part, None));
+    }
+}
+
 /// SCAN: one page from the shard the client cursor names, with the cursor rewritten.
 pub fn scan(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request) {
     let Some(raw) = req.args.get(1) else {

@@ -5,6 +5,7 @@ pub mod class;
 pub mod fanout;
 pub mod merge;
 pub mod scan;
+pub mod tx;
 
 use std::ops::Range;
 use std::rc::Rc;
@@ -72,14 +73,30 @@ pub fn dispatch(
     let name = req.args.get(0).and_then(|n| lower_name(n, &mut buf));
     let class = name.map(class::of).unwrap_or(Class::Keyed);
     if let Class::Local(cmd) = class {
+        if client.tx.in_multi && matches!(cmd, class::Local::Ping | class::Local::Echo) {
+            return tx::queue(worker, table, client, seq, req, class);
+        }
         local::handle(cmd, worker, table, client, seq, req);
         return;
     }
     let spec = match table.resolve(&req.args) {
         Ok(spec) => spec,
-        Err(e) => return client.reply_error(seq, &e.to_string()),
+        Err(e) => {
+            if client.tx.in_multi {
+                client.tx.mark_failed();
+            }
+            return client.reply_error(seq, &e.to_string());
+        }
     };
+    if let Class::Tx(cmd) = class {
+        return tx::control(cmd, worker, table, client, seq, req);
+    }
+    if client.tx.in_multi {
+        return tx::queue(worker, table, client, seq, req, class);
+    }
     match class {
+        Class::Tx(_) => {}
+        Class::Wait => fanout::wait(worker, client, seq, req),
         Class::Keyed => keyed(worker, spec, client, seq, req),
         Class::Split(kind) => split(worker, spec, client, seq, req, kind),
         Class::MsetNx => msetnx(worker, spec, client, seq, req),
@@ -122,12 +139,12 @@ fn access_of(spec: &CommandSpec) -> Access {
     }
 }
 
-fn random_slot() -> Slot {
+pub(crate) fn random_slot() -> Slot {
     Slot::from_bits(rand::random::<u16>())
 }
 
 /// The one slot all `keys` hash to, or the CROSSSLOT error.
-fn common_slot(args: &ReqArgs, keys: &[usize]) -> Result<Option<Slot>, &'static str> {
+pub(crate) fn common_slot(args: &ReqArgs, keys: &[usize]) -> Result<Option<Slot>, &'static str> {
     let mut slot = None;
     for &k in keys {
         let s = key_slot(args.get(k).unwrap_or_default());
@@ -147,15 +164,6 @@ fn keyed(
     seq: Seq,
     req: &Request,
 ) {
-    if spec.is_blocking() && !is_nonblocking_stream_read(spec, &req.args) {
-        return client.reply_error(
-            seq,
-            &format!(
-                "ERR '{}' is not supported through meridian yet (blocking commands)",
-                spec.name
-            ),
-        );
-    }
     let mut keys = std::mem::take(&mut client.key_buf);
     keys.clear();
     let result = spec.key_positions(&req.args, &mut keys);
@@ -166,6 +174,9 @@ fn keyed(
     client.key_buf = keys;
     match slot {
         Err(e) => client.reply_error(seq, &e),
+        Ok(Some(slot)) if spec.is_blocking() && !is_nonblocking_stream_read(spec, &req.args) => {
+            send_dedicated(worker, client, seq, slot, access_of(spec), req.wire())
+        }
         Ok(Some(slot)) => send_to_slot(worker, client, seq, slot, access_of(spec), req.wire()),
         Ok(None) => client.reply_error(
             seq,
@@ -186,20 +197,54 @@ fn is_nonblocking_stream_read(spec: &CommandSpec, args: &ReqArgs) -> bool {
 /// Sends a single-slot request to its backend, its reply going straight to the client.
 pub fn send_to_slot(
     worker: &Rc<Worker>,
-    client: &ClientState,
+    client: &mut ClientState,
     seq: Seq,
     slot: Slot,
     access: Access,
     wire: Bytes,
 ) {
     match worker.backend_for_slot(slot, access, client.proto) {
-        Ok(be) => be.send(
-            worker,
-            &wire,
-            Pending::to_client(client.queue.clone(), seq, wire.clone()),
-        ),
+        Ok(be) => {
+            if access == Access::Write {
+                client.touch(&be.addr);
+            }
+            be.send(
+                worker,
+                &wire,
+                Pending::to_client(client.queue.clone(), seq, wire.clone()),
+            )
+        }
         Err(e) => client.reply_error(seq, &e.to_string()),
     }
+}
+
+/// Sends a blocking request on a connection of the client's own, so that nobody else waits
+/// behind it; the connection closes when the client leaves.
+pub fn send_dedicated(
+    worker: &Rc<Worker>,
+    client: &mut ClientState,
+    seq: Seq,
+    slot: Slot,
+    access: Access,
+    wire: Bytes,
+) {
+    let addr = match worker.addr_for_slot(slot, access) {
+        Ok(addr) => addr,
+        Err(e) => return client.reply_error(seq, &e.to_string()),
+    };
+    let pool = client.pool();
+    let be = pool.get(worker, &addr, client.proto);
+    if access == Access::Write {
+        client.touch(&addr);
+    }
+    be.send(
+        worker,
+        &wire,
+        Pending {
+            pool: Some(pool),
+            ..Pending::to_client(client.queue.clone(), seq, wire.clone())
+        },
+    );
 }
 
 fn script(

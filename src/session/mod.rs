@@ -5,6 +5,7 @@ pub mod queue;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -12,6 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
+use crate::backend::dedicated::DedicatedPool;
+use crate::router::tx::TxState;
 use crate::resp::request::{Limits, ParseOutcome, RequestParser};
 use crate::resp::{ReqArgs, encode};
 use crate::router::{self, Request};
@@ -37,6 +40,12 @@ pub struct ClientState {
     pub quit: bool,
     /// Scratch space for key positions, reused across requests.
     pub key_buf: Vec<usize>,
+    /// MULTI/WATCH state.
+    pub tx: TxState,
+    /// Connections of this client's own (blocking commands, transactions, pub/sub).
+    pool: Option<Rc<DedicatedPool>>,
+    /// Masters this client wrote to (for WAIT).
+    pub touched: Vec<Arc<str>>,
 }
 
 impl ClientState {
@@ -52,6 +61,34 @@ impl ClientState {
             queue: Rc::new(ReplyQueue::new()),
             quit: false,
             key_buf: Vec::new(),
+            tx: TxState::default(),
+            pool: None,
+            touched: Vec::new(),
+        }
+    }
+
+    /// The client's own connections, created on first use.
+    pub fn pool(&mut self) -> Rc<DedicatedPool> {
+        self.pool.get_or_insert_with(DedicatedPool::new).clone()
+    }
+
+    /// Number of connections of the client's own.
+    pub fn dedicated_connections(&self) -> usize {
+        self.pool.as_ref().map_or(0, |p| p.len())
+    }
+
+    /// Remembers that this client wrote to the master at `addr`.
+    pub fn touch(&mut self, addr: &Arc<str>) {
+        if !self.touched.iter().any(|a| Arc::ptr_eq(a, addr) || a == addr) {
+            self.touched.push(addr.clone());
+        }
+    }
+
+    /// Closes the client's own connections (it left).
+    pub fn release(&mut self) {
+        self.tx = TxState::default();
+        if let Some(pool) = self.pool.take() {
+            pool.close_all();
         }
     }
 
@@ -178,6 +215,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     };
     debug!(client = client.id, %peer, reason = %end, "client session ended");
     queue.close();
+    client.release();
     stats.client_connections.sub(1);
     shared.release_client();
 }

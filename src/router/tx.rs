@@ -1,0 +1,233 @@
+//! Transactions: MULTI/EXEC/DISCARD/WATCH/UNWATCH on a connection of the client's own, on the
+//! master of the transaction's slot. Keys of another slot abort the transaction, as a cluster
+//! node would (CROSSSLOT now, EXECABORT at EXEC).
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+use crate::backend::Backend;
+use crate::backend::pending::Pending;
+use crate::command::CommandTable;
+use crate::policy::Access;
+use crate::session::ClientState;
+use crate::session::queue::Seq;
+use crate::slot::Slot;
+use crate::worker::Worker;
+
+use super::class::{Class, Local};
+use super::{CROSSSLOT, Request, common_slot, random_slot};
+
+const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
+const DISCARD: &[u8] = b"*1\r\n$7\r\nDISCARD\r\n";
+const UNWATCH: &[u8] = b"*1\r\n$7\r\nUNWATCH\r\n";
+
+/// The transaction commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxCmd {
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
+}
+
+/// A client's transaction state.
+#[derive(Default)]
+pub struct TxState {
+    /// Between MULTI and EXEC/DISCARD.
+    pub in_multi: bool,
+    /// The connection the transaction runs on, once something chose its node.
+    conn: Option<Rc<Backend>>,
+    slot: Option<Slot>,
+    multi_sent: bool,
+    failed: bool,
+    watching: bool,
+}
+
+impl TxState {
+    /// An error while queuing: EXEC will answer EXECABORT.
+    pub fn mark_failed(&mut self) {
+        self.failed = true;
+    }
+
+    fn reset(&mut self) {
+        let conn = self.conn.take();
+        *self = TxState::default();
+        drop(conn);
+    }
+}
+
+fn forward(worker: &Rc<Worker>, client: &ClientState, conn: &Rc<Backend>, seq: Seq, wire: &[u8]) {
+    conn.send(
+        worker,
+        wire,
+        Pending {
+            request: None,
+            ..Pending::to_client(client.queue.clone(), seq, Bytes::new())
+        },
+    );
+}
+
+/// The transaction's connection, checking that `slot` agrees with the transaction's slot.
+fn ensure_conn(
+    worker: &Rc<Worker>,
+    client: &mut ClientState,
+    slot: Option<Slot>,
+) -> Result<Rc<Backend>, String> {
+    if let Some(conn) = client.tx.conn.clone() {
+        match (slot, client.tx.slot) {
+            (Some(s), Some(t)) if s != t => return Err(CROSSSLOT.to_string()),
+            (Some(s), None) => {
+                let addr = worker.addr_for_slot(s, Access::Write).map_err(|e| e.to_string())?;
+                if addr != conn.addr {
+                    return Err(CROSSSLOT.to_string());
+                }
+                client.tx.slot = Some(s);
+            }
+            _ => {}
+        }
+        return Ok(conn);
+    }
+    let addr = worker
+        .addr_for_slot(slot.unwrap_or_else(random_slot), Access::Write)
+        .map_err(|e| e.to_string())?;
+    let conn = client.pool().get(worker, &addr, client.proto);
+    client.tx.conn = Some(conn.clone());
+    client.tx.slot = slot;
+    Ok(conn)
+}
+
+/// The slot of a request's keys (None for keyless), or the error that refuses it.
+fn request_slot(table: &CommandTable, req: &Request) -> Result<Option<Slot>, String> {
+    let spec = table.resolve(&req.args).map_err(|e| e.to_string())?;
+    let mut keys = Vec::new();
+    spec.key_positions(&req.args, &mut keys)
+        .map_err(|e| e.to_string())?;
+    common_slot(&req.args, &keys).map_err(str::to_string)
+}
+
+/// MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+pub fn control(
+    cmd: TxCmd,
+    worker: &Rc<Worker>,
+    table: &CommandTable,
+    client: &mut ClientState,
+    seq: Seq,
+    req: &Request,
+) {
+    let ok = Bytes::from_static(b"+OK\r\n");
+    match cmd {
+        TxCmd::Multi => {
+            if client.tx.in_multi {
+                return client.reply_error(seq, "ERR MULTI calls can not be nested");
+            }
+            client.tx.in_multi = true;
+            client.reply(seq, ok);
+        }
+        TxCmd::Watch => {
+            if client.tx.in_multi {
+                client.tx.failed = true;
+                return client.reply_error(seq, "ERR WATCH inside MULTI is not allowed");
+            }
+            let conn = request_slot(table, req).and_then(|slot| ensure_conn(worker, client, slot));
+            match conn {
+                Ok(conn) => {
+                    client.tx.watching = true;
+                    forward(worker, client, &conn, seq, &req.wire());
+                }
+                Err(e) => client.reply_error(seq, &e),
+            }
+        }
+        TxCmd::Unwatch => match client.tx.conn.clone() {
+            Some(conn) if !client.tx.in_multi => {
+                forward(worker, client, &conn, seq, &req.wire());
+                client.tx.reset();
+            }
+            Some(conn) => forward(worker, client, &conn, seq, &req.wire()),
+            None => client.reply(seq, ok),
+        },
+        TxCmd::Exec => {
+            if !client.tx.in_multi {
+                return client.reply_error(seq, "ERR EXEC without MULTI");
+            }
+            let conn = client.tx.conn.clone();
+            match conn {
+                _ if client.tx.failed => {
+                    if let Some(conn) = &conn {
+                        let undo = if client.tx.multi_sent { DISCARD } else { UNWATCH };
+                        conn.send(worker, undo, Pending::ignored());
+                    }
+                    client.reply_error(
+                        seq,
+                        "EXECABORT Transaction discarded because of previous errors.",
+                    );
+                }
+                Some(conn) => {
+                    if !client.tx.multi_sent {
+                        // WATCH then an empty MULTI/EXEC: the node still checks the watched keys.
+                        conn.send(worker, MULTI, Pending::ignored());
+                    }
+                    forward(worker, client, &conn, seq, &req.wire());
+                }
+                None => client.reply(seq, Bytes::from_static(b"*0\r\n")),
+            }
+            client.tx.reset();
+        }
+        TxCmd::Discard => {
+            if !client.tx.in_multi {
+                return client.reply_error(seq, "ERR DISCARD without MULTI");
+            }
+            match client.tx.conn.clone() {
+                Some(conn) if client.tx.multi_sent => forward(worker, client, &conn, seq, &req.wire()),
+                Some(conn) => {
+                    conn.send(worker, UNWATCH, Pending::ignored());
+                    client.reply(seq, ok);
+                }
+                None => client.reply(seq, ok),
+            }
+            client.tx.reset();
+        }
+    }
+}
+
+/// A command between MULTI and EXEC: queued on the transaction's connection.
+pub fn queue(
+    worker: &Rc<Worker>,
+    table: &CommandTable,
+    client: &mut ClientState,
+    seq: Seq,
+    req: &Request,
+    class: Class,
+) {
+    let allowed = matches!(
+        class,
+        Class::Keyed | Class::Script | Class::AnyMaster | Class::Local(Local::Ping | Local::Echo)
+    ) || matches!(class, Class::Split(_) | Class::MsetNx);
+    if !allowed {
+        client.tx.failed = true;
+        let name = String::from_utf8_lossy(req.args.get(0).unwrap_or_default()).to_lowercase();
+        return client.reply_error(
+            seq,
+            &format!("ERR '{name}' inside MULTI is not supported through meridian"),
+        );
+    }
+    let slot = if matches!(class, Class::Local(_) | Class::AnyMaster) {
+        Ok(None)
+    } else {
+        request_slot(table, req)
+    };
+    match slot.and_then(|slot| ensure_conn(worker, client, slot)) {
+        Ok(conn) => {
+            if !client.tx.multi_sent {
+                conn.send(worker, MULTI, Pending::ignored());
+                client.tx.multi_sent = true;
+            }
+            forward(worker, client, &conn, seq, &req.wire());
+        }
+        Err(e) => {
+            client.tx.failed = true;
+            client.reply_error(seq, &e);
+        }
+    }
+}
