@@ -49,6 +49,8 @@ pub struct Backend {
     wake: LocalNotify,
     /// Pub/sub mode: where unsolicited frames go.
     push: RefCell<Option<(Rc<dyn Fn(Bytes)>, bool)>>,
+    /// Called when the connection is lost (not when closed on purpose).
+    lost_hook: RefCell<Option<Rc<dyn Fn()>>>,
 }
 
 impl Backend {
@@ -66,6 +68,7 @@ impl Backend {
             }),
             wake: LocalNotify::new(),
             push: RefCell::new(None),
+            lost_hook: RefCell::new(None),
         })
     }
 
@@ -77,6 +80,15 @@ impl Backend {
         st.out.extend_from_slice(request);
         st.pending.push_back(pending);
         drop(st);
+        self.stats.requests.add(1);
+        self.wake.notify();
+    }
+
+    /// Queues bytes whose replies are not matched to requests (a pub/sub connection, where a
+    /// push handler takes every frame).
+    pub fn send_raw(self: &Rc<Self>, worker: &Rc<Worker>, request: &[u8]) {
+        self.ensure_connecting(worker);
+        self.state.borrow_mut().out.extend_from_slice(request);
         self.stats.requests.add(1);
         self.wake.notify();
     }
@@ -122,7 +134,28 @@ impl Backend {
     fn push_handler(&self, reply: &Bytes) -> Option<Rc<dyn Fn(Bytes)>> {
         let push = self.push.borrow();
         let (handler, all) = push.as_ref()?;
-        (*all || is_push(reply)).then(|| handler.clone())
+        // Handshake replies (AUTH, HELLO) still belong to their pending entries.
+        let handshake = matches!(
+            self.state.borrow().pending.front(),
+            Some(Pending {
+                sink: pending::Sink::Internal { .. },
+                ..
+            })
+        );
+        (is_push(reply) || (*all && !handshake)).then(|| handler.clone())
+    }
+
+    /// Runs `hook` when the connection ends for any reason but [`Backend::close`].
+    pub fn on_lost(&self, hook: Rc<dyn Fn()>) {
+        *self.lost_hook.borrow_mut() = Some(hook);
+    }
+
+    fn run_lost_hook(&self) {
+        let closed_by_us = self.state.borrow().closed;
+        let hook = self.lost_hook.borrow().clone();
+        if let (false, Some(hook)) = (closed_by_us, hook) {
+            hook();
+        }
     }
 
     fn ensure_connecting(self: &Rc<Self>, worker: &Rc<Worker>) {
@@ -160,6 +193,7 @@ impl Backend {
 
     /// Fails every pending request with `msg` and marks the link down.
     fn fail_all(&self, msg: &str) {
+        self.run_lost_hook();
         let drained: Vec<Pending> = {
             let mut st = self.state.borrow_mut();
             st.link = Link::Down;

@@ -70,6 +70,7 @@ pub fn handle(
         Local::Reset => {
             client.proto = 2;
             client.name = None;
+            client.release();
             client.reply(seq, Bytes::from_static(b"+RESET\r\n"));
             return;
         }

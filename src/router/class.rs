@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use super::pubsub::PubSubCmd;
 use super::tx::TxCmd;
 
 /// How a multi-key command is split and merged.
@@ -56,6 +57,8 @@ pub enum Class {
     Tx(TxCmd),
     /// WAIT: on every master this client wrote to.
     Wait,
+    /// The subscribe family, on the client's own connections.
+    PubSub(PubSubCmd),
     /// Refused: makes no sense through a gateway.
     Unsupported(&'static str),
     /// Needs a dedicated connection or a fan-out that this version does not do yet.
@@ -140,19 +143,13 @@ fn table() -> &'static HashMap<&'static str, Class> {
         put(&["discard"], Tx(TxCmd::Discard));
         put(&["watch"], Tx(TxCmd::Watch));
         put(&["unwatch"], Tx(TxCmd::Unwatch));
-        put(
-            &[
-                "subscribe",
-                "unsubscribe",
-                "psubscribe",
-                "punsubscribe",
-                "ssubscribe",
-                "sunsubscribe",
-                "spublish",
-                "pubsub",
-            ],
-            NotYet("pub/sub"),
-        );
+        put(&["subscribe"], PubSub(PubSubCmd::Subscribe));
+        put(&["psubscribe"], PubSub(PubSubCmd::Psubscribe));
+        put(&["unsubscribe"], PubSub(PubSubCmd::Unsubscribe));
+        put(&["punsubscribe"], PubSub(PubSubCmd::Punsubscribe));
+        put(&["ssubscribe"], PubSub(PubSubCmd::Ssubscribe));
+        put(&["sunsubscribe"], PubSub(PubSubCmd::Sunsubscribe));
+        put(&["pubsub"], Fanout);
         put(
             &[
                 "blpop",

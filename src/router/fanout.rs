@@ -53,6 +53,9 @@ pub fn rule(name: &str, sub: Option<&[u8]>) -> Option<Rule> {
         ("function", Some("load")) => (Masters, First),
         ("function", Some("delete" | "flush" | "restore")) => (Masters, AllOk),
         ("function", Some("list" | "dump" | "stats")) => (OneMaster, First),
+        ("pubsub", Some("channels" | "shardchannels")) => (Masters, Union),
+        ("pubsub", Some("numsub" | "shardnumsub")) => (Masters, SumPairs),
+        ("pubsub", Some("numpat")) => (Masters, SumInts),
         _ => return None,
     };
     Some(Rule { targets, merge })

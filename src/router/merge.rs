@@ -27,6 +27,10 @@ pub enum MergeKind {
     InfoKeyspace { head: String, proto: u8 },
     /// LASTSAVE: the smallest of the parts' integers.
     MinInt,
+    /// PUBSUB CHANNELS: the parts' arrays with duplicates removed.
+    Union,
+    /// PUBSUB NUMSUB: `[name, count, ...]` pairs with counts summed per name, in order.
+    SumPairs,
     /// KEYS: the parts' arrays concatenated.
     Concat,
     /// RANDOMKEY: the first part that is not nil.
@@ -122,6 +126,8 @@ pub fn combine(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
             out.freeze()
         }
         MergeKind::Concat => concat(parts),
+        MergeKind::Union => union(parts),
+        MergeKind::SumPairs => sum_pairs(parts),
         MergeKind::FirstNonNil => parts
             .iter()
             .find(|p| !is_nil(p))
@@ -154,6 +160,56 @@ fn concat(parts: &[Bytes]) -> Bytes {
     encode::array_header(&mut out, all.len());
     for e in all {
         out.extend_from_slice(e);
+    }
+    out.freeze()
+}
+
+fn union(parts: &[Bytes]) -> Bytes {
+    let mut seen: Vec<&[u8]> = Vec::new();
+    for p in parts {
+        let Some(ranges) = elements_of(p) else {
+            return protocol_mismatch();
+        };
+        for r in ranges {
+            let e = &p[r];
+            if !seen.contains(&e) {
+                seen.push(e);
+            }
+        }
+    }
+    let mut out = BytesMut::new();
+    encode::array_header(&mut out, seen.len());
+    for e in seen {
+        out.extend_from_slice(e);
+    }
+    out.freeze()
+}
+
+fn sum_pairs(parts: &[Bytes]) -> Bytes {
+    let mut pairs: Vec<(&[u8], i64)> = Vec::new();
+    for p in parts {
+        let Some(ranges) = elements_of(p) else {
+            return protocol_mismatch();
+        };
+        for chunk in ranges.chunks(2) {
+            let [name, count] = chunk else {
+                return protocol_mismatch();
+            };
+            let Some(n) = parse_int_reply(&p[count.clone()]) else {
+                return protocol_mismatch();
+            };
+            let name = &p[name.clone()];
+            match pairs.iter_mut().find(|(k, _)| *k == name) {
+                Some(entry) => entry.1 += n,
+                None => pairs.push((name, n)),
+            }
+        }
+    }
+    let mut out = BytesMut::new();
+    encode::array_header(&mut out, pairs.len() * 2);
+    for (name, n) in pairs {
+        out.extend_from_slice(name);
+        encode::integer(&mut out, n);
     }
     out.freeze()
 }

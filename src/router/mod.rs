@@ -4,6 +4,7 @@
 pub mod class;
 pub mod fanout;
 pub mod merge;
+pub mod pubsub;
 pub mod scan;
 pub mod tx;
 
@@ -72,6 +73,25 @@ pub fn dispatch(
     let mut buf = [0u8; 32];
     let name = req.args.get(0).and_then(|n| lower_name(n, &mut buf));
     let class = name.map(class::of).unwrap_or(Class::Keyed);
+    if client.proto == 2
+        && client.pubsub.is_subscribed()
+        && !pubsub::allowed_in_resp2_subscribed(name.unwrap_or_default())
+    {
+        let shown = String::from_utf8_lossy(req.args.get(0).unwrap_or_default()).to_lowercase();
+        return client.reply_error(
+            seq,
+            &format!(
+                "ERR Can't execute '{shown}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+            ),
+        );
+    }
+    if class == Class::Local(class::Local::Ping)
+        && client.proto == 2
+        && client.pubsub.is_subscribed()
+        && pubsub::ping(worker, client, seq, req)
+    {
+        return;
+    }
     if let Class::Local(cmd) = class {
         if client.tx.in_multi && matches!(cmd, class::Local::Ping | class::Local::Echo) {
             return tx::queue(worker, table, client, seq, req, class);
@@ -96,6 +116,7 @@ pub fn dispatch(
     }
     match class {
         Class::Tx(_) => {}
+        Class::PubSub(cmd) => pubsub::handle(cmd, worker, table, client, seq, req),
         Class::Wait => fanout::wait(worker, client, seq, req),
         Class::Keyed => keyed(worker, spec, client, seq, req),
         Class::Split(kind) => split(worker, spec, client, seq, req, kind),
@@ -166,7 +187,7 @@ fn keyed(
 ) {
     let mut keys = std::mem::take(&mut client.key_buf);
     keys.clear();
-    let result = spec.key_positions(&req.args, &mut keys);
+    let result = spec.routing_positions(&req.args, &mut keys);
     let slot = match result {
         Err(e) => Err(e.to_string()),
         Ok(()) => common_slot(&req.args, &keys).map_err(str::to_string),

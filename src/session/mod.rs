@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::backend::dedicated::DedicatedPool;
+use crate::router::pubsub::PubSub;
 use crate::router::tx::TxState;
 use crate::resp::request::{Limits, ParseOutcome, RequestParser};
 use crate::resp::{ReqArgs, encode};
@@ -46,6 +47,8 @@ pub struct ClientState {
     pool: Option<Rc<DedicatedPool>>,
     /// Masters this client wrote to (for WAIT).
     pub touched: Vec<Arc<str>>,
+    /// Subscriptions.
+    pub pubsub: PubSub,
 }
 
 impl ClientState {
@@ -64,6 +67,7 @@ impl ClientState {
             tx: TxState::default(),
             pool: None,
             touched: Vec::new(),
+            pubsub: PubSub::default(),
         }
     }
 
@@ -84,9 +88,10 @@ impl ClientState {
         }
     }
 
-    /// Closes the client's own connections (it left).
+    /// Closes the client's own connections (it left, or sent RESET).
     pub fn release(&mut self) {
         self.tx = TxState::default();
+        self.pubsub.close_all();
         if let Some(pool) = self.pool.take() {
             pool.close_all();
         }
@@ -143,6 +148,9 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     tokio::pin!(idle_timer);
 
     let end = loop {
+        if let Some(reason) = queue.killed() {
+            break reason.to_string();
+        }
         let drained = queue.drain_ready(&mut wbuf);
         stats.responses.add(drained as u64);
         if !wbuf.is_empty() {

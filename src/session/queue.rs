@@ -18,6 +18,7 @@ pub struct ReplyQueue {
     inner: RefCell<Inner>,
     ready: LocalNotify,
     closed: Cell<bool>,
+    killed: Cell<Option<&'static str>>,
 }
 
 #[derive(Default)]
@@ -93,6 +94,29 @@ impl ReplyQueue {
     /// Resolves when the head of the queue may have become ready.
     pub async fn wait_ready(&self) {
         self.ready.notified().await
+    }
+
+    /// Appends a message nobody asked for (a pub/sub message) after every reserved reply.
+    pub fn push_unsolicited(&self, frame: Bytes) {
+        if self.closed.get() {
+            return;
+        }
+        let seq = self.reserve();
+        self.fill(seq, frame);
+    }
+
+    /// Asks the session to disconnect the client (e.g. its output buffer limit was passed).
+    pub fn kill(&self, reason: &'static str) {
+        if self.killed.get().is_none() {
+            self.killed.set(Some(reason));
+        }
+        self.close();
+        self.ready.notify();
+    }
+
+    /// Why the client must be disconnected, if it must.
+    pub fn killed(&self) -> Option<&'static str> {
+        self.killed.get()
     }
 
     /// The client is gone: later replies are dropped on arrival.
