@@ -10,6 +10,8 @@ ports, starts meridian in front of it, and runs `redis-benchmark` in turn agains
   MGET of 10 keys     literal keys spread over >= 5 slots on all masters (meridian only:
                       redis-benchmark --cluster cannot send a cross-slot MGET)
 
+Both sides use the same client, `redis-benchmark --threads 1` (see --client-threads: with its
+default of one thread per master, --cluster rounds every run up to a multiple of 250 ms).
 For each row it reports the median over the rounds of rps, p50 and p99, the ratio
 meridian/direct, and meridian's CPU time per request (utime+stime from /proc/PID/stat around
 each meridian run), plus meridian's peak RSS. Everything it starts is stopped again and its
@@ -476,8 +478,11 @@ def system_busy_ticks() -> int:
     return sum(vals) - vals[3] - vals[4]
 
 
-def wait_for_idle(max_wait: float, threshold: float = 0.2) -> float:
-    """Wait (up to max_wait s) until other processes use < threshold cores; returns the last load."""
+def wait_for_idle(env: Env, max_wait: float, threshold: float = 0.2, quiet: bool = False) -> float:
+    """Wait (up to max_wait s) until other processes use < threshold cores; returns the last load.
+
+    Our own idle servers count as "other" here, but they use ~0.01 cores between runs.
+    """
     end = time.monotonic() + max_wait
     while True:
         before, t0 = system_busy_ticks(), time.monotonic()
@@ -485,7 +490,9 @@ def wait_for_idle(max_wait: float, threshold: float = 0.2) -> float:
         load = (system_busy_ticks() - before) / CLK_TCK / (time.monotonic() - t0)
         if load < threshold or time.monotonic() >= end:
             return load
-        log(f"machine busy ({load:.2f} cores used by other processes); waiting")
+        if not quiet:
+            log(f"machine busy ({load:.2f} cores used by other processes); waiting")
+        check_meridian_alive(env)
 
 
 def keyspace_hit_ratio(ports: list[int]) -> float | None:
@@ -558,6 +565,8 @@ def run_row(args, env: Env, row: Row, seed_port: int) -> None:
         sides = [True, False] if row.direct else [False]
         for direct in sides:
             label = "direct  " if direct else "meridian"
+            if args.wait_idle > 0:
+                wait_for_idle(env, min(args.wait_idle, 60), quiet=True)
             try:
                 r = bench_once(args, env, row, direct, seed_port, row.requests)
             except BenchError as exc:
@@ -834,7 +843,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="hard limit per redis-benchmark run, s (default 30 + requests/4000)")
     p.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
                    help="before measuring, wait up to this long for other processes to use "
-                   "< 0.2 cores (default 0: do not wait)")
+                   "< 0.2 cores, and up to min(this, 60 s) again before every run "
+                   "(default 0: do not wait)")
     p.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
     args = p.parse_args(argv)
     if args.requests is None:
@@ -867,7 +877,7 @@ def main(argv: list[str]) -> int:
         start_meridian(env, args.binary, ports, args.workers)
         log(f"meridian pid {env.meridian.pid} listening on 127.0.0.1:{env.meridian_port}")
         if args.wait_idle > 0:
-            load = wait_for_idle(args.wait_idle)
+            load = wait_for_idle(env, args.wait_idle)
             log(f"other processes use {load:.2f} cores; starting")
             check_meridian_alive(env)
         sampler = RssSampler(env.meridian.pid)

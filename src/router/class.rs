@@ -135,10 +135,7 @@ fn table() -> &'static HashMap<&'static str, Class> {
             ],
             Unsupported(GATEWAY),
         );
-        put(
-            &["multi"],
-            Tx(TxCmd::Multi),
-        );
+        put(&["multi"], Tx(TxCmd::Multi));
         put(&["exec"], Tx(TxCmd::Exec));
         put(&["discard"], Tx(TxCmd::Discard));
         put(&["watch"], Tx(TxCmd::Watch));
@@ -164,7 +161,10 @@ fn table() -> &'static HashMap<&'static str, Class> {
             Keyed,
         );
         put(&["wait"], Wait);
-        put(&["waitaof"], Unsupported("WAITAOF needs the writes of the same node connection"));
+        put(
+            &["waitaof"],
+            Unsupported("WAITAOF needs the writes of the same node connection"),
+        );
         put(
             &[
                 "flushall",

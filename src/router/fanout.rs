@@ -123,7 +123,11 @@ pub fn wait(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request) 
     let mut out = BytesMut::new();
     encode::command(
         &mut out,
-        &[b"WAIT", replicas.to_string().as_bytes(), timeout.to_string().as_bytes()],
+        &[
+            b"WAIT",
+            replicas.to_string().as_bytes(),
+            timeout.to_string().as_bytes(),
+        ],
     );
     let wire = out.freeze();
     let addrs: Vec<std::sync::Arc<str>> = if client.touched.is_empty() {

@@ -38,7 +38,10 @@ pub enum PubSubCmd {
 
 impl PubSubCmd {
     fn subscribes(self) -> bool {
-        matches!(self, PubSubCmd::Subscribe | PubSubCmd::Psubscribe | PubSubCmd::Ssubscribe)
+        matches!(
+            self,
+            PubSubCmd::Subscribe | PubSubCmd::Psubscribe | PubSubCmd::Ssubscribe
+        )
     }
 }
 
@@ -81,14 +84,17 @@ impl SubState {
         drop(gates);
         self.queue.push_unsolicited(frame);
         if self.queue.held_bytes() > self.limit {
-            self.queue.kill("output buffer limit reached by a subscriber that does not read");
+            self.queue
+                .kill("output buffer limit reached by a subscriber that does not read");
         }
     }
 }
 
 /// `*2 pong <token>` (RESP2, subscribed), or a bulk / RESP3 echo of the token.
 fn is_token_reply(frame: &[u8]) -> bool {
-    frame.starts_with(b"$") || frame.starts_with(b"*2\r\n$4\r\npong\r\n") || frame.starts_with(b">2\r\n$4\r\npong\r\n")
+    frame.starts_with(b"$")
+        || frame.starts_with(b"*2\r\n$4\r\npong\r\n")
+        || frame.starts_with(b">2\r\n$4\r\npong\r\n")
 }
 
 /// The subscription count of a (un)subscribe confirmation frame.
@@ -106,7 +112,10 @@ fn confirmation_count(frame: &[u8]) -> Option<i64> {
         b"punsubscribe",
         b"sunsubscribe",
     ];
-    if !kinds.iter().any(|k| kind.ends_with(&[*k, b"\r\n"].concat()) && kind.starts_with(b"$")) {
+    if !kinds
+        .iter()
+        .any(|k| kind.ends_with(&[*k, b"\r\n"].concat()) && kind.starts_with(b"$"))
+    {
         return None;
     }
     let count = &frame[elems[2].clone()];
@@ -136,7 +145,9 @@ impl Sub {
         let handler_state = state.clone();
         be.set_push_handler(Rc::new(move |frame| handler_state.on_frame(frame)), true);
         let queue = client.queue.clone();
-        be.on_lost(Rc::new(move || queue.kill("subscription connection to the cluster was lost")));
+        be.on_lost(Rc::new(move || {
+            queue.kill("subscription connection to the cluster was lost")
+        }));
         Sub { be, state }
     }
 
@@ -200,7 +211,10 @@ pub fn handle(
 ) {
     let wire = req.wire();
     match cmd {
-        PubSubCmd::Subscribe | PubSubCmd::Psubscribe | PubSubCmd::Unsubscribe | PubSubCmd::Punsubscribe => {
+        PubSubCmd::Subscribe
+        | PubSubCmd::Psubscribe
+        | PubSubCmd::Unsubscribe
+        | PubSubCmd::Punsubscribe => {
             if client.pubsub.main.is_none() {
                 let addr = match worker.addr_for_slot(random_slot(), Access::Read) {
                     Ok(a) => a,
@@ -280,7 +294,15 @@ pub fn ping(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request) 
 pub fn allowed_in_resp2_subscribed(name: &str) -> bool {
     matches!(
         name,
-        "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe" | "sunsubscribe" | "ping" | "quit" | "reset"
+        "subscribe"
+            | "psubscribe"
+            | "ssubscribe"
+            | "unsubscribe"
+            | "punsubscribe"
+            | "sunsubscribe"
+            | "ping"
+            | "quit"
+            | "reset"
     )
 }
 
@@ -290,9 +312,18 @@ mod tests {
 
     #[test]
     fn recognises_confirmations() {
-        assert_eq!(confirmation_count(b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:2\r\n"), Some(2));
-        assert_eq!(confirmation_count(b">3\r\n$11\r\nunsubscribe\r\n_\r\n:0\r\n"), Some(0));
-        assert_eq!(confirmation_count(b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nb\r\n"), None);
+        assert_eq!(
+            confirmation_count(b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:2\r\n"),
+            Some(2)
+        );
+        assert_eq!(
+            confirmation_count(b">3\r\n$11\r\nunsubscribe\r\n_\r\n:0\r\n"),
+            Some(0)
+        );
+        assert_eq!(
+            confirmation_count(b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nb\r\n"),
+            None
+        );
     }
 
     #[test]
@@ -313,20 +344,28 @@ mod tests {
             token: b"meridian:sync:1:0\r\n".to_vec(),
             buf: BytesMut::new(),
         });
-        state.on_frame(Bytes::from_static(b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n"));
-        state.on_frame(Bytes::from_static(b"*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"));
+        state.on_frame(Bytes::from_static(
+            b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n",
+        ));
+        state.on_frame(Bytes::from_static(
+            b"*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n",
+        ));
         assert_eq!(state.count.get(), 2);
         assert!(!state.pending.get());
         let mut out = BytesMut::new();
         assert_eq!(queue.drain_ready(&mut out), 0);
-        state.on_frame(Bytes::from_static(b"*2\r\n$4\r\npong\r\n$17\r\nmeridian:sync:1:0\r\n"));
+        state.on_frame(Bytes::from_static(
+            b"*2\r\n$4\r\npong\r\n$17\r\nmeridian:sync:1:0\r\n",
+        ));
         assert_eq!(queue.drain_ready(&mut out), 1);
         assert_eq!(
             &out[..],
             b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"
         );
         out.clear();
-        state.on_frame(Bytes::from_static(b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nx\r\n"));
+        state.on_frame(Bytes::from_static(
+            b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nx\r\n",
+        ));
         assert_eq!(queue.drain_ready(&mut out), 1);
     }
 
@@ -343,7 +382,9 @@ mod tests {
             limit: 64,
         };
         for _ in 0..10 {
-            state.on_frame(Bytes::from_static(b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nx\r\n"));
+            state.on_frame(Bytes::from_static(
+                b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nx\r\n",
+            ));
         }
         assert!(queue.killed().is_some());
     }

@@ -79,7 +79,9 @@ fn ensure_conn(
         match (slot, client.tx.slot) {
             (Some(s), Some(t)) if s != t => return Err(CROSSSLOT.to_string()),
             (Some(s), None) => {
-                let addr = worker.addr_for_slot(s, Access::Write).map_err(|e| e.to_string())?;
+                let addr = worker
+                    .addr_for_slot(s, Access::Write)
+                    .map_err(|e| e.to_string())?;
                 if addr != conn.addr {
                     return Err(CROSSSLOT.to_string());
                 }
@@ -155,7 +157,11 @@ pub fn control(
             match conn {
                 _ if client.tx.failed => {
                     if let Some(conn) = &conn {
-                        let undo = if client.tx.multi_sent { DISCARD } else { UNWATCH };
+                        let undo = if client.tx.multi_sent {
+                            DISCARD
+                        } else {
+                            UNWATCH
+                        };
                         conn.send(worker, undo, Pending::ignored());
                     }
                     client.reply_error(
@@ -179,7 +185,9 @@ pub fn control(
                 return client.reply_error(seq, "ERR DISCARD without MULTI");
             }
             match client.tx.conn.clone() {
-                Some(conn) if client.tx.multi_sent => forward(worker, client, &conn, seq, &req.wire()),
+                Some(conn) if client.tx.multi_sent => {
+                    forward(worker, client, &conn, seq, &req.wire())
+                }
                 Some(conn) => {
                     conn.send(worker, UNWATCH, Pending::ignored());
                     client.reply(seq, ok);

@@ -14,10 +14,10 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::backend::dedicated::DedicatedPool;
-use crate::router::pubsub::PubSub;
-use crate::router::tx::TxState;
 use crate::resp::request::{Limits, ParseOutcome, RequestParser};
 use crate::resp::{ReqArgs, encode};
+use crate::router::pubsub::PubSub;
+use crate::router::tx::TxState;
 use crate::router::{self, Request};
 use crate::snapshot::Cached;
 use crate::worker::Worker;
@@ -83,7 +83,11 @@ impl ClientState {
 
     /// Remembers that this client wrote to the master at `addr`.
     pub fn touch(&mut self, addr: &Arc<str>) {
-        if !self.touched.iter().any(|a| Arc::ptr_eq(a, addr) || a == addr) {
+        if !self
+            .touched
+            .iter()
+            .any(|a| Arc::ptr_eq(a, addr) || a == addr)
+        {
             self.touched.push(addr.clone());
         }
     }
