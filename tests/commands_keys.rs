@@ -383,7 +383,6 @@ fn dump_restore_and_crossslot_errors_as_a_cluster_node_gives_them() {
         vec!["LCS", &a, &b],
         vec!["XREAD", "STREAMS", &a, &b, "0", "0"],
         vec!["EVAL", "return 1", "2", &a, &b],
-        vec!["SMISMEMBER", &a, "x"],
     ];
     let mut g = Raw::connect(&gw.addr(), false);
     let mut m = Raw::connect(&master, false);
@@ -392,9 +391,7 @@ fn dump_restore_and_crossslot_errors_as_a_cluster_node_gives_them() {
         let got = g.call(args);
         let want = m.call(args);
         assert_eq!(show(&got), show(&want), "{args:?}: meridian vs the node");
-        if args[0] != "SMISMEMBER" {
-            assert_eq!(show(&got), show(&want_bytes), "{args:?}");
-        }
+        assert_eq!(show(&got), show(&want_bytes), "{args:?}");
     }
     // MSETNX across slots: a cluster node answers plain CROSSSLOT.
     let got = g.call(&["MSETNX", &a, "1", &b, "2"]);
@@ -526,7 +523,8 @@ fn resp3_clients_get_resp3_types_fanout_and_transactions() {
     }
     assert_eq!(cursor, "0", "SCAN did not finish");
     assert_eq!(seen, keys);
-    assert!(keys.contains(&text(&run(&mut c, &["RANDOMKEY"]))) || text(&run(&mut c, &["RANDOMKEY"])).len() == 1);
+    let random = text(&run(&mut c, &["RANDOMKEY"]));
+    assert!(keys.contains(&random) || ["h", "s", "z"].contains(&random.as_str()), "RANDOMKEY {random}");
 
     // Transactions, blocking timeouts and scripts.
     let (t1, t2) = (key_in_slot(555, "t1"), key_in_slot(555, "t2"));

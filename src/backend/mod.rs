@@ -19,6 +19,9 @@ use crate::worker::Worker;
 
 use pending::Pending;
 
+/// Where a pub/sub connection's frames go, and whether every frame (not only pushes) does.
+type PushHandler = (Rc<dyn Fn(Bytes)>, bool);
+
 /// Connection state of a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Link {
@@ -48,7 +51,7 @@ pub struct Backend {
     state: RefCell<State>,
     wake: LocalNotify,
     /// Pub/sub mode: where unsolicited frames go.
-    push: RefCell<Option<(Rc<dyn Fn(Bytes)>, bool)>>,
+    push: RefCell<Option<PushHandler>>,
     /// Called when the connection is lost (not when closed on purpose).
     lost_hook: RefCell<Option<Rc<dyn Fn()>>>,
 }

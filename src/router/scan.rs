@@ -56,13 +56,14 @@ pub fn shard_order(topo: &Topology) -> Vec<Slot> {
 
 /// Where a scan starts: cursor `0` means the first shard's start.
 pub fn start(cursor: ScanCursor, topo: &Topology) -> ScanCursor {
-    if cursor.backend == 0 && cursor.slot.get() == 0 {
-        if let Some(&first) = shard_order(topo).first() {
-            return ScanCursor {
-                slot: first,
-                backend: 0,
-            };
-        }
+    if cursor.backend == 0
+        && cursor.slot.get() == 0
+        && let Some(&first) = shard_order(topo).first()
+    {
+        return ScanCursor {
+            slot: first,
+            backend: 0,
+        };
     }
     cursor
 }
