@@ -13,14 +13,17 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod clients;
 pub mod command;
 pub mod config;
 pub mod control;
 pub mod dns;
 pub mod error;
+pub mod health;
 pub mod local;
 pub mod notify;
 pub mod policy;
+pub mod predixy;
 pub mod resp;
 pub mod router;
 pub mod server;

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use tokio::sync::{Notify, watch};
 
+use crate::clients::ClientRegistry;
 use crate::command::CommandTable;
 use crate::config::Config;
 use crate::control::Credentials;
@@ -20,6 +21,7 @@ pub struct Shared {
     pub topology: Published<Topology>,
     pub commands: Published<CommandTable>,
     pub stats: StatsRegistry,
+    pub clients_registry: ClientRegistry,
     pub started: Instant,
     refresh: Notify,
     next_client_id: AtomicU64,
@@ -35,6 +37,7 @@ impl Shared {
             topology: Published::new(Topology::empty()),
             commands: Published::new(CommandTable::builtin()),
             stats: StatsRegistry::default(),
+            clients_registry: ClientRegistry::default(),
             started: Instant::now(),
             refresh: Notify::new(),
             next_client_id: AtomicU64::new(1),

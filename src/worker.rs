@@ -137,7 +137,10 @@ impl Worker {
         routes
             .by_addr
             .entry((addr.clone(), proto))
-            .or_insert_with(|| Backend::new(addr.clone(), proto, self.stats.node(addr)))
+            .or_insert_with(|| {
+                let timeout = Some(self.shared.config.breaker.server_timeout);
+                Backend::new(addr.clone(), proto, self.stats.node(addr), timeout)
+            })
             .clone()
     }
 

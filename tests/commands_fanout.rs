@@ -388,6 +388,22 @@ fn scripts_route_by_keys_and_script_cache_reaches_every_node() {
         &["EVAL", "return ARGV[1]..ARGV[2]", "0", "ab", "cd"],
     );
     assert_eq!(text(&got), "abcd");
+    // A keyless script goes to the master of its first argument's slot (README's rule), so a
+    // script may use that argument as an (undeclared) key of that master.
+    for slot in [5u16, 8000, 16000] {
+        let key = key_in_slot(slot, "argv");
+        let got = run(
+            &mut c,
+            &[
+                "EVAL",
+                "return redis.call('SET', ARGV[1], 'byargv')",
+                "0",
+                &key,
+            ],
+        );
+        assert_eq!(got, Value::Okay, "keyless EVAL with ARGV[1] in slot {slot}");
+        assert_eq!(text(&run(&mut c, &["GET", &key])), "byargv");
+    }
     assert_eq!(
         run(
             &mut c,

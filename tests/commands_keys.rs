@@ -7,7 +7,7 @@ mod common;
 use common::{Cluster, Gateway, error_text, key_in_slot, key_slot, value_text};
 use redis::{Connection, ConnectionLike, Value};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -49,7 +49,9 @@ impl Raw {
     /// Connects to `addr`; with `resp3`, switches to RESP3 with `HELLO 3` first.
     fn connect(addr: &str, resp3: bool) -> Raw {
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-        stream.set_read_timeout(Some(RAW_TIMEOUT)).expect("read timeout");
+        stream
+            .set_read_timeout(Some(RAW_TIMEOUT))
+            .expect("read timeout");
         stream.set_nodelay(true).expect("nodelay");
         let mut raw = Raw {
             reader: BufReader::new(stream.try_clone().expect("clone stream")),
@@ -57,7 +59,12 @@ impl Raw {
         };
         if resp3 {
             let hello = raw.call(&["HELLO", "3"]);
-            assert_eq!(hello.first(), Some(&b'%'), "HELLO 3 on {addr}: {}", show(&hello));
+            assert_eq!(
+                hello.first(),
+                Some(&b'%'),
+                "HELLO 3 on {addr}: {}",
+                show(&hello)
+            );
         }
         raw
     }
@@ -86,11 +93,17 @@ fn read_reply(r: &mut impl BufRead, out: &mut Vec<u8>, depth: usize) {
     assert!(depth < MAX_DEPTH, "reply nested too deep");
     let mut line = Vec::new();
     r.read_until(b'\n', &mut line).expect("read a reply line");
-    assert!(line.len() >= 3 && line.ends_with(b"\r\n"), "bad reply line {}", show(&line));
+    assert!(
+        line.len() >= 3 && line.ends_with(b"\r\n"),
+        "bad reply line {}",
+        show(&line)
+    );
     out.extend_from_slice(&line);
     let n = || -> i64 {
         let digits = std::str::from_utf8(&line[1..line.len() - 2]).expect("utf-8 length");
-        digits.parse().unwrap_or_else(|_| panic!("bad length in {}", show(&line)))
+        digits
+            .parse()
+            .unwrap_or_else(|_| panic!("bad length in {}", show(&line)))
     };
     match line[0] {
         b'$' | b'=' | b'!' => {
@@ -278,7 +291,7 @@ fn per_key_groups_answer_as_the_master_does_in_resp2_and_resp3() {
         "MEMORY USAGE $l SAMPLES 0",
         "HSET $hash a 1 b 2",
         "HGETALL $hash",
-        "HRANDFIELD $hash -5 WITHVALUES",
+        "HRANDFIELD $hash 5 WITHVALUES",
         "SADD $set x",
         "SMEMBERS $set",
         "ZADD $z 1.5 m 2 n",
@@ -287,6 +300,7 @@ fn per_key_groups_answer_as_the_master_does_in_resp2_and_resp3() {
         "ZINCRBY $z 0.25 m",
     ]);
     let two_keys = script_of(&[
+        "SET $o2 hello",
         "COPY $o2 $o3",
         "COPY $o2 $o3",
         "COPY $o2 $o3 REPLACE",
@@ -343,7 +357,9 @@ fn dump_restore_and_crossslot_errors_as_a_cluster_node_gives_them() {
     assert_eq!(run(&mut c, &["RPUSH", &a, "x", "y", "z"]), Value::Int(3));
     let dumped = run(&mut c, &["DUMP", &a]);
     assert_eq!(dumped, cluster.query(&master, &["DUMP", &a]));
-    let Value::BulkString(payload) = dumped else { panic!("DUMP replied {dumped:?}") };
+    let Value::BulkString(payload) = dumped else {
+        panic!("DUMP replied {dumped:?}")
+    };
     let a2 = key_in_slot(s1, "a2");
     let restore = |extra: &[&str]| {
         let mut r = redis::cmd("RESTORE");
@@ -354,10 +370,21 @@ fn dump_restore_and_crossslot_errors_as_a_cluster_node_gives_them() {
         c_req(&gw, &r)
     };
     assert_eq!(restore(&[]), Value::Okay);
-    assert_eq!(err(&restore(&[])), "BUSYKEY Target key name already exists.");
+    assert_eq!(
+        err(&restore(&[])),
+        "BUSYKEY Target key name already exists."
+    );
     assert_eq!(restore(&["REPLACE"]), Value::Okay);
     let got = run(&mut c, &["LRANGE", &a2, "0", "-1"]);
-    assert_eq!(got, Value::Array(["x", "y", "z"].iter().map(|s| Value::BulkString(s.as_bytes().to_vec())).collect()));
+    assert_eq!(
+        got,
+        Value::Array(
+            ["x", "y", "z"]
+                .iter()
+                .map(|s| Value::BulkString(s.as_bytes().to_vec()))
+                .collect()
+        )
+    );
     let bad = run(&mut c, &["RESTORE", &a2, "0", "garbage", "REPLACE"]);
     assert_eq!(err(&bad), "ERR DUMP payload version or checksum are wrong");
 
@@ -375,7 +402,17 @@ fn dump_restore_and_crossslot_errors_as_a_cluster_node_gives_them() {
         vec!["PFCOUNT", &a, &b],
         vec!["BITOP", "OR", &a, &b],
         vec!["SORT", &a, "STORE", &b],
-        vec!["GEOSEARCHSTORE", &b, &a, "FROMLONLAT", "0", "0", "BYRADIUS", "1", "km"],
+        vec![
+            "GEOSEARCHSTORE",
+            &b,
+            &a,
+            "FROMLONLAT",
+            "0",
+            "0",
+            "BYRADIUS",
+            "1",
+            "km",
+        ],
         vec!["SINTERSTORE", &a, &b],
         vec!["SUNION", &a, &b],
         vec!["ZUNIONSTORE", &a, "1", &b],
@@ -396,13 +433,23 @@ fn dump_restore_and_crossslot_errors_as_a_cluster_node_gives_them() {
     // MSETNX across slots: a cluster node answers plain CROSSSLOT.
     let got = g.call(&["MSETNX", &a, "1", &b, "2"]);
     let want = m.call(&["MSETNX", &a, "1", &b, "2"]);
-    assert!(show(&got).starts_with(&format!("-{CROSSSLOT}")), "{}", show(&got));
-    eprintln!("MSETNX over two slots: meridian {} / node {}", show(&got), show(&want));
+    assert!(
+        got.starts_with(format!("-{CROSSSLOT}").as_bytes()),
+        "{}",
+        show(&got)
+    );
+    eprintln!(
+        "MSETNX over two slots: meridian {} / node {}",
+        show(&got),
+        show(&want)
+    );
 }
 
 /// One request on a fresh meridian client.
 fn c_req(gw: &Gateway, r: &redis::Cmd) -> Value {
-    gw.client().req_command(r).expect("request through meridian")
+    gw.client()
+        .req_command(r)
+        .expect("request through meridian")
 }
 
 #[test]
@@ -432,17 +479,32 @@ fn gateway_hostile_commands_are_refused_clearly() {
     for args in refused {
         let got = run(&mut c, args);
         let e = err(&got);
-        assert!(e.starts_with("ERR") && e.contains("not supported through meridian"), "{args:?}: {e}");
+        assert!(
+            e.starts_with("ERR") && e.contains("not supported through meridian"),
+            "{args:?}: {e}"
+        );
         assert_eq!(text(&run(&mut c, &["PING"])), "PONG", "after {args:?}");
     }
     let got = run(&mut c, &["CLIENT", "TRACKING", "ON"]);
-    assert!(err(&got).contains("not supported through meridian"), "{got:?}");
-    assert_eq!(err(&run(&mut c, &["SELECT", "1"])), "ERR SELECT is not allowed in cluster mode");
+    assert!(
+        err(&got).contains("not supported through meridian"),
+        "{got:?}"
+    );
+    assert_eq!(
+        err(&run(&mut c, &["SELECT", "1"])),
+        "ERR SELECT is not allowed in cluster mode"
+    );
     // Nothing reached a node: every master is still a master and up, with its config intact.
     for m in cluster.masters() {
         assert_eq!(cluster.node(&m).role(), common::Role::Master, "{m}");
         let maxmemory = cluster.query(&m, &["CONFIG", "GET", "maxmemory"]);
-        assert_eq!(maxmemory, Value::Array(vec![Value::BulkString(b"maxmemory".to_vec()), Value::BulkString(b"0".to_vec())]));
+        assert_eq!(
+            maxmemory,
+            Value::Array(vec![
+                Value::BulkString(b"maxmemory".to_vec()),
+                Value::BulkString(b"0".to_vec())
+            ])
+        );
     }
     assert_eq!(cluster.masters().len(), 3);
     assert_eq!(run(&mut c, &["SET", "still", "here"]), Value::Okay);
@@ -457,7 +519,10 @@ fn cluster_info_keyslot_countkeysinslot_are_answered() {
     let mut c = gw.client();
     let slot = 4242;
     for i in 0..5 {
-        assert_eq!(run(&mut c, &["SET", &key_in_slot(slot, &format!("n{i}")), "v"]), Value::Okay);
+        assert_eq!(
+            run(&mut c, &["SET", &key_in_slot(slot, &format!("n{i}")), "v"]),
+            Value::Okay
+        );
     }
     let got = run(&mut c, &["CLUSTER", "KEYSLOT", "somekey"]);
     eprintln!("CLUSTER KEYSLOT: {got:?}");
@@ -475,13 +540,18 @@ fn cluster_info_keyslot_countkeysinslot_are_answered() {
 fn resp3_clients_get_resp3_types_fanout_and_transactions() {
     let cluster = Cluster::start(3, 0);
     let gw = Gateway::start(&cluster, "");
-    let client = redis::Client::open(format!("redis://{}/?protocol=resp3", gw.addr())).expect("URL");
+    let client =
+        redis::Client::open(format!("redis://{}/?protocol=resp3", gw.addr())).expect("URL");
     let mut c = client
         .get_connection_with_timeout(Duration::from_secs(10))
         .expect("RESP3 client through meridian");
-    c.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
 
-    assert_eq!(run(&mut c, &["HSET", "h", "a", "1", "b", "2"]), Value::Int(2));
+    assert_eq!(
+        run(&mut c, &["HSET", "h", "a", "1", "b", "2"]),
+        Value::Int(2)
+    );
     match run(&mut c, &["HGETALL", "h"]) {
         Value::Map(pairs) => assert_eq!(pairs.len(), 2),
         other => panic!("HGETALL in RESP3 is not a map: {other:?}"),
@@ -494,7 +564,10 @@ fn resp3_clients_get_resp3_types_fanout_and_transactions() {
     assert_eq!(run(&mut c, &["ZADD", "z", "1.5", "m"]), Value::Int(1));
     assert_eq!(run(&mut c, &["ZSCORE", "z", "m"]), Value::Double(1.5));
     assert_eq!(run(&mut c, &["GET", "nothing"]), Value::Nil);
-    assert_eq!(run(&mut c, &["EXISTS", "h", "s", "z", "nothing"]), Value::Int(3));
+    assert_eq!(
+        run(&mut c, &["EXISTS", "h", "s", "z", "nothing"]),
+        Value::Int(3)
+    );
 
     // Fan-out.
     let mut pipe = redis::pipe();
@@ -507,15 +580,21 @@ fn resp3_clients_get_resp3_types_fanout_and_transactions() {
         Value::Array(items) => items.iter().map(text).collect::<BTreeSet<_>>(),
         other => panic!("KEYS replied {other:?}"),
     };
-    assert_eq!(keys, (0..300).map(|i| format!("k:{i}")).collect::<BTreeSet<_>>());
+    assert_eq!(
+        keys,
+        (0..300).map(|i| format!("k:{i}")).collect::<BTreeSet<_>>()
+    );
     let mut seen = BTreeSet::new();
     let mut cursor = "0".to_string();
     for _ in 0..10_000 {
-        let Value::Array(page) = run(&mut c, &["SCAN", &cursor, "MATCH", "k:*", "COUNT", "25"]) else {
+        let Value::Array(page) = run(&mut c, &["SCAN", &cursor, "MATCH", "k:*", "COUNT", "25"])
+        else {
             panic!("SCAN reply is not an array")
         };
         cursor = text(&page[0]);
-        let Value::Array(found) = &page[1] else { panic!("SCAN keys: {:?}", page[1]) };
+        let Value::Array(found) = &page[1] else {
+            panic!("SCAN keys: {:?}", page[1])
+        };
         seen.extend(found.iter().map(text));
         if cursor == "0" {
             break;
@@ -524,14 +603,20 @@ fn resp3_clients_get_resp3_types_fanout_and_transactions() {
     assert_eq!(cursor, "0", "SCAN did not finish");
     assert_eq!(seen, keys);
     let random = text(&run(&mut c, &["RANDOMKEY"]));
-    assert!(keys.contains(&random) || ["h", "s", "z"].contains(&random.as_str()), "RANDOMKEY {random}");
+    assert!(
+        keys.contains(&random) || ["h", "s", "z"].contains(&random.as_str()),
+        "RANDOMKEY {random}"
+    );
 
     // Transactions, blocking timeouts and scripts.
     let (t1, t2) = (key_in_slot(555, "t1"), key_in_slot(555, "t2"));
     assert_eq!(run(&mut c, &["MULTI"]), Value::Okay);
     assert_eq!(text(&run(&mut c, &["SET", &t1, "1"])), "QUEUED");
     assert_eq!(text(&run(&mut c, &["INCR", &t2])), "QUEUED");
-    assert_eq!(text(&run(&mut c, &["HGETALL", "nohash"])), "QUEUED");
+    assert_eq!(
+        text(&run(&mut c, &["HGETALL", &key_in_slot(555, "none")])),
+        "QUEUED"
+    );
     assert_eq!(
         run(&mut c, &["EXEC"]),
         Value::Array(vec![Value::Okay, Value::Int(1), Value::Map(vec![])])
@@ -542,8 +627,17 @@ fn resp3_clients_get_resp3_types_fanout_and_transactions() {
     assert_eq!(run(&mut c, &["MULTI"]), Value::Okay);
     assert_eq!(text(&run(&mut c, &["SET", &t1, "3"])), "QUEUED");
     assert_eq!(run(&mut c, &["EXEC"]), Value::Nil);
-    assert_eq!(run(&mut c, &["BLPOP", &t1, "0.05"]), Value::Nil);
-    assert_eq!(run(&mut c, &["EVAL", "return {double='2.5'}", "0"]), Value::Double(2.5));
+    assert_eq!(
+        run(&mut c, &["BLPOP", &key_in_slot(555, "list"), "0.05"]),
+        Value::Nil
+    );
+    assert_eq!(
+        run(
+            &mut c,
+            &["EVAL", "redis.setresp(3); return {double=2.5}", "0"]
+        ),
+        Value::Double(2.5)
+    );
     assert_eq!(run(&mut c, &["FLUSHALL"]), Value::Okay);
     assert_eq!(run(&mut c, &["DBSIZE"]), Value::Int(0));
     assert_eq!(run(&mut c, &["RANDOMKEY"]), Value::Nil);

@@ -628,3 +628,52 @@ fn blocked_then_disconnected_clients_leak_nothing() {
         Value::Int(1)
     );
 }
+
+/// A client that pipelines ordinary commands around a blocking one (or a transaction) sees
+/// them take effect in the order it sent them, as on one Redis node, although meridian runs
+/// the blocking command on another connection than the shared one.
+#[test]
+fn pipelined_commands_around_blocking_ones_keep_client_order() {
+    let cluster = Cluster::start(3, 0);
+    let gw = Gateway::start(&cluster, "");
+    let tag = key_in_slot(31, "");
+    let (src, dst, k) = (format!("{tag}src"), format!("{tag}dst"), format!("{tag}k"));
+    let mut c = gw.client();
+    const ROUNDS: usize = 30;
+    let mut pipe = redis::pipe();
+    for i in 0..ROUNDS {
+        // Write on the shared connection, move on a dedicated one, read on the shared one.
+        pipe.cmd("RPUSH").arg(&src).arg(i);
+        pipe.cmd("BLMOVE")
+            .arg(&src)
+            .arg(&dst)
+            .arg("LEFT")
+            .arg("LEFT")
+            .arg(0);
+        pipe.cmd("LLEN").arg(&dst);
+        // A transaction right after a plain write must see that write.
+        pipe.cmd("SET").arg(&k).arg(i);
+        pipe.cmd("MULTI");
+        pipe.cmd("GET").arg(&k);
+        pipe.cmd("EXEC");
+    }
+    let replies: Vec<Value> = pipe.query(&mut c).expect("pipeline through meridian");
+    let mut problems = Vec::new();
+    for i in 0..ROUNDS {
+        let r = &replies[i * 7..i * 7 + 7];
+        let n = i.to_string();
+        if r[0] != Value::Int(1) {
+            problems.push(format!("round {i}: RPUSH {:?}", r[0]));
+        }
+        if r[1] != bulk(&n) {
+            problems.push(format!("round {i}: BLMOVE {:?}", r[1]));
+        }
+        if r[2] != Value::Int(i as i64 + 1) {
+            problems.push(format!("round {i}: LLEN after BLMOVE {:?}", r[2]));
+        }
+        if r[6] != Value::Array(vec![bulk(&n)]) {
+            problems.push(format!("round {i}: EXEC after SET {:?}", r[6]));
+        }
+    }
+    assert!(problems.is_empty(), "client order broken: {problems:#?}");
+}

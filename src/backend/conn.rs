@@ -138,9 +138,12 @@ async fn serve(
                 if is_push(&reply) {
                     continue;
                 }
-                let Some(p) = be.pop_pending() else {
+                let Some((p, waited)) = be.pop_pending() else {
                     return Err(lost("reply without a request".into()));
                 };
+                if let Some(rtt) = waited {
+                    be.rtt.borrow_mut().observe(rtt, std::time::Instant::now());
+                }
                 deliver(worker, be, p, reply)?;
             }
             if be.should_close() {
@@ -148,9 +151,25 @@ async fn serve(
             }
         }
     };
+    let timeout_loop = async {
+        let Some(limit) = be.timeout else {
+            return std::future::pending().await;
+        };
+        let tick = (limit / 4).max(std::time::Duration::from_millis(5));
+        loop {
+            tokio::time::sleep(tick).await;
+            if be.oldest_wait().is_some_and(|w| w > limit) {
+                return Err(BackendError::Timeout {
+                    addr: be.addr.to_string(),
+                    ms: limit.as_millis() as u64,
+                });
+            }
+        }
+    };
     tokio::select! {
         r = write_loop => r,
         r = read_loop => r,
+        r = timeout_loop => r,
     }
 }
 

@@ -26,7 +26,7 @@ impl DedicatedPool {
         if let Some(be) = conns.iter().find(|b| b.addr == *addr && b.proto == proto) {
             return be.clone();
         }
-        let be = Backend::new(addr.clone(), proto, worker.stats.node(addr));
+        let be = Backend::new(addr.clone(), proto, worker.stats.node(addr), None);
         conns.push(be.clone());
         be
     }

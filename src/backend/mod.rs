@@ -9,15 +9,20 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::health::ewma::PeakEwma;
 use crate::notify::LocalNotify;
 use crate::resp::encode;
 use crate::stats::NodeStats;
 use crate::worker::Worker;
 
 use pending::Pending;
+
+/// Time constant of the round-trip EWMA.
+const RTT_DECAY: Duration = Duration::from_secs(5);
 
 /// Where a pub/sub connection's frames go, and whether every frame (not only pushes) does.
 type PushHandler = (Rc<dyn Fn(Bytes)>, bool);
@@ -35,6 +40,8 @@ struct State {
     out: BytesMut,
     /// Requests queued or sent, oldest first; replies are matched to them in this order.
     pending: VecDeque<Pending>,
+    /// When each entry of `pending` was queued (same order).
+    queued_at: VecDeque<Instant>,
     link: Link,
     /// The node left the cluster: close once nothing is pending.
     retired: bool,
@@ -48,6 +55,9 @@ pub struct Backend {
     /// RESP version negotiated on this connection (2 or 3).
     pub proto: u8,
     pub stats: Arc<NodeStats>,
+    /// Longest wait for a reply before the connection is declared failed.
+    timeout: Option<Duration>,
+    rtt: RefCell<PeakEwma>,
     state: RefCell<State>,
     wake: LocalNotify,
     /// Pub/sub mode: where unsolicited frames go.
@@ -57,14 +67,24 @@ pub struct Backend {
 }
 
 impl Backend {
-    pub fn new(addr: Arc<str>, proto: u8, stats: Arc<NodeStats>) -> Rc<Backend> {
+    /// A backend connection; `timeout` fails requests that wait longer (None for a client's
+    /// own connections, where blocking for long is the point).
+    pub fn new(
+        addr: Arc<str>,
+        proto: u8,
+        stats: Arc<NodeStats>,
+        timeout: Option<Duration>,
+    ) -> Rc<Backend> {
         Rc::new(Backend {
             addr,
             proto,
             stats,
+            timeout,
+            rtt: RefCell::new(PeakEwma::new(RTT_DECAY)),
             state: RefCell::new(State {
                 out: BytesMut::with_capacity(16 * 1024),
                 pending: VecDeque::new(),
+                queued_at: VecDeque::new(),
                 link: Link::Down,
                 retired: false,
                 closed: false,
@@ -82,6 +102,7 @@ impl Backend {
         let mut st = self.state.borrow_mut();
         st.out.extend_from_slice(request);
         st.pending.push_back(pending);
+        st.queued_at.push_back(Instant::now());
         drop(st);
         self.stats.requests.add(1);
         self.wake.notify();
@@ -177,15 +198,18 @@ impl Backend {
             (3, Some(pw)) => {
                 encode::command(&mut st.out, &[b"HELLO", b"3", b"AUTH", user, pw]);
                 st.pending.push_back(Pending::handshake());
+                st.queued_at.push_back(Instant::now());
             }
             (3, None) => {
                 encode::command(&mut st.out, &[b"HELLO", b"3"]);
                 st.pending.push_back(Pending::handshake());
+                st.queued_at.push_back(Instant::now());
             }
             (_, Some(_)) => {
                 if let Some(auth) = creds.auth_command() {
                     encode::command(&mut st.out, &auth);
                     st.pending.push_back(Pending::handshake());
+                    st.queued_at.push_back(Instant::now());
                 }
             }
             (_, None) => {}
@@ -201,6 +225,7 @@ impl Backend {
             let mut st = self.state.borrow_mut();
             st.link = Link::Down;
             st.out.clear();
+            st.queued_at.clear();
             st.pending.drain(..).collect()
         };
         let mut failed = 0;
@@ -213,8 +238,22 @@ impl Backend {
         self.stats.failures.add(failed);
     }
 
-    fn pop_pending(&self) -> Option<Pending> {
-        self.state.borrow_mut().pending.pop_front()
+    /// The oldest pending request and how long it waited for its reply.
+    fn pop_pending(&self) -> Option<(Pending, Option<Duration>)> {
+        let mut st = self.state.borrow_mut();
+        let p = st.pending.pop_front()?;
+        let waited = st.queued_at.pop_front().map(|t| t.elapsed());
+        Some((p, waited))
+    }
+
+    /// How long the oldest pending request has waited.
+    fn oldest_wait(&self) -> Option<Duration> {
+        self.state.borrow().queued_at.front().map(|t| t.elapsed())
+    }
+
+    /// Round-trip time of this connection's requests (peak-EWMA), in milliseconds.
+    pub fn rtt_ms(&self) -> Option<f64> {
+        self.rtt.borrow().value_ms()
     }
 
     fn mark_up(&self) {

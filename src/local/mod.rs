@@ -1,6 +1,7 @@
 //! Commands meridian answers itself: connection commands (PING, ECHO, QUIT, RESET, SELECT,
 //! HELLO, AUTH, CLIENT), COMMAND from the table, and INFO.
 
+pub mod client;
 pub mod info;
 
 use std::rc::Rc;
@@ -20,18 +21,18 @@ use crate::worker::Worker;
 /// The Redis version meridian reports in HELLO (the command set it routes).
 pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
 
-fn wrong_arity(client: &ClientState, seq: Seq, name: &str) {
+pub(crate) fn wrong_arity(client: &ClientState, seq: Seq, name: &str) {
     client.reply_error(
         seq,
         &format!("ERR wrong number of arguments for '{name}' command"),
     );
 }
 
-fn ok(client: &ClientState, seq: Seq) {
+pub(crate) fn ok(client: &ClientState, seq: Seq) {
     client.reply(seq, Bytes::from_static(b"+OK\r\n"));
 }
 
-fn eq(a: &[u8], b: &str) -> bool {
+pub(crate) fn eq(a: &[u8], b: &str) -> bool {
     a.eq_ignore_ascii_case(b.as_bytes())
 }
 
@@ -81,6 +82,13 @@ pub fn handle(
             if arg(1) == b"0" {
                 return ok(client, seq);
             }
+            if std::str::from_utf8(arg(1))
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+                .is_none()
+            {
+                return client.reply_error(seq, "ERR value is not an integer or out of range");
+            }
             return client.reply_error(seq, "ERR SELECT is not allowed in cluster mode");
         }
         Local::ReadMode => {
@@ -91,7 +99,7 @@ pub fn handle(
         }
         Local::Auth => return auth(client, seq, req),
         Local::Hello => return hello(client, seq, req),
-        Local::Client => return client_cmd(client, seq, req),
+        Local::Client => return client::handle(worker, client, seq, req),
         Local::Info => return info::handle(worker, client, seq, req),
         Local::Command => return command(worker, table, client, seq, req),
     }
@@ -127,10 +135,7 @@ fn hello(client: &mut ClientState, seq: Seq, req: &Request) {
             Some(2) => proto = 2,
             Some(3) => proto = 3,
             Some(_) => {
-                return client.reply_error(
-                    seq,
-                    "NOPROTO sorry, this protocol version is not supported.",
-                );
+                return client.reply_error(seq, "NOPROTO unsupported protocol version");
             }
             None => {
                 return client.reply_error(
@@ -191,72 +196,11 @@ fn hello(client: &mut ClientState, seq: Seq, req: &Request) {
     client.reply(seq, out.freeze());
 }
 
-fn valid_name(n: &[u8]) -> Result<(), &'static str> {
+pub(crate) fn valid_name(n: &[u8]) -> Result<(), &'static str> {
     if n.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
         return Err("ERR Client names cannot contain spaces, newlines or special characters.");
     }
     Ok(())
-}
-
-fn client_cmd(client: &mut ClientState, seq: Seq, req: &Request) {
-    let args = &req.args;
-    let Some(sub) = args.get(1) else {
-        return wrong_arity(client, seq, "client");
-    };
-    let sub_lower = String::from_utf8_lossy(sub).to_lowercase();
-    let mut out = BytesMut::new();
-    match (sub_lower.as_str(), args.len()) {
-        ("id", 2) => encode::integer(&mut out, client.id as i64),
-        ("getname", 2) => match &client.name {
-            Some(n) => encode::bulk(&mut out, n),
-            None => encode::null(&mut out, client.proto),
-        },
-        ("setname", 3) => {
-            let n = args.get(2).unwrap_or_default();
-            if let Err(e) = valid_name(n) {
-                return client.reply_error(seq, e);
-            }
-            client.name = (!n.is_empty()).then(|| Bytes::copy_from_slice(n));
-            return ok(client, seq);
-        }
-        ("setinfo", 4) => {
-            let attr = args.get(2).unwrap_or_default();
-            let value = Bytes::copy_from_slice(args.get(3).unwrap_or_default());
-            if eq(attr, "lib-name") {
-                client.lib_name = Some(value);
-            } else if eq(attr, "lib-ver") {
-                client.lib_ver = Some(value);
-            } else {
-                return client.reply_error(
-                    seq,
-                    &format!(
-                        "ERR Unrecognized option '{}'",
-                        String::from_utf8_lossy(attr)
-                    ),
-                );
-            }
-            return ok(client, seq);
-        }
-        ("id" | "getname" | "setname" | "setinfo", _) => {
-            return wrong_arity(client, seq, &format!("client|{sub_lower}"));
-        }
-        ("tracking" | "caching" | "getredir" | "trackinginfo", _) => {
-            return client.reply_error(
-                seq,
-                "ERR CLIENT TRACKING is not supported through meridian (invalidation messages cannot be routed from every node)",
-            );
-        }
-        _ => {
-            return client.reply_error(
-                seq,
-                &format!(
-                    "ERR CLIENT {} is not supported through meridian yet",
-                    sub_lower.to_uppercase()
-                ),
-            );
-        }
-    }
-    client.reply(seq, out.freeze());
 }
 
 fn command(
@@ -274,13 +218,17 @@ fn command(
     match sub.as_deref() {
         Some("count") => encode::integer(&mut out, table.len() as i64),
         Some("getkeys") => {
-            if args.len() < 3 {
+            if args.len() < 4 {
                 return wrong_arity(client, seq, "command|getkeys");
             }
             let spans = &args.spans[2..];
             let inner = crate::resp::ReqArgs::new(args.buf, spans);
             let spec = match table.resolve(&inner) {
                 Ok(s) => s,
+                Err(crate::command::CommandError::WrongArity { .. }) => {
+                    return client
+                        .reply_error(seq, "ERR Invalid number of arguments specified for command");
+                }
                 Err(_) => return client.reply_error(seq, "ERR Invalid command specified"),
             };
             let mut keys = Vec::new();

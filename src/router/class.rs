@@ -57,6 +57,8 @@ pub enum Class {
     Tx(TxCmd),
     /// WAIT: on every master this client wrote to.
     Wait,
+    /// CLUSTER: KEYSLOT, COUNTKEYSINSLOT and INFO answered; the rest refused.
+    Cluster,
     /// The subscribe family, on the client's own connections.
     PubSub(PubSubCmd),
     /// Refused: makes no sense through a gateway.
@@ -109,7 +111,6 @@ fn table() -> &'static HashMap<&'static str, Class> {
         );
         put(
             &[
-                "cluster",
                 "monitor",
                 "sync",
                 "psync",
@@ -161,6 +162,7 @@ fn table() -> &'static HashMap<&'static str, Class> {
             Keyed,
         );
         put(&["wait"], Wait);
+        put(&["cluster"], Cluster);
         put(
             &["waitaof"],
             Unsupported("WAITAOF needs the writes of the same node connection"),

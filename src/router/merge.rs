@@ -432,6 +432,7 @@ mod tests {
         let current = ScanCursor {
             slot: Slot::new(0).unwrap(),
             backend: 0,
+            tag: crate::router::scan::node_tag(&topo, Slot::new(0).unwrap()),
         };
         let parts = vec![b("*2\r\n$2\r\n17\r\n*1\r\n$1\r\nk\r\n")];
         let out = combine(
@@ -441,7 +442,15 @@ mod tests {
             },
             &parts,
         );
-        assert_eq!(&out[..], b"*2\r\n$6\r\n278528\r\n*1\r\n$1\r\nk\r\n");
+        let expected = crate::router::scan::encode(ScanCursor {
+            backend: 17,
+            ..current
+        });
+        let mut want = BytesMut::new();
+        encode::array_header(&mut want, 2);
+        encode::bulk(&mut want, expected.as_bytes());
+        want.extend_from_slice(b"*1\r\n$1\r\nk\r\n");
+        assert_eq!(&out[..], &want[..]);
         let parts = vec![b("*2\r\n$1\r\n0\r\n*0\r\n")];
         let out = combine(&MergeKind::Scan { current, topo }, &parts);
         assert_eq!(&out[..], b"*2\r\n$1\r\n0\r\n*0\r\n");

@@ -67,12 +67,58 @@ pub fn dispatch(
     table: &CommandTable,
     client: &mut ClientState,
     req: &Request,
-) {
-    let seq = client.queue.reserve();
-    worker.stats.requests.add(1);
+) -> Flow {
     let mut buf = [0u8; 32];
     let name = req.args.get(0).and_then(|n| lower_name(n, &mut buf));
     let class = name.map(class::of).unwrap_or(Class::Keyed);
+    let exclusive = is_exclusive(class, table, client, req);
+    if exclusive && client.queue.in_flight() > 0 {
+        return Flow::Defer;
+    }
+    dispatch_class(worker, table, client, req, name, class);
+    if exclusive {
+        Flow::Exclusive
+    } else {
+        Flow::Next
+    }
+}
+
+/// What the session does after handing a request to [`dispatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on with the next request.
+    Next,
+    /// Dispatched on a connection of the client's own: dispatch nothing else until every
+    /// reply is in, so no later request overtakes it.
+    Exclusive,
+    /// Not dispatched: call again once every earlier reply is in.
+    Defer,
+}
+
+/// Requests that run on a connection of the client's own (blocking commands, transactions,
+/// subscriptions) must neither overtake nor be overtaken by the client's other requests.
+fn is_exclusive(class: Class, table: &CommandTable, client: &ClientState, req: &Request) -> bool {
+    match class {
+        Class::Tx(_) | Class::PubSub(_) => true,
+        Class::Keyed if !client.tx.in_multi => req
+            .args
+            .get(0)
+            .and_then(|n| table.get(n))
+            .is_some_and(|spec| spec.is_blocking() && !is_nonblocking_stream_read(spec, &req.args)),
+        _ => false,
+    }
+}
+
+fn dispatch_class(
+    worker: &Rc<Worker>,
+    table: &CommandTable,
+    client: &mut ClientState,
+    req: &Request,
+    name: Option<&str>,
+    class: Class,
+) {
+    let seq = client.queue.reserve();
+    worker.stats.requests.add(1);
     if client.proto == 2
         && client.pubsub.is_subscribed()
         && !pubsub::allowed_in_resp2_subscribed(name.unwrap_or_default())
@@ -118,6 +164,7 @@ pub fn dispatch(
         Class::Tx(_) => {}
         Class::PubSub(cmd) => pubsub::handle(cmd, worker, table, client, seq, req),
         Class::Wait => fanout::wait(worker, client, seq, req),
+        Class::Cluster => cluster(worker, spec, client, seq, req),
         Class::Keyed => keyed(worker, spec, client, seq, req),
         Class::Split(kind) => split(worker, spec, client, seq, req, kind),
         Class::MsetNx => msetnx(worker, spec, client, seq, req),
@@ -149,6 +196,41 @@ pub fn dispatch(
             ),
         ),
         Class::Local(_) => {}
+    }
+}
+
+/// CLUSTER KEYSLOT is computed here, COUNTKEYSINSLOT goes to the slot's master, INFO to any
+/// master; the other subcommands describe single nodes and are refused.
+fn cluster(
+    worker: &Rc<Worker>,
+    spec: &CommandSpec,
+    client: &mut ClientState,
+    seq: Seq,
+    req: &Request,
+) {
+    match spec.name.as_ref() {
+        "cluster|keyslot" => {
+            let mut out = BytesMut::new();
+            encode::integer(&mut out, key_slot(req.args.get(2).unwrap_or_default()).get() as i64);
+            client.reply(seq, out.freeze());
+        }
+        "cluster|countkeysinslot" => {
+            let slot = std::str::from_utf8(req.args.get(2).unwrap_or_default())
+                .ok()
+                .and_then(|s| s.parse::<u16>().ok())
+                .and_then(Slot::new);
+            match slot {
+                Some(slot) => send_to_slot(worker, client, seq, slot, Access::Read, req.wire()),
+                None => client.reply_error(seq, "ERR Invalid slot"),
+            }
+        }
+        "cluster|info" => send_to_slot(worker, client, seq, random_slot(), Access::Read, req.wire()),
+        other => client.reply_error(
+            seq,
+            &format!(
+                "ERR '{other}' is not supported through meridian: meridian presents the cluster as one server"
+            ),
+        ),
     }
 }
 
@@ -302,10 +384,7 @@ fn msetnx(
     match common_slot(&req.args, &keys) {
         Ok(Some(slot)) => send_to_slot(worker, client, seq, slot, access_of(spec), req.wire()),
         Ok(None) => {}
-        Err(_) => client.reply_error(
-            seq,
-            "CROSSSLOT Keys in request don't hash to the same slot (meridian: MSETNX cannot be atomic across slots; use a hash tag such as {user1}.a {user1}.b)",
-        ),
+        Err(_) => client.reply_error(seq, CROSSSLOT),
     }
 }
 

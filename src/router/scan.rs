@@ -1,11 +1,14 @@
 //! The SCAN cursor meridian hands to clients, walking every master in turn.
 //!
-//! Encoding (decimal, like Redis cursors): `client = backend_cursor * 16384 + first_slot`, where
-//! `first_slot` is the lowest slot of the shard being scanned and `backend_cursor` is that
-//! shard master's own cursor. A shard is named by a slot, not by a position in a node list, so
-//! a failover (the replica takes over the same slots) does not derail a scan in progress: the
-//! walk continues on whichever node serves that slot now. Cursors fit in a u64 while the backend
-//! cursor is below 2^50; larger backend cursors still work (the arithmetic is 128-bit), but a
+//! Encoding (decimal, like Redis cursors):
+//! `client = (backend_cursor * 256 + node_tag) * 16384 + first_slot`, where `first_slot` is the
+//! lowest slot of the shard being scanned, `backend_cursor` is that shard master's own cursor
+//! and `node_tag` is a hash of the master's address. A shard is named by a slot, not by a
+//! position in a node list, so a failover (a replica takes over the same slots) does not derail
+//! the walk; but a backend cursor means nothing on another node (every server hashes with its
+//! own seed), so when the tag shows that the node serving the shard changed, that shard is
+//! scanned again from its start — SCAN allows duplicates, never misses. Cursors fit in a u64
+//! while the backend cursor is below 2^42; larger ones still work (128-bit arithmetic), but a
 //! client that parses cursors as u64 would see them overflow.
 
 use crate::slot::{SLOT_COUNT, Slot};
@@ -18,6 +21,20 @@ pub struct ScanCursor {
     pub slot: Slot,
     /// That shard's own cursor.
     pub backend: u128,
+    /// Hash of the address of the node that made `backend`.
+    pub tag: u8,
+}
+
+/// The tag of the node serving `slot` now.
+pub fn node_tag(topo: &Topology, slot: Slot) -> u8 {
+    let Some(master) = topo.master_of(slot) else {
+        return 0;
+    };
+    let mut h: u32 = 0x811c_9dc5;
+    for b in topo.node(master).addr.bytes() {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    (h ^ (h >> 8) ^ (h >> 16) ^ (h >> 24)) as u8
 }
 
 /// A cursor that is not a number meridian could have made.
@@ -30,15 +47,18 @@ pub fn decode(text: &[u8]) -> Result<ScanCursor, BadCursor> {
     let s = std::str::from_utf8(text).map_err(|_| BadCursor)?;
     let n: u128 = s.parse().map_err(|_| BadCursor)?;
     let slot = Slot::new((n % SLOT_COUNT as u128) as u16).ok_or(BadCursor)?;
+    let rest = n / SLOT_COUNT as u128;
     Ok(ScanCursor {
         slot,
-        backend: n / SLOT_COUNT as u128,
+        backend: rest >> 8,
+        tag: (rest & 0xff) as u8,
     })
 }
 
 /// Formats a client cursor.
 pub fn encode(cursor: ScanCursor) -> String {
-    (cursor.backend * SLOT_COUNT as u128 + cursor.slot.get() as u128).to_string()
+    (((cursor.backend << 8) | cursor.tag as u128) * SLOT_COUNT as u128 + cursor.slot.get() as u128)
+        .to_string()
 }
 
 /// The lowest slot of each shard, ascending: the order in which shards are scanned.
@@ -63,6 +83,16 @@ pub fn start(cursor: ScanCursor, topo: &Topology) -> ScanCursor {
         return ScanCursor {
             slot: first,
             backend: 0,
+            tag: node_tag(topo, first),
+        };
+    }
+    let tag = node_tag(topo, cursor.slot);
+    if cursor.tag != tag {
+        // Another node serves the shard now: its own cursor space starts over.
+        return ScanCursor {
+            slot: cursor.slot,
+            backend: 0,
+            tag,
         };
     }
     cursor
@@ -75,6 +105,7 @@ pub fn advance(current: ScanCursor, backend_next: u128, topo: &Topology) -> Stri
         return encode(ScanCursor {
             slot: current.slot,
             backend: backend_next,
+            tag: current.tag,
         });
     }
     // The shard now serving `current.slot` is done; continue at the next shard's first slot.
@@ -86,6 +117,7 @@ pub fn advance(current: ScanCursor, backend_next: u128, topo: &Topology) -> Stri
         Some(next) => encode(ScanCursor {
             slot: next,
             backend: 0,
+            tag: node_tag(topo, next),
         }),
         None => "0".to_string(),
     }
@@ -119,6 +151,7 @@ mod tests {
             let c = ScanCursor {
                 slot: Slot::new(5461).unwrap(),
                 backend,
+                tag: 77,
             };
             assert_eq!(decode(encode(c).as_bytes()).unwrap(), c);
         }

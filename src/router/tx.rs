@@ -129,7 +129,6 @@ pub fn control(
         }
         TxCmd::Watch => {
             if client.tx.in_multi {
-                client.tx.failed = true;
                 return client.reply_error(seq, "ERR WATCH inside MULTI is not allowed");
             }
             let conn = request_slot(table, req).and_then(|slot| ensure_conn(worker, client, slot));

@@ -14,11 +14,13 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::backend::dedicated::DedicatedPool;
+use crate::clients::ClientEntry;
+use crate::command::CommandTable;
 use crate::resp::request::{Limits, ParseOutcome, RequestParser};
 use crate::resp::{ReqArgs, encode};
 use crate::router::pubsub::PubSub;
 use crate::router::tx::TxState;
-use crate::router::{self, Request};
+use crate::router::{self, Flow, Request};
 use crate::snapshot::Cached;
 use crate::worker::Worker;
 
@@ -49,6 +51,8 @@ pub struct ClientState {
     pub touched: Vec<Arc<str>>,
     /// Subscriptions.
     pub pubsub: PubSub,
+    /// This client in the shared registry (CLIENT LIST/KILL).
+    pub entry: Option<Arc<ClientEntry>>,
 }
 
 impl ClientState {
@@ -68,6 +72,7 @@ impl ClientState {
             pool: None,
             touched: Vec::new(),
             pubsub: PubSub::default(),
+            entry: None,
         }
     }
 
@@ -114,6 +119,59 @@ impl ClientState {
     }
 }
 
+/// Parses and dispatches every complete request in `rbuf`, stopping early at a request that
+/// must wait for the client's earlier replies (`parked`) or after an exclusive one.
+#[allow(clippy::too_many_arguments)]
+fn process_input(
+    worker: &Rc<Worker>,
+    table: &CommandTable,
+    client: &mut ClientState,
+    rbuf: &mut BytesMut,
+    parser: &mut RequestParser,
+    spans: &mut Vec<std::ops::Range<usize>>,
+    limits: &Limits,
+    parked: &mut Option<(Bytes, Vec<std::ops::Range<usize>>, bool)>,
+    exclusive: &mut bool,
+    (max_pipeline, out_limit): (usize, usize),
+) {
+    while !rbuf.is_empty()
+        && !client.quit
+        && !*exclusive
+        && parked.is_none()
+        && client.queue.in_flight() < max_pipeline
+        && client.queue.held_bytes() < out_limit
+    {
+        match parser.parse(rbuf, limits, spans) {
+            Ok(ParseOutcome::Incomplete) => break,
+            Ok(ParseOutcome::Complete { len, inline }) => {
+                let frame = rbuf.split_to(len).freeze();
+                if !spans.is_empty() {
+                    let req = Request {
+                        frame: &frame,
+                        args: ReqArgs::new(&frame, spans),
+                        inline,
+                    };
+                    match router::dispatch(worker, table, client, &req) {
+                        Flow::Next => {}
+                        Flow::Exclusive => *exclusive = true,
+                        Flow::Defer => {
+                            *parked = Some((frame.clone(), std::mem::take(spans), inline))
+                        }
+                    }
+                }
+                spans.clear();
+            }
+            Err(e) => {
+                worker.stats.protocol_errors.add(1);
+                let seq = client.queue.reserve();
+                client.reply_error(seq, &format!("ERR Protocol error: {e}"));
+                client.quit = true;
+                rbuf.clear();
+            }
+        }
+    }
+}
+
 /// Serves one client until it leaves, breaks the protocol, idles out, or the gateway stops.
 pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let shared = worker.shared.clone();
@@ -136,7 +194,10 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let out_limit = config.client.output_buffer_limit.max(1);
     let idle = config.client.timeout;
     let mut client = ClientState::new(shared.next_client_id(), peer);
+    let entry = shared.clients_registry.add(client.id, peer, worker.id);
+    client.entry = Some(entry.clone());
     let queue = client.queue.clone();
+    queue.set_hard_limit(out_limit.saturating_mul(2));
     let mut commands = Cached::new(&shared.commands);
     let mut parser = RequestParser::new();
     let mut spans = Vec::new();
@@ -150,6 +211,11 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         idle
     });
     tokio::pin!(idle_timer);
+
+    // A request waiting for the client's earlier replies (see `router::Flow`).
+    let mut parked: Option<(Bytes, Vec<std::ops::Range<usize>>, bool)> = None;
+    // An exclusive request is in flight: dispatch nothing until every reply is in.
+    let mut exclusive = false;
 
     let end = loop {
         if let Some(reason) = queue.killed() {
@@ -167,11 +233,43 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                 wbuf = BytesMut::with_capacity(READ_CHUNK);
             }
         }
+        if (exclusive || parked.is_some()) && queue.in_flight() == 0 {
+            exclusive = false;
+            let table = commands.get(&shared.commands).clone();
+            if let Some((frame, sp, inline)) = parked.take() {
+                let req = Request {
+                    frame: &frame,
+                    args: ReqArgs::new(&frame, &sp),
+                    inline,
+                };
+                exclusive = router::dispatch(&worker, &table, &mut client, &req) == Flow::Exclusive;
+                continue;
+            }
+        }
         if client.quit && queue.in_flight() == 0 {
             break "closed by meridian".to_string();
         }
-        let can_read =
-            !client.quit && queue.in_flight() < max_pipeline && queue.held_bytes() < out_limit;
+        // Requests read earlier but held back by the pipeline/output limits.
+        if !rbuf.is_empty() && !exclusive && parked.is_none() {
+            let table = commands.get(&shared.commands).clone();
+            process_input(
+                &worker,
+                &table,
+                &mut client,
+                &mut rbuf,
+                &mut parser,
+                &mut spans,
+                &limits,
+                &mut parked,
+                &mut exclusive,
+                (max_pipeline, out_limit),
+            );
+        }
+        let can_read = !client.quit
+            && !exclusive
+            && parked.is_none()
+            && queue.in_flight() < max_pipeline
+            && queue.held_bytes() < out_limit;
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
             rbuf.reserve(READ_CHUNK);
         }
@@ -185,32 +283,11 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                     Ok(n) => {
                         stats.recv_client_bytes.add(n as u64);
                         last_active = Instant::now();
+                        entry.touch();
                     }
                 }
                 let table = commands.get(&shared.commands).clone();
-                loop {
-                    if rbuf.is_empty() || client.quit {
-                        break;
-                    }
-                    match parser.parse(&rbuf, &limits, &mut spans) {
-                        Ok(ParseOutcome::Incomplete) => break,
-                        Ok(ParseOutcome::Complete { len, inline }) => {
-                            let frame = rbuf.split_to(len).freeze();
-                            if !spans.is_empty() {
-                                let req = Request { frame: &frame, args: ReqArgs::new(&frame, &spans), inline };
-                                router::dispatch(&worker, &table, &mut client, &req);
-                            }
-                            spans.clear();
-                        }
-                        Err(e) => {
-                            stats.protocol_errors.add(1);
-                            let seq = queue.reserve();
-                            client.reply_error(seq, &format!("ERR Protocol error: {e}"));
-                            client.quit = true;
-                            rbuf.clear();
-                        }
-                    }
-                }
+                process_input(&worker, &table, &mut client, &mut rbuf, &mut parser, &mut spans, &limits, &mut parked, &mut exclusive, (max_pipeline, out_limit));
             }
             _ = &mut idle_timer, if !idle.is_zero() => {
                 if queue.in_flight() == 0 && last_active.elapsed() >= idle {
@@ -218,6 +295,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                 }
                 idle_timer.as_mut().reset((last_active + idle).max(Instant::now() + Duration::from_millis(10)).into());
             }
+            _ = entry.kill.notified() => break "killed by CLIENT KILL".to_string(),
             r = shutdown.changed(), if !client.quit => {
                 if r.is_err() || *shutdown.borrow() {
                     client.quit = true;
@@ -228,6 +306,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     debug!(client = client.id, %peer, reason = %end, "client session ended");
     queue.close();
     client.release();
+    shared.clients_registry.remove(client.id);
     stats.client_connections.sub(1);
     shared.release_client();
 }

@@ -19,6 +19,8 @@ pub struct ReplyQueue {
     ready: LocalNotify,
     closed: Cell<bool>,
     killed: Cell<Option<&'static str>>,
+    /// Held reply bytes past which the client is disconnected (0 = no limit).
+    hard_limit: Cell<usize>,
 }
 
 #[derive(Default)]
@@ -59,6 +61,16 @@ impl ReplyQueue {
                 self.ready.notify();
             }
         }
+        let over = self.hard_limit.get() > 0 && inner.ready_bytes > self.hard_limit.get();
+        drop(inner);
+        if over {
+            self.kill("output buffer hard limit reached by a client that does not read");
+        }
+    }
+
+    /// Sets the held-bytes limit past which the client is disconnected.
+    pub fn set_hard_limit(&self, bytes: usize) {
+        self.hard_limit.set(bytes);
     }
 
     /// Stores a reply made by meridian itself (an error or a local command's answer).

@@ -1,0 +1,9 @@
+//! Per-node health decisions: the circuit breaker state machine and the peak-EWMA of
+//! round-trip times.
+//!
+//! Both are pure: they take the time as an argument and own no clock, socket or task. The
+//! connection layer reports results into them; the read policy reads their outputs through
+//! [`crate::policy::Candidate`].
+
+pub mod breaker;
+pub mod ewma;
