@@ -52,6 +52,11 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Convert a predixy config to a meridian YAML config, printed on stdout.
+    ImportPredixy {
+        /// predixy's main config file (Include directives are followed relative to it).
+        file: PathBuf,
+    },
 }
 
 fn init_logs(format: LogFormat, level: &str) {
@@ -70,6 +75,27 @@ fn init_logs(format: LogFormat, level: &str) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::ImportPredixy { file } => {
+            let dir = file.parent().map(PathBuf::from).unwrap_or_default();
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("meridian: cannot read {}: {e}", file.display());
+                    return ExitCode::FAILURE;
+                }
+            };
+            let include = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+            match meridian::predixy::convert(&text, &include) {
+                Ok(yaml) => {
+                    print!("{yaml}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("meridian: {}: {e}", file.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Check { config } => match Config::load(&config) {
             Ok(_) => {
                 println!("{}: ok", config.display());

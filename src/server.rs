@@ -100,6 +100,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
 
     control.block_on(async {
         let refresher = tokio::spawn(refresh::run(shared.clone()));
+        let prober = tokio::spawn(crate::health::probe::run(shared.clone()));
         wait_for_signal().await;
         info!("shutdown requested: no new clients, finishing in-flight requests");
         shared.shutdown();
@@ -114,6 +115,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             );
         }
         refresher.abort();
+        prober.abort();
     });
     Ok(())
 }

@@ -11,6 +11,8 @@ use crate::clients::ClientRegistry;
 use crate::command::CommandTable;
 use crate::config::Config;
 use crate::control::Credentials;
+use crate::health::breaker::BreakerParams;
+use crate::health::table::HealthTable;
 use crate::snapshot::Published;
 use crate::stats::StatsRegistry;
 use crate::topology::Topology;
@@ -22,6 +24,7 @@ pub struct Shared {
     pub commands: Published<CommandTable>,
     pub stats: StatsRegistry,
     pub clients_registry: ClientRegistry,
+    pub health: HealthTable,
     pub started: Instant,
     refresh: Notify,
     next_client_id: AtomicU64,
@@ -32,12 +35,14 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: Config) -> Arc<Shared> {
         let (shutdown_tx, _) = watch::channel(false);
+        let breaker = BreakerParams::from_config(&config.breaker);
         Arc::new(Shared {
             config: Arc::new(config),
             topology: Published::new(Topology::empty()),
             commands: Published::new(CommandTable::builtin()),
             stats: StatsRegistry::default(),
             clients_registry: ClientRegistry::default(),
+            health: HealthTable::new(breaker),
             started: Instant::now(),
             refresh: Notify::new(),
             next_client_id: AtomicU64::new(1),

@@ -5,26 +5,30 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use tracing::debug;
 
 use crate::backend::Backend;
 use crate::backend::pending::Pending;
-use crate::policy::{self, Access};
+use crate::health::table::NodeHealth;
+use crate::policy::{self, Access, Candidate, Choice, PolicyParams, WriteRefusal};
 use crate::resp::reply::Redirect;
 use crate::shared::Shared;
 use crate::slot::Slot;
 use crate::snapshot::Cached;
 use crate::stats::WorkerStats;
-use crate::topology::{NodeId, Topology};
+use crate::topology::{NodeId, Role, Topology};
 
 /// Why a request has no backend to go to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
-    #[error(
-        "CLUSTERDOWN meridian: no cluster node serves slot {0} (cluster map not loaded or slot unassigned)"
-    )]
+    #[error("CLUSTERDOWN meridian: no cluster node serves slot {0} (cluster map not loaded or slot unassigned)")]
     NoNode(u16),
+    /// The slot's master has an open breaker (message preformatted).
+    #[error("{0}")]
+    CircuitOpen(String),
 }
 
 struct Routes {
@@ -35,6 +39,14 @@ struct Routes {
     by_node: Vec<[Option<Rc<Backend>>; 2]>,
     /// Every live backend by (address, protocol).
     by_addr: HashMap<(Arc<str>, u8), Rc<Backend>>,
+    /// Health of the current snapshot's nodes.
+    health: Vec<Arc<NodeHealth>>,
+    /// Per shard: read candidates (master first), refreshed per read with live health.
+    cands: Vec<Vec<Candidate>>,
+    /// The DC-aware read policy, when `local_dc` is set.
+    policy: Option<PolicyParams>,
+    /// How old a measured RTT may be and still count as fresh.
+    fresh_for: Duration,
 }
 
 /// Per-thread state of a worker.
@@ -61,6 +73,14 @@ impl Worker {
                 version: 0,
                 by_node: Vec::new(),
                 by_addr: HashMap::new(),
+                health: Vec::new(),
+                cands: Vec::new(),
+                policy: shared
+                    .config
+                    .local_dc
+                    .is_some()
+                    .then(|| PolicyParams::from_config(&shared.config)),
+                fresh_for: shared.config.health.probe_interval * 3,
             }),
             shared,
         })
@@ -75,8 +95,7 @@ impl Worker {
     ) -> Result<Rc<Backend>, RouteError> {
         let mut routes = self.routes.borrow_mut();
         self.sync_routes(&mut routes);
-        let node = policy::select(routes.topo.stale(), slot, access)
-            .ok_or(RouteError::NoNode(slot.get()))?;
+        let node = Self::pick(&mut routes, slot, access, proto)?;
         if let Some(be) = &routes.by_node[node as usize][proto_index(proto)] {
             return Ok(be.clone());
         }
@@ -88,9 +107,82 @@ impl Worker {
     pub fn addr_for_slot(&self, slot: Slot, access: Access) -> Result<Arc<str>, RouteError> {
         let mut routes = self.routes.borrow_mut();
         self.sync_routes(&mut routes);
-        let topo = routes.topo.stale();
-        let node = policy::select(topo, slot, access).ok_or(RouteError::NoNode(slot.get()))?;
-        Ok(topo.node(node).addr.clone())
+        let node = Self::pick(&mut routes, slot, access, 2)?;
+        Ok(routes.topo.stale().node(node).addr.clone())
+    }
+
+    /// The node for `slot`: writes to the master unless its breaker is open; reads by the
+    /// read policy when one is configured, else the master.
+    fn pick(
+        routes: &mut Routes,
+        slot: Slot,
+        access: Access,
+        proto: u8,
+    ) -> Result<NodeId, RouteError> {
+        let Routes {
+            topo,
+            health,
+            cands,
+            policy,
+            by_node,
+            fresh_for,
+            ..
+        } = routes;
+        let topo = topo.stale();
+        let shard = topo
+            .shard_index(slot)
+            .ok_or(RouteError::NoNode(slot.get()))?;
+        let master = topo.shards[shard].master;
+        let read_policy = match (access, policy.as_ref()) {
+            (Access::Read, Some(params)) => params,
+            _ => {
+                let h = &health[master as usize];
+                if !h.is_closed() {
+                    let now = Instant::now();
+                    if !h.allow(now) {
+                        let refusal = WriteRefusal {
+                            retry_in: h.retry_in(now).unwrap_or_default(),
+                        };
+                        return Err(RouteError::CircuitOpen(
+                            refusal.client_message(&topo.node(master).addr, slot),
+                        ));
+                    }
+                }
+                return Ok(master);
+            }
+        };
+        let now = Instant::now();
+        let pi = proto_index(proto);
+        let list = &mut cands[shard];
+        for c in list.iter_mut() {
+            let h = &health[c.node as usize];
+            c.breaker = h.state(now);
+            c.retry_at = h.retry_at();
+            c.loading = h.loading.load(Ordering::Relaxed);
+            c.link_up = h.link_up.load(Ordering::Relaxed);
+            c.lag_bytes = h.lag_bytes.load(Ordering::Relaxed);
+            let be = by_node[c.node as usize][pi].as_ref();
+            c.outstanding = be.map_or(0, |b| b.pending_len() as u32);
+            let measured = be
+                .and_then(|b| b.rtt(now, *fresh_for))
+                .or_else(|| h.probe_rtt(now, *fresh_for));
+            (c.rtt_ms, c.rtt_fresh) = match measured {
+                Some((ms, fresh)) => (Some(ms), fresh),
+                None => (None, false),
+            };
+        }
+        match policy::choose_read(read_policy, list, now, &mut rand::rng()) {
+            Choice::Node(n) | Choice::Fallback(n) => {
+                let h = &health[n as usize];
+                if !h.is_closed() {
+                    // A HalfOpen node gets its one probe; an Open one is tried only as the
+                    // last resort the policy chose.
+                    let _ = h.allow(now);
+                }
+                Ok(n)
+            }
+            Choice::None => Ok(master),
+        }
     }
 
     /// The backend of a node of the current snapshot.
@@ -129,6 +221,9 @@ impl Worker {
         }
         let addr = topo.node(node).addr.clone();
         let be = self.backend_by_addr(routes, &addr, proto);
+        if topo.node(node).role == Role::Replica {
+            be.set_readonly();
+        }
         routes.by_node[node as usize][pi] = Some(be.clone());
         be
     }
@@ -139,7 +234,8 @@ impl Worker {
             .entry((addr.clone(), proto))
             .or_insert_with(|| {
                 let timeout = Some(self.shared.config.breaker.server_timeout);
-                Backend::new(addr.clone(), proto, self.stats.node(addr), timeout)
+                let health = self.shared.health.node(addr);
+                Backend::new(addr.clone(), proto, self.stats.node(addr), health, timeout)
             })
             .clone()
     }
@@ -153,6 +249,21 @@ impl Worker {
         let topo = routes.topo.get(&self.shared.topology).clone();
         routes.version = version;
         routes.by_node = vec![[None, None]; topo.nodes.len()];
+        routes.health = topo
+            .nodes
+            .iter()
+            .map(|n| self.shared.health.node(&n.addr))
+            .collect();
+        routes.cands = topo
+            .shards
+            .iter()
+            .map(|s| {
+                std::iter::once(s.master)
+                    .chain(s.replicas.iter().copied())
+                    .map(|id| Candidate::new(id, topo.node(id)))
+                    .collect()
+            })
+            .collect();
         let before = routes.by_addr.len();
         routes.by_addr.retain(|(addr, _), be| {
             let keep = topo.node_by_addr(addr).is_some();

@@ -39,6 +39,7 @@ pub async fn run(worker: Rc<Worker>, be: Rc<Backend>) {
         Ok(()) => be.fail_all("ERR meridian: backend connection closed"),
         Err(e) => {
             debug!(addr = %be.addr, error = %e, "backend connection ended");
+            be.health.on_failure(std::time::Instant::now());
             be.fail_all(&e.client_message());
             worker.shared.request_refresh();
         }
@@ -181,6 +182,9 @@ fn deliver(
     reply: Bytes,
 ) -> Result<(), BackendError> {
     be.stats.responses.add(1);
+    if !be.health.is_closed() || be.health.consecutive_failures() > 0 {
+        be.health.on_success(std::time::Instant::now());
+    }
     if reply.first() == Some(&b'-') {
         if p.redirects < MAX_REDIRECTS
             && p.request.is_some()

@@ -26,7 +26,13 @@ impl DedicatedPool {
         if let Some(be) = conns.iter().find(|b| b.addr == *addr && b.proto == proto) {
             return be.clone();
         }
-        let be = Backend::new(addr.clone(), proto, worker.stats.node(addr), None);
+        let be = Backend::new(
+            addr.clone(),
+            proto,
+            worker.stats.node(addr),
+            worker.shared.health.node(addr),
+            None,
+        );
         conns.push(be.clone());
         be
     }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use crate::health::ewma::PeakEwma;
+use crate::health::table::NodeHealth;
 use crate::notify::LocalNotify;
 use crate::resp::encode;
 use crate::stats::NodeStats;
@@ -57,6 +58,10 @@ pub struct Backend {
     pub stats: Arc<NodeStats>,
     /// Longest wait for a reply before the connection is declared failed.
     timeout: Option<Duration>,
+    /// Where results are reported (the node's breaker).
+    pub health: Arc<NodeHealth>,
+    /// Send READONLY on connect (the node is a replica that serves reads).
+    readonly: std::cell::Cell<bool>,
     rtt: RefCell<PeakEwma>,
     state: RefCell<State>,
     wake: LocalNotify,
@@ -73,12 +78,15 @@ impl Backend {
         addr: Arc<str>,
         proto: u8,
         stats: Arc<NodeStats>,
+        health: Arc<NodeHealth>,
         timeout: Option<Duration>,
     ) -> Rc<Backend> {
         Rc::new(Backend {
             addr,
             proto,
             stats,
+            health,
+            readonly: std::cell::Cell::new(false),
             timeout,
             rtt: RefCell::new(PeakEwma::new(RTT_DECAY)),
             state: RefCell::new(State {
@@ -137,6 +145,11 @@ impl Backend {
     pub fn retire(&self) {
         self.state.borrow_mut().retired = true;
         self.wake.notify();
+    }
+
+    /// Reads may be served by this node as a replica: send READONLY on every connect.
+    pub fn set_readonly(&self) {
+        self.readonly.set(true);
     }
 
     /// Closes the connection now (its client left); pending requests are dropped.
@@ -214,6 +227,11 @@ impl Backend {
             }
             (_, None) => {}
         }
+        if self.readonly.get() {
+            encode::command(&mut st.out, &[b"READONLY"]);
+            st.pending.push_back(Pending::ignored());
+            st.queued_at.push_back(Instant::now());
+        }
         drop(st);
         tokio::task::spawn_local(conn::run(worker.clone(), self.clone()));
     }
@@ -254,6 +272,12 @@ impl Backend {
     /// Round-trip time of this connection's requests (peak-EWMA), in milliseconds.
     pub fn rtt_ms(&self) -> Option<f64> {
         self.rtt.borrow().value_ms()
+    }
+
+    /// The RTT estimate and whether its last sample is younger than `max_age`.
+    pub fn rtt(&self, now: Instant, max_age: Duration) -> Option<(f64, bool)> {
+        let e = self.rtt.borrow();
+        e.value_ms().map(|ms| (ms, e.is_fresh(now, max_age)))
     }
 
     fn mark_up(&self) {

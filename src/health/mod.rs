@@ -7,3 +7,5 @@
 
 pub mod breaker;
 pub mod ewma;
+pub mod probe;
+pub mod table;

@@ -26,6 +26,8 @@ pub const SETTLE_EXTRA: Duration = Duration::from_secs(3);
 pub const CHECK_WINDOW: Duration = Duration::from_secs(2);
 /// Bound on the cluster becoming healthy before and after a drill.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on waiting, at the heal of `kill-master`, for the failover to have happened.
+const FAILOVER_WAIT: Duration = Duration::from_secs(30);
 /// How often the cluster's shape is polled for events.
 const OBSERVE_EVERY: Duration = Duration::from_millis(250);
 
@@ -104,6 +106,8 @@ enum Action {
 
 struct Plot {
     target: String,
+    /// `kill-master`: shard and killed node; the heal waits for the shard's failover.
+    wait_failover: Option<(usize, String)>,
     fault: Action,
     heal: Action,
     affected: Vec<(u16, u16)>,
@@ -199,6 +203,21 @@ async fn drill(opts: &DrillOptions, state: &LabState) -> Result<Report, LabError
         push(&events, start, format!("fault action failed: {e}"));
     }
     tokio::time::sleep_until(start + heal_at).await;
+    if let Some((shard, killed)) = &plot.wait_failover {
+        // The killed master must come back as a replica, so the heal waits for the failover.
+        let waited = wait_for(&format!("a failover of shard {shard}"), FAILOVER_WAIT, Duration::from_millis(100), || async {
+            match cluster::live_shards(plan).await {
+                Ok(shards) if shards[*shard].0 != *killed => Ok(shards[*shard].0.clone()),
+                Ok(_) => Err(format!("{killed} is still its master")),
+                Err(e) => Err(e),
+            }
+        })
+        .await;
+        match waited {
+            Ok(new) => push(&events, start, format!("failover done: {new} is master of shard {shard}; healing")),
+            Err(e) => push(&events, start, format!("no failover before the heal: {e}")),
+        }
+    }
     push(&events, start, format!("heal: {}", describe(&plot.heal)));
     if let Err(e) = act(state, &plot.heal).await {
         push(&events, start, format!("heal action failed: {e}"));
@@ -263,7 +282,13 @@ async fn plot(opts: &DrillOptions, plan: &Plan) -> Result<Plot, LabError> {
         Scenario::KillMaster => {
             needs_failover("kill-master")?;
             Plot {
-                target: format!("SIGKILL {} (master of shard {}, slots {}), restart it at the heal", m.name, opts.shard, m.slots_text()),
+                target: format!(
+                    "SIGKILL {} (master of shard {}, slots {}); at the heal, once failed over, restart it",
+                    m.name,
+                    opts.shard,
+                    m.slots_text()
+                ),
+                wait_failover: Some((opts.shard, m.name.clone())),
                 fault: Action::Control(Request::Kill(m.name.clone())),
                 heal: Action::Control(Request::Restart(m.name.clone())),
                 affected: slots,
@@ -273,6 +298,7 @@ async fn plot(opts: &DrillOptions, plan: &Plan) -> Result<Plot, LabError> {
             needs_failover("hang-node")?;
             Plot {
                 target: format!("SIGSTOP {} (master of shard {}, slots {}), SIGCONT at the heal", m.name, opts.shard, m.slots_text()),
+                wait_failover: None,
                 fault: Action::Control(Request::Stop(m.name.clone())),
                 heal: Action::Control(Request::Cont(m.name.clone())),
                 affected: slots,
@@ -294,6 +320,7 @@ async fn plot(opts: &DrillOptions, plan: &Plan) -> Result<Plot, LabError> {
                 .collect();
             Plot {
                 target: format!("cut datacenter {dc} off from the others (relays hold every byte across the cut)"),
+                wait_failover: None,
                 fault: Action::Control(Request::Partition(dc)),
                 heal: Action::Control(Request::Heal),
                 affected,
@@ -322,6 +349,7 @@ async fn plot(opts: &DrillOptions, plan: &Plan) -> Result<Plot, LabError> {
                 .collect();
             Plot {
                 target: format!("raise the {near} <-> {far} round trip from {old} ms to {new} ms"),
+                wait_failover: None,
                 fault: Action::Control(Request::Latency(near, far, new)),
                 heal: Action::Control(Request::Heal),
                 affected,
@@ -338,6 +366,7 @@ async fn plot(opts: &DrillOptions, plan: &Plan) -> Result<Plot, LabError> {
                     "CLUSTER FAILOVER onto {} ({}), replica of {} ({}); fail back at the heal",
                     remote.name, remote.dc, m.name, m.dc
                 ),
+                wait_failover: None,
                 fault: Action::Failover { node: remote.name.clone(), addr: remote.addr() },
                 heal: Action::Failover { node: m.name.clone(), addr: m.addr() },
                 affected: slots,

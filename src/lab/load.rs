@@ -8,6 +8,7 @@
 //! plain reads of the whole value, so the nodes' own `INFO commandstats` tell which gateway's
 //! reads each DC served.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,6 +94,8 @@ pub struct GatewayLoad {
     pub samples: Vec<Sample>,
     /// First examples of broken invariants, `(at_ms, what)`.
     pub examples: Vec<(u32, String)>,
+    /// The first message seen of each error kind.
+    pub error_texts: BTreeMap<String, String>,
 }
 
 /// Runs the load from `start` until `end`; one result per gateway.
@@ -111,6 +114,9 @@ pub async fn run(spec: LoadSpec, start: Instant, end: Instant) -> Vec<GatewayLoa
             slot.samples.extend(load.samples);
             let room = MAX_EXAMPLES.saturating_sub(slot.examples.len());
             slot.examples.extend(load.examples.into_iter().take(room));
+            for (kind, text) in load.error_texts {
+                slot.error_texts.entry(kind).or_insert(text);
+            }
         }
     }
     for load in &mut out {
@@ -227,6 +233,10 @@ async fn connection(spec: Arc<LoadSpec>, writer: Writer, start: Instant, end: In
                 }
             };
             let latency_us = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
+            if let Reply::Error(text) = &reply {
+                let kind = text.split_whitespace().next().unwrap_or("ERR").to_string();
+                out.error_texts.entry(kind).or_insert_with(|| text.clone());
+            }
             let outcome = judge(item, &reply, writer, &mut keys[item.key], read_cmd, at_ms, &mut out.examples);
             out.samples.push(Sample { at_ms, latency_us, op: item.op, slot: slots[item.key], outcome });
         }
@@ -245,6 +255,7 @@ fn fail_rest(
     out: &mut GatewayLoad,
 ) {
     let latency_us = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
+    out.error_texts.entry(err.kind().to_string()).or_insert_with(|| err.to_string());
     for item in batch {
         if item.op == Op::Write {
             keys[item.key].unknown(item.seq);

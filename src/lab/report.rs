@@ -108,6 +108,8 @@ pub struct GatewayReport {
     pub timeline: Vec<Bucket>,
     /// First examples of broken invariants.
     pub examples: Vec<(u32, String)>,
+    /// The first message of each error kind.
+    pub error_texts: BTreeMap<String, String>,
 }
 
 impl GatewayReport {
@@ -257,6 +259,7 @@ fn gateway_report(info: &DrillInfo, index: usize, load: &GatewayLoad, reads: &[V
         addr,
         read_command: READ_COMMANDS[index % READ_COMMANDS.len()].to_string(),
         examples: load.examples.clone(),
+        error_texts: load.error_texts.clone(),
         ..GatewayReport::default()
     };
     let affected = |slot: u16| info.affected_slots.iter().any(|(lo, hi)| (*lo..=*hi).contains(&slot));
@@ -430,6 +433,15 @@ impl Report {
             .collect();
         out += "\nreads served per DC (nodes' INFO commandstats):\n";
         out += &table(&["GATEWAY", "READ CMD", "before", "during", "after"], &share_rows);
+        let texts: Vec<String> = self
+            .gateways
+            .iter()
+            .flat_map(|g| g.error_texts.iter().map(move |(k, t)| format!("  {} {k}: {t}\n", g.dc)))
+            .collect();
+        if !texts.is_empty() {
+            out += "\nfirst error of each kind:\n";
+            out += &texts.concat();
+        }
         out += "\ninvariants:\n";
         for inv in &self.invariants {
             out += &format!("  {:<4}  {:<30}  {}\n", if inv.ok { "ok" } else { "FAIL" }, inv.name, inv.detail);
@@ -498,6 +510,10 @@ fn gateway_json(g: &GatewayReport, dcs: &[String]) -> Json {
         ("writes", Json::int(g.writes)),
         ("errors", Json::int(g.error_count())),
         ("errors_by_kind", Json::obj(errors)),
+        (
+            "error_texts",
+            Json::obj(g.error_texts.iter().map(|(k, t)| (k.clone(), Json::str(t)))),
+        ),
         ("stale_reads", Json::int(g.stale_reads)),
         ("crossed_replies", Json::int(g.crossed_replies)),
         ("wrong_values", Json::int(g.wrong_values)),

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use serde::Deserialize;
-use serde::de::{Deserializer, Error as _};
+use serde::de::{self, Deserializer, Visitor};
 
 use crate::config::{Config, ConfigError, ConfigErrors, parse_duration};
 
@@ -149,9 +149,25 @@ impl Default for PortsSpec {
     }
 }
 
+/// Serde: a duration such as `2s`; the error is raised inside the value so it names the key.
 fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    parse_duration(&text).map_err(D::Error::custom)
+    struct DurationVisitor;
+    impl Visitor<'_> for DurationVisitor {
+        type Value = Duration;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a duration such as 2s or 500ms")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+            parse_duration(v).map_err(E::custom)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+            self.visit_str(&v.to_string())
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+            self.visit_str(&v.to_string())
+        }
+    }
+    deserializer.deserialize_any(DurationVisitor)
 }
 
 /// Collects problems with their key paths.
@@ -472,7 +488,7 @@ gateways:
     #[test]
     fn semantic_errors_are_named() {
         let text = GOOD
-            .replace("127.0.2.0/24", "127.0.1.128/25")
+            .replace("127.0.2.0/24", "127.0.1.0/24")
             .replace("west: { east: 40, west: 0.3 }", "west: { east: 41, west: 0.3 }")
             .replace("[east, east]", "[mars]")
             .replace("  - { dc: west }", "  - { dc: east }");

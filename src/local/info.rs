@@ -127,16 +127,28 @@ fn render(worker: &Worker, section: &str, out: &mut String) {
             out.push_str("# Servers\r\n");
             for node in &topo.nodes {
                 let t = shared.stats.node_totals(&node.addr);
+                let now = std::time::Instant::now();
+                let (breaker, failures, rtt, loading, link) = match shared.health.get(&node.addr) {
+                    Some(h) => (
+                        h.state(now).as_str(),
+                        h.consecutive_failures(),
+                        h.probe_rtt(now, std::time::Duration::from_secs(3600))
+                            .map_or("-".to_string(), |(ms, _)| format!("{ms:.3}")),
+                        h.loading.load(std::sync::atomic::Ordering::Relaxed),
+                        h.link_up.load(std::sync::atomic::Ordering::Relaxed),
+                    ),
+                    None => ("closed", 0, "-".to_string(), false, true),
+                };
                 let shard = &topo.shards[node.shard as usize];
                 let group = &topo.node(shard.master).addr;
                 let _ = write!(
                     out,
-                    "Server:{}\r\nRole:{}\r\nGroup:{}\r\nDC:{}\r\nCurrentIsFail:{}\r\nConnections:{}\r\nConnect:{}\r\nRequests:{}\r\nResponses:{}\r\nSendBytes:{}\r\nRecvBytes:{}\r\nFailures:{}\r\n\r\n",
+                    "Server:{}\r\nRole:{}\r\nGroup:{}\r\nDC:{}\r\nCurrentIsFail:{}\r\nConnections:{}\r\nConnect:{}\r\nRequests:{}\r\nResponses:{}\r\nSendBytes:{}\r\nRecvBytes:{}\r\nFailures:{}\r\nBreaker:{breaker}\r\nConsecutiveFailures:{failures}\r\nRttMs:{rtt}\r\nLoading:{}\r\nLinkUp:{}\r\n\r\n",
                     node.addr,
                     node.role.as_str(),
                     group,
                     node.dc.as_deref().unwrap_or(crate::config::UNKNOWN_DC),
-                    u8::from(t.connects > 0 && t.connections == 0 && t.failures > 0),
+                    u8::from(breaker != "closed"),
                     t.connections,
                     t.connects,
                     t.requests,
@@ -144,6 +156,8 @@ fn render(worker: &Worker, section: &str, out: &mut String) {
                     t.send_bytes,
                     t.recv_bytes,
                     t.failures,
+                    u8::from(loading),
+                    u8::from(link),
                 );
             }
             if topo.nodes.is_empty() {

@@ -132,7 +132,13 @@ struct Sub {
 
 impl Sub {
     fn open(worker: &Rc<Worker>, client: &ClientState, addr: &Arc<str>) -> Sub {
-        let be = Backend::new(addr.clone(), client.proto, worker.stats.node(addr), None);
+        let be = Backend::new(
+            addr.clone(),
+            client.proto,
+            worker.stats.node(addr),
+            worker.shared.health.node(addr),
+            None,
+        );
         let state = Rc::new(SubState {
             queue: client.queue.clone(),
             gates: RefCell::new(VecDeque::new()),

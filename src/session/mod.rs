@@ -27,6 +27,8 @@ use crate::worker::Worker;
 use queue::{ReplyQueue, Seq};
 
 const READ_CHUNK: usize = 16 * 1024;
+/// Input buffered while a request waits for the client's earlier replies.
+const HELD_INPUT_LIMIT: usize = 64 * 1024;
 
 /// What meridian knows about one connected client.
 pub struct ClientState {
@@ -265,9 +267,11 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                 (max_pipeline, out_limit),
             );
         }
+        // While a request waits for its turn, keep reading a little (so a client that leaves
+        // is noticed and its blocked backend connection released) but not much.
+        let holding = exclusive || parked.is_some();
         let can_read = !client.quit
-            && !exclusive
-            && parked.is_none()
+            && (!holding || rbuf.len() < HELD_INPUT_LIMIT)
             && queue.in_flight() < max_pipeline
             && queue.held_bytes() < out_limit;
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {

@@ -126,6 +126,12 @@ impl Topology {
         self.shards.get(idx as usize)
     }
 
+    /// Index into `shards` of the shard serving `slot`.
+    pub fn shard_index(&self, slot: Slot) -> Option<usize> {
+        let idx = self.slot_shard[slot.index()] as usize;
+        (idx < self.shards.len()).then_some(idx)
+    }
+
     /// The master node serving `slot`, if any.
     pub fn master_of(&self, slot: Slot) -> Option<NodeId> {
         self.shard_of(slot).map(|s| s.master)
