@@ -63,6 +63,7 @@ async fn connect(worker: &Worker, addr: &str) -> Result<TcpStream, BackendError>
         TcpSocket::new_v6()
     }
     .map_err(|e| fail(e.to_string()))?;
+    let _ = socket.set_keepalive(true);
     if let Some(src) = config.source_address
         && src.is_ipv4() == target.is_ipv4()
     {
