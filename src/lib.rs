@@ -20,6 +20,7 @@ pub mod control;
 pub mod dns;
 pub mod error;
 pub mod health;
+pub mod io;
 pub mod local;
 pub mod notify;
 pub mod policy;

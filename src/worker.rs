@@ -24,7 +24,9 @@ use crate::topology::{NodeId, Role, Topology};
 /// Why a request has no backend to go to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
-    #[error("CLUSTERDOWN meridian: no cluster node serves slot {0} (cluster map not loaded or slot unassigned)")]
+    #[error(
+        "CLUSTERDOWN meridian: no cluster node serves slot {0} (cluster map not loaded or slot unassigned)"
+    )]
     NoNode(u16),
     /// The slot's master has an open breaker (message preformatted).
     #[error("{0}")]

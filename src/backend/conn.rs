@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tracing::debug;
 
@@ -86,7 +86,7 @@ async fn serve(
     be: &Rc<Backend>,
     stream: TcpStream,
 ) -> Result<(), BackendError> {
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, mut wr) = stream.into_split();
     let lost = |reason: String| BackendError::Lost {
         addr: be.addr.to_string(),
         reason,
@@ -113,8 +113,7 @@ async fn serve(
             if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
                 rbuf.reserve(READ_CHUNK);
             }
-            let n = rd
-                .read_buf(&mut rbuf)
+            let n = crate::io::read_some(&rd, &mut rbuf)
                 .await
                 .map_err(|e| lost(e.to_string()))?;
             if n == 0 {

@@ -13,8 +13,8 @@ const LOCAL_DC_SOURCE: &str = "--local-dc";
 impl Config {
     /// Parses and validates YAML `text`; `source` names it in errors (usually the file path).
     ///
-    /// A YAML or type error stops parsing, so it comes alone; otherwise every semantic problem
-    /// is reported, each with the line of its key when the text shows it.
+    /// Every problem is reported, each with the line of its key when the text shows it: a value
+    /// that does not parse is taken out and the rest parsed again, so it hides no other error.
     pub fn parse(text: &str, source: &str) -> Result<Config, ConfigErrors> {
         let fail = |errors| ConfigErrors {
             source: source.to_string(),
@@ -24,7 +24,10 @@ impl Config {
             // An empty document is an empty mapping; validation then says what is missing.
             Config::default()
         } else {
-            serde_yaml_ng::from_str::<Config>(text).map_err(|err| fail(vec![yaml_error(&err)]))?
+            match serde_yaml_ng::from_str::<Config>(text) {
+                Ok(config) => config,
+                Err(err) => return Err(fail(all_errors(text, yaml_error(&err)))),
+            }
         };
         let mut errors = config.validate();
         if errors.is_empty() {
@@ -68,6 +71,64 @@ impl Config {
     }
 }
 
+/// Every error of a text whose first error stopped parsing: the offending key is taken out and
+/// the rest parsed again (a bounded number of times), so one bad value does not hide others.
+fn all_errors(text: &str, first: ConfigError) -> Vec<ConfigError> {
+    let mut errors = vec![first];
+    let Ok(mut value) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else {
+        return errors;
+    };
+    let mut removed: Vec<String> = Vec::new();
+    for _ in 0..32 {
+        let Some(path) = errors.last().map(|e| e.path.clone()) else {
+            break;
+        };
+        if path.is_empty() || removed.contains(&path) || !remove_path(&mut value, &path) {
+            break;
+        }
+        removed.push(path);
+        match serde_yaml_ng::from_value::<Config>(value.clone()) {
+            Ok(config) => {
+                let rest = config.validate().into_iter().filter(|e| {
+                    !removed
+                        .iter()
+                        .any(|r| e.path == *r || e.path.starts_with(&format!("{r}.")))
+                });
+                for mut e in rest {
+                    e.line = line_of(text, &e.path);
+                    errors.push(e);
+                }
+                break;
+            }
+            Err(err) => {
+                let mut e = yaml_error(&err);
+                e.line = line_of(text, &e.path).or(e.line);
+                errors.push(e);
+            }
+        }
+    }
+    errors
+}
+
+/// Removes the key at dotted `path` from a YAML mapping tree; false when it is not there.
+fn remove_path(value: &mut serde_yaml_ng::Value, path: &str) -> bool {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let Some(last) = parts.pop() else {
+        return false;
+    };
+    let mut node = value;
+    for part in parts {
+        let Some(next) = node.get_mut(part) else {
+            return false;
+        };
+        node = next;
+    }
+    match node.as_mapping_mut() {
+        Some(map) => map.remove(last).is_some(),
+        None => false,
+    }
+}
+
 /// True when the text holds no YAML content, only blank lines and comments.
 fn is_blank(text: &str) -> bool {
     text.lines().all(|line| {
@@ -87,6 +148,21 @@ fn yaml_error(err: &serde_yaml_ng::Error) -> ConfigError {
             (path.to_string(), rest.to_string())
         }
         _ => (String::new(), message.to_string()),
+    };
+    // Name the unknown key itself, not only its parent.
+    let (path, message) = match message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        Some((name, rest)) => {
+            let full = if path.is_empty() {
+                name.to_string()
+            } else {
+                format!("{path}.{name}")
+            };
+            (full, format!("unknown field{rest}"))
+        }
+        None => (path, message),
     };
     ConfigError {
         path,
@@ -146,22 +222,25 @@ mod tests {
     #[test]
     fn unknown_field_is_rejected_with_line() {
         let err = err_of("cluster:\n  seeds: [a:1]\n  refresh_intervall: 1s\n");
-        assert_eq!(err.path, "cluster");
+        assert_eq!(err.path, "cluster.refresh_intervall");
         assert_eq!(err.line, Some(3));
         assert!(
-            err.message.starts_with("unknown field `refresh_intervall`"),
+            err.message.starts_with("unknown field, expected one of"),
             "{}",
             err.message
         );
         let err = err_of("cluster:\n  seeds: [a:1]\nbogus: 1\n");
-        assert_eq!((err.path.as_str(), err.line), ("", Some(3)));
+        assert_eq!((err.path.as_str(), err.line), ("bogus", Some(3)));
         assert!(
-            err.message.starts_with("unknown field `bogus`"),
+            err.message.starts_with("unknown field, expected one of"),
             "{}",
             err.message
         );
         let err = err_of("cluster: {seeds: [a:1]}\ndatacenters:\n  e:\n    cidr: []\n");
-        assert_eq!((err.path.as_str(), err.line), ("datacenters.e", Some(4)));
+        assert_eq!(
+            (err.path.as_str(), err.line),
+            ("datacenters.e.cidr", Some(4))
+        );
     }
 
     #[test]

@@ -56,7 +56,11 @@ async fn probe(
         Err(e) => return (addr, None, Err(e.to_string())),
     };
     let is_replica = field(&repl, "role") == Some("slave");
-    let offset_field = if is_replica { "slave_repl_offset" } else { "master_repl_offset" };
+    let offset_field = if is_replica {
+        "slave_repl_offset"
+    } else {
+        "master_repl_offset"
+    };
     let result = Probe {
         rtt,
         loading: field(&persistence, "loading") == Some("1"),
@@ -71,7 +75,11 @@ async fn probe(
 /// Runs until shutdown.
 pub async fn run(shared: Arc<Shared>) {
     let interval = shared.config.health.probe_interval;
-    let timeout = shared.config.breaker.server_timeout.min(interval.max(Duration::from_millis(100)));
+    let timeout = shared
+        .config
+        .breaker
+        .server_timeout
+        .min(interval.max(Duration::from_millis(100)));
     let mut conns: HashMap<Arc<str>, ControlConn> = HashMap::new();
     let mut shutdown = shared.shutdown_signal();
     loop {
@@ -98,8 +106,16 @@ pub async fn run(shared: Arc<Shared>) {
             match result {
                 Ok(p) => {
                     health.observe_probe(p.rtt, now);
-                    health.loading.store(p.loading, std::sync::atomic::Ordering::Relaxed);
-                    health.link_up.store(p.link_up, std::sync::atomic::Ordering::Relaxed);
+                    health
+                        .loading
+                        .store(p.loading, std::sync::atomic::Ordering::Relaxed);
+                    health
+                        .link_up
+                        .store(p.link_up, std::sync::atomic::Ordering::Relaxed);
+                    if !health.is_closed() {
+                        // The probe is the half-open breaker's trial request.
+                        let _ = health.allow(now);
+                    }
                     health.on_success(now);
                     offsets.insert(addr.clone(), p.offset);
                 }
@@ -120,11 +136,10 @@ pub async fn run(shared: Arc<Shared>) {
                     continue;
                 }
                 if let Some(&off) = offsets.get(&replica.addr) {
-                    shared
-                        .health
-                        .node(&replica.addr)
-                        .lag_bytes
-                        .store(master_offset.saturating_sub(off), std::sync::atomic::Ordering::Relaxed);
+                    shared.health.node(&replica.addr).lag_bytes.store(
+                        master_offset.saturating_sub(off),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                 }
             }
         }

@@ -117,7 +117,7 @@ impl NodeProc {
         self.child = Some(child);
         let addr = self.node.addr();
         let name = self.node.name.clone();
-        let what = format!("node {name} to answer PING");
+        let what = format!("node {name} to answer");
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         // Polled by hand rather than with `wait_for`: each pass also checks the child.
         let ready = loop {
@@ -126,8 +126,16 @@ impl NodeProc {
             {
                 break Err(format!("exited early ({status})"));
             }
-            let last = match query(addr, &["PING"], ADMIN_TIMEOUT).await {
-                Ok(Reply::Simple(_)) => break Ok(()),
+            // The pid check makes sure the answer is ours, not another server's on that port.
+            let last = match query(addr, &["INFO", "server"], ADMIN_TIMEOUT).await {
+                Ok(Reply::Bulk(Some(text))) => {
+                    let text = String::from_utf8_lossy(&text).into_owned();
+                    let pid = info_fields(&text).find(|(k, _)| *k == "process_id").map(|(_, v)| v.to_string());
+                    if pid.is_some() && pid == self.pid().map(|p| p.to_string()) {
+                        break Ok(());
+                    }
+                    format!("{addr} is answered by another redis-server (pid {pid:?}); is the port taken?")
+                }
                 Ok(other) => format!("{other:?}"),
                 Err(e) => e.to_string(),
             };
@@ -157,6 +165,19 @@ impl NodeProc {
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
         }
     }
+}
+
+/// Fails, naming the address, when a port the lab needs is already taken (by any process).
+pub fn check_free(addrs: &[(String, std::net::SocketAddr)]) -> Result<(), LabError> {
+    for (what, addr) in addrs {
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            return Err(LabError::Process {
+                what: what.clone(),
+                message: format!("{addr} is not free ({e}); stop what uses it or pick other ports (--port-offset)"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Forms the planned cluster out of started nodes and waits until it is healthy as planned.

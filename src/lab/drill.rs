@@ -181,9 +181,7 @@ async fn drill(opts: &DrillOptions, state: &LabState) -> Result<Report, LabError
     let spec = LoadSpec {
         gateways,
         rate: opts.rate,
-        conns: 4,
-        depth: 2,
-        keys: 64,
+        keys: 256,
         read_ratio: 0.7,
         run: run_id,
         timeout: Duration::from_secs(3),

@@ -255,7 +255,7 @@ gateway_config:
         assert_eq!(cfg.source_address, Some("127.0.2.100".parse().unwrap()));
         assert_eq!(cfg.local_dc.as_deref(), Some("west"));
         assert_eq!(cfg.cluster.seeds.len(), 4);
-        assert!(cfg.cluster.seeds.contains(&"127.0.1.1:7101".to_string()));
+        assert!(cfg.cluster.seeds.contains(&"127.0.1.1:7811".to_string()));
         assert_eq!(cfg.cluster.refresh_interval, Duration::from_secs(2));
         assert_eq!(cfg.latency_ms["east"]["west"], 40.0);
         assert_eq!(cfg.breaker.failure_limit, 3);

@@ -1,18 +1,21 @@
-//! The drill load: paced, pipelined reads and writes through every gateway, each reply judged
-//! ([`super::values`]) and timed.
+//! The drill load: an open-loop stream of reads and writes through every gateway, each reply
+//! judged ([`super::values`]) and timed.
 //!
-//! Every connection is a writer with its own keys (spread over many slots) and sends, at its
-//! share of the rate, a small pipeline of random reads and writes of its keys. A connection
-//! that times out or fails is dropped and opened again, since a late reply would otherwise be
-//! taken for the next request's. Reads through gateway `i` use `READ_COMMANDS[i % 4]`, all
-//! plain reads of the whole value, so the nodes' own `INFO commandstats` tell which gateway's
-//! reads each DC served.
+//! Requests leave on a fixed schedule whatever happens to earlier ones (a stalled request must
+//! not hide the ones that would have followed it), each on a connection taken from the
+//! gateway's pool; most carry one command, one in four a pipeline of three (so a reply handed
+//! to the wrong request shows). A connection that times out or fails is dropped, since a late
+//! reply would otherwise be taken for the next request's. At most one write per key is in
+//! flight, so every read has a well-defined expected value. Reads through gateway `i` use
+//! `READ_COMMANDS[i % 4]`, all plain reads of the whole value, so the nodes' own
+//! `INFO commandstats` tell which gateway's reads each DC served.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::client::{ClientError, Conn, Reply};
@@ -24,19 +27,19 @@ pub const READ_COMMANDS: [&str; 4] = ["get", "getrange", "substr", "mget"];
 const KEY_TTL_MS: &str = "600000";
 /// Violation examples kept per gateway.
 const MAX_EXAMPLES: usize = 20;
+/// Requests in flight per gateway before new ones are skipped (the client is saturated).
+const MAX_IN_FLIGHT: usize = 512;
+/// Idle connections kept per gateway.
+const MAX_IDLE: usize = 64;
 
 /// What load to run.
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
     /// Gateway addresses.
     pub gateways: Vec<SocketAddr>,
-    /// Requests per second per gateway.
+    /// Commands per second per gateway.
     pub rate: u32,
-    /// Connections per gateway.
-    pub conns: usize,
-    /// Commands per pipeline.
-    pub depth: usize,
-    /// Keys per connection.
+    /// Keys per gateway.
     pub keys: usize,
     /// Share of reads, 0..=1.
     pub read_ratio: f64,
@@ -60,7 +63,7 @@ pub enum Op {
 /// How one request ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Success (for reads: the value expected, or one possibly applied).
+    /// Success (for reads: a value the read may see).
     Ok,
     /// A read that returned an older value.
     Stale,
@@ -96,34 +99,16 @@ pub struct GatewayLoad {
     pub examples: Vec<(u32, String)>,
     /// The first message seen of each error kind.
     pub error_texts: BTreeMap<String, String>,
+    /// Requests not sent because too many were in flight.
+    pub skipped: u64,
 }
 
-/// Runs the load from `start` until `end`; one result per gateway.
-pub async fn run(spec: LoadSpec, start: Instant, end: Instant) -> Vec<GatewayLoad> {
-    let spec = Arc::new(spec);
-    let mut tasks = Vec::new();
-    for gateway in 0..spec.gateways.len() {
-        for conn in 0..spec.conns {
-            tasks.push((gateway, tokio::spawn(connection(spec.clone(), Writer { gateway, conn }, start, end))));
+impl GatewayLoad {
+    fn example(&mut self, at_ms: u32, what: String) {
+        if self.examples.len() < MAX_EXAMPLES {
+            self.examples.push((at_ms, what));
         }
     }
-    let mut out = vec![GatewayLoad::default(); spec.gateways.len()];
-    for (gateway, task) in tasks {
-        if let Ok(load) = task.await {
-            let slot = &mut out[gateway];
-            slot.samples.extend(load.samples);
-            let room = MAX_EXAMPLES.saturating_sub(slot.examples.len());
-            slot.examples.extend(load.examples.into_iter().take(room));
-            for (kind, text) in load.error_texts {
-                slot.error_texts.entry(kind).or_insert(text);
-            }
-        }
-    }
-    for load in &mut out {
-        load.samples.sort_by_key(|s| s.at_ms);
-        load.examples.sort();
-    }
-    out
 }
 
 /// A xorshift64* generator: enough randomness for picking keys, and reproducible by seed.
@@ -150,160 +135,228 @@ impl Rng {
     }
 }
 
-/// One pipelined request waiting for its reply.
-struct InFlight {
-    op: Op,
-    key: usize,
-    seq: u64,
+/// What a gateway's requests share: keys, connections, results.
+struct Shared {
+    addr: SocketAddr,
+    writer: Writer,
+    read_cmd: &'static str,
+    names: Vec<String>,
+    slots: Vec<u16>,
+    timeout: Duration,
+    start: Instant,
+    keys: Mutex<Keys>,
+    idle: Mutex<Vec<Conn>>,
+    out: Mutex<GatewayLoad>,
 }
 
-async fn connection(spec: Arc<LoadSpec>, writer: Writer, start: Instant, end: Instant) -> GatewayLoad {
-    let addr = spec.gateways[writer.gateway];
-    let read_cmd = READ_COMMANDS[writer.gateway % READ_COMMANDS.len()];
-    let names: Vec<String> = (0..spec.keys).map(|k| writer.key(spec.run, k)).collect();
-    let slots: Vec<u16> = names.iter().map(|k| crate::slot::key_slot(k.as_bytes()).get()).collect();
-    let mut keys = vec![KeyTrack::default(); spec.keys];
-    let mut rng = Rng::new(spec.seed ^ ((writer.gateway as u64) << 32 | writer.conn as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let per_second = f64::from(spec.rate.max(1)) / (spec.depth * spec.conns) as f64;
-    let interval = Duration::from_secs_f64(1.0 / per_second);
-    let mut next = start + interval.mul_f64(writer.conn as f64 / spec.conns as f64);
-    let mut out = GatewayLoad::default();
-    let mut conn: Option<Conn> = None;
-    let ms_since = |t: Instant| u32::try_from(t.saturating_duration_since(start).as_millis()).unwrap_or(u32::MAX);
-    // Bounded by time: every pass advances `next` by at least one interval, ending at `end`.
-    while next < end {
-        tokio::time::sleep_until(next).await;
-        let now = Instant::now();
-        next += interval;
-        if next < now {
-            // Behind (a slow reply): skip the missed slots rather than burst to catch up.
-            next = now + interval;
-        }
-        let batch: Vec<InFlight> = (0..spec.depth)
-            .map(|_| {
-                let key = rng.below(spec.keys);
-                if rng.unit() < spec.read_ratio {
-                    InFlight { op: Op::Read, key, seq: 0 }
-                } else {
-                    InFlight { op: Op::Write, key, seq: keys[key].issue() }
-                }
-            })
-            .collect();
-        let sent = Instant::now();
-        let at_ms = ms_since(sent);
-        if conn.is_none() {
-            match Conn::connect(addr, None, spec.timeout).await {
-                Ok(c) => conn = Some(c),
-                Err(e) => {
-                    fail_rest(&batch, &e, at_ms, sent, &slots, &mut keys, &mut out);
-                    continue;
-                }
-            }
-        }
-        let Some(c) = conn.as_mut() else { continue };
-        for item in &batch {
-            let name = names[item.key].as_str();
-            match item.op {
-                Op::Read if read_cmd == "get" || read_cmd == "mget" => c.queue(&[read_cmd, name]),
-                Op::Read => c.queue(&[read_cmd, name, "0", "-1"]),
-                Op::Write => {
-                    let value = writer.value(item.key, item.seq);
-                    c.queue(&["set", name, value.as_str(), "px", KEY_TTL_MS]);
-                }
-            }
-        }
-        let deadline = sent + spec.timeout;
-        let flushed = match tokio::time::timeout_at(deadline, c.flush()).await {
-            Ok(res) => res,
-            Err(_) => Err(ClientError::Timeout),
-        };
-        if let Err(e) = flushed {
-            fail_rest(&batch, &e, at_ms, sent, &slots, &mut keys, &mut out);
-            conn = None;
-            continue;
-        }
-        for (i, item) in batch.iter().enumerate() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let reply = match c.read(left).await {
-                Ok(reply) => reply,
-                Err(e) => {
-                    fail_rest(&batch[i..], &e, at_ms, sent, &slots, &mut keys, &mut out);
-                    conn = None;
-                    break;
-                }
-            };
-            let latency_us = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
-            if let Reply::Error(text) = &reply {
-                let kind = text.split_whitespace().next().unwrap_or("ERR").to_string();
-                out.error_texts.entry(kind).or_insert_with(|| text.clone());
-            }
-            let outcome = judge(item, &reply, writer, &mut keys[item.key], read_cmd, at_ms, &mut out.examples);
-            out.samples.push(Sample { at_ms, latency_us, op: item.op, slot: slots[item.key], outcome });
-        }
+/// Per key: what was written, and whether a write is in flight.
+struct Keys {
+    tracks: Vec<KeyTrack>,
+    writing: Vec<bool>,
+}
+
+/// One command of a request.
+struct Command {
+    op: Op,
+    key: usize,
+    /// Writes: the sequence written; reads: the floor when sent.
+    seq: Option<u64>,
+}
+
+/// Runs the load from `start` until `end`; one result per gateway. Requests still in flight
+/// at `end` get up to the request timeout to finish.
+pub async fn run(spec: LoadSpec, start: Instant, end: Instant) -> Vec<GatewayLoad> {
+    let tasks: Vec<_> = (0..spec.gateways.len())
+        .map(|g| tokio::spawn(gateway(spec.clone(), g, start, end)))
+        .collect();
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.unwrap_or_default());
     }
     out
 }
 
-/// Records `batch` as failed with `err`; its writes may or may not have been applied.
-fn fail_rest(
-    batch: &[InFlight],
-    err: &ClientError,
-    at_ms: u32,
-    sent: Instant,
-    slots: &[u16],
-    keys: &mut [KeyTrack],
-    out: &mut GatewayLoad,
-) {
-    let latency_us = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
-    out.error_texts.entry(err.kind().to_string()).or_insert_with(|| err.to_string());
-    for item in batch {
-        if item.op == Op::Write {
-            keys[item.key].unknown(item.seq);
+async fn gateway(spec: LoadSpec, g: usize, start: Instant, end: Instant) -> GatewayLoad {
+    let writer = Writer { gateway: g };
+    let names: Vec<String> = (0..spec.keys).map(|k| writer.key(spec.run, k)).collect();
+    let shared = Arc::new(Shared {
+        addr: spec.gateways[g],
+        writer,
+        read_cmd: READ_COMMANDS[g % READ_COMMANDS.len()],
+        slots: names.iter().map(|k| crate::slot::key_slot(k.as_bytes()).get()).collect(),
+        names,
+        timeout: spec.timeout,
+        start,
+        keys: Mutex::new(Keys {
+            tracks: vec![KeyTrack::default(); spec.keys],
+            writing: vec![false; spec.keys],
+        }),
+        idle: Mutex::new(Vec::new()),
+        out: Mutex::new(GatewayLoad::default()),
+    });
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut rng = Rng::new(spec.seed ^ (g as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let interval = Duration::from_secs_f64(1.0 / f64::from(spec.rate.max(1)));
+    let mut next = start;
+    let mut tasks = tokio::task::JoinSet::new();
+    // Bounded by time: `next` advances by at least one interval per pass until `end`.
+    while next < end {
+        tokio::time::sleep_until(next).await;
+        let size = if rng.below(4) == 0 { 3 } else { 1 };
+        next += interval * size as u32;
+        // Far behind (the runtime stalled): drop the backlog rather than burst.
+        let now = Instant::now();
+        if next + Duration::from_millis(100) < now {
+            next = now;
         }
-        out.samples.push(Sample {
-            at_ms,
-            latency_us,
-            op: item.op,
-            slot: slots[item.key],
-            outcome: Outcome::Error(err.kind().to_string()),
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            if let Ok(mut out) = shared.out.lock() {
+                out.skipped += size as u64;
+            }
+            continue;
+        };
+        let batch = pick(&shared, &mut rng, size, spec.read_ratio);
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            request(&shared, batch).await;
+            drop(permit);
         });
+        while tasks.try_join_next().is_some() {}
+    }
+    let drain = tokio::time::timeout(spec.timeout + Duration::from_secs(1), async {
+        while tasks.join_next().await.is_some() {}
+    });
+    let _ = drain.await;
+    tasks.abort_all();
+    let mut out = shared.out.lock().map(|o| o.clone()).unwrap_or_default();
+    out.samples.sort_by_key(|s| s.at_ms);
+    out.examples.sort();
+    out
+}
+
+/// Chooses `size` commands: reads, or writes of keys with no write in flight.
+fn pick(shared: &Shared, rng: &mut Rng, size: usize, read_ratio: f64) -> Vec<Command> {
+    let Ok(mut keys) = shared.keys.lock() else { return Vec::new() };
+    let count = keys.tracks.len();
+    (0..size)
+        .map(|_| {
+            let key = rng.below(count);
+            if rng.unit() >= read_ratio {
+                // A few tries for a key that is not being written; else read instead.
+                for candidate in [key, rng.below(count), rng.below(count), rng.below(count)] {
+                    if !keys.writing[candidate] {
+                        keys.writing[candidate] = true;
+                        let seq = keys.tracks[candidate].issue();
+                        return Command { op: Op::Write, key: candidate, seq: Some(seq) };
+                    }
+                }
+            }
+            Command { op: Op::Read, key, seq: keys.tracks[key].floor() }
+        })
+        .collect()
+}
+
+/// Sends one request (one or more commands) on a pooled connection and judges the replies.
+async fn request(shared: &Shared, batch: Vec<Command>) {
+    let sent = Instant::now();
+    let at_ms = u32::try_from(sent.saturating_duration_since(shared.start).as_millis()).unwrap_or(u32::MAX);
+    let pooled = shared.idle.lock().ok().and_then(|mut idle| idle.pop());
+    let mut conn = match pooled {
+        Some(conn) => conn,
+        None => match Conn::connect(shared.addr, None, shared.timeout).await {
+            Ok(conn) => conn,
+            Err(e) => return fail(shared, &batch, &e, at_ms, sent),
+        },
+    };
+    for cmd in &batch {
+        let name = shared.names[cmd.key].as_str();
+        match (cmd.op, shared.read_cmd) {
+            (Op::Read, "get" | "mget") => conn.queue(&[shared.read_cmd, name]),
+            (Op::Read, read) => conn.queue(&[read, name, "0", "-1"]),
+            (Op::Write, _) => {
+                let value = shared.writer.value(cmd.key, cmd.seq.unwrap_or(0));
+                conn.queue(&["set", name, value.as_str(), "px", KEY_TTL_MS]);
+            }
+        }
+    }
+    let deadline = sent + shared.timeout;
+    let flushed = match tokio::time::timeout_at(deadline, conn.flush()).await {
+        Ok(res) => res,
+        Err(_) => Err(ClientError::Timeout),
+    };
+    if let Err(e) = flushed {
+        return fail(shared, &batch, &e, at_ms, sent);
+    }
+    for (i, cmd) in batch.iter().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let reply = match conn.read(left).await {
+            Ok(reply) => reply,
+            // The connection is dropped here: its late replies must never reach anyone.
+            Err(e) => return fail(shared, &batch[i..], &e, at_ms, sent),
+        };
+        let latency_us = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
+        let outcome = judge(shared, cmd, &reply, at_ms);
+        let slot = shared.slots[cmd.key];
+        if let Ok(mut out) = shared.out.lock() {
+            out.samples.push(Sample { at_ms, latency_us, op: cmd.op, slot, outcome });
+        }
+    }
+    if let Ok(mut idle) = shared.idle.lock()
+        && idle.len() < MAX_IDLE
+    {
+        idle.push(conn);
     }
 }
 
-/// Judges one reply and updates the key's track.
-fn judge(
-    item: &InFlight,
-    reply: &Reply,
-    writer: Writer,
-    track: &mut KeyTrack,
-    read_cmd: &str,
-    at_ms: u32,
-    examples: &mut Vec<(u32, String)>,
-) -> Outcome {
-    let mut example = |what: String| {
-        if examples.len() < MAX_EXAMPLES {
-            examples.push((at_ms, what));
+/// Records `batch` as failed with `err`; its writes may or may not have been applied.
+fn fail(shared: &Shared, batch: &[Command], err: &ClientError, at_ms: u32, sent: Instant) {
+    let latency_us = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
+    if let Ok(mut keys) = shared.keys.lock() {
+        for cmd in batch.iter().filter(|c| c.op == Op::Write) {
+            keys.tracks[cmd.key].unknown(cmd.seq.unwrap_or(0));
+            keys.writing[cmd.key] = false;
         }
-    };
+    }
+    if let Ok(mut out) = shared.out.lock() {
+        out.error_texts.entry(err.kind().to_string()).or_insert_with(|| err.to_string());
+        for cmd in batch {
+            let outcome = Outcome::Error(err.kind().to_string());
+            let slot = shared.slots[cmd.key];
+            out.samples.push(Sample { at_ms, latency_us, op: cmd.op, slot, outcome });
+        }
+    }
+}
+
+/// Judges one reply, updating the key's track (and releasing it for writes).
+fn judge(shared: &Shared, cmd: &Command, reply: &Reply, at_ms: u32) -> Outcome {
+    let Ok(mut keys) = shared.keys.lock() else { return Outcome::Ok };
+    let Ok(mut out) = shared.out.lock() else { return Outcome::Ok };
+    if cmd.op == Op::Write {
+        keys.writing[cmd.key] = false;
+    }
+    let track = &mut keys.tracks[cmd.key];
+    let seq = cmd.seq.unwrap_or(0);
     if let Reply::Error(text) = reply {
-        if item.op == Op::Write {
-            track.unknown(item.seq);
+        if cmd.op == Op::Write {
+            track.unknown(seq);
         }
         let kind = text.split_whitespace().next().unwrap_or("ERR").to_string();
+        out.error_texts.entry(kind.clone()).or_insert_with(|| text.clone());
         if kind == "READONLY" {
-            example(format!("a write reached a replica: {text}"));
+            out.example(at_ms, format!("a write reached a replica: {text}"));
         }
         return Outcome::Error(kind);
     }
-    match item.op {
+    let read_cmd = shared.read_cmd;
+    match cmd.op {
         Op::Write => match reply {
             Reply::Simple(ok) if ok == "OK" => {
-                track.acked(item.seq);
+                track.acked(seq);
                 Outcome::Ok
             }
             other => {
-                track.unknown(item.seq);
-                example(format!("SET got {other:?}: a reply for another request"));
+                track.unknown(seq);
+                out.example(at_ms, format!("SET got {other:?}: a reply for another request"));
                 Outcome::Crossed
             }
         },
@@ -318,18 +371,18 @@ fn judge(
                 _ => None,
             };
             let Some(value) = value else {
-                example(format!("{read_cmd} got {reply:?}: a reply for another request"));
+                out.example(at_ms, format!("{read_cmd} got {reply:?}: a reply for another request"));
                 return Outcome::Crossed;
             };
-            match track.check(writer, item.key, value) {
+            match track.check(shared.writer, cmd.key, value, cmd.seq) {
                 ReadCheck::Exact | ReadCheck::Ahead => Outcome::Ok,
                 ReadCheck::Stale => Outcome::Stale,
                 ReadCheck::Crossed(what) => {
-                    example(what);
+                    out.example(at_ms, what);
                     Outcome::Crossed
                 }
                 ReadCheck::Wrong(what) => {
-                    example(what);
+                    out.example(at_ms, what);
                     Outcome::Wrong
                 }
             }
@@ -354,23 +407,48 @@ mod tests {
         }
     }
 
+    fn shared(read_cmd: &'static str) -> Shared {
+        Shared {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            writer: Writer { gateway: 3 },
+            read_cmd,
+            names: vec!["k0".into(), "k1".into()],
+            slots: vec![1, 2],
+            timeout: Duration::from_secs(1),
+            start: Instant::now(),
+            keys: Mutex::new(Keys { tracks: vec![KeyTrack::default(); 2], writing: vec![false; 2] }),
+            idle: Mutex::new(Vec::new()),
+            out: Mutex::new(GatewayLoad::default()),
+        }
+    }
+
+    #[test]
+    fn never_two_writes_of_a_key_in_flight() {
+        let s = shared("get");
+        let mut rng = Rng::new(1);
+        let batch = pick(&s, &mut rng, 3, 0.0);
+        let writes: Vec<usize> = batch.iter().filter(|c| c.op == Op::Write).map(|c| c.key).collect();
+        assert_eq!(writes.len(), 2, "two keys, so the third command must be a read");
+        assert_ne!(writes[0], writes[1]);
+    }
+
     #[test]
     fn judges_replies_by_type() {
-        let w = Writer { gateway: 3, conn: 0 };
-        let mut track = KeyTrack::default();
-        let mut ex = Vec::new();
-        let seq = track.issue();
-        let write = InFlight { op: Op::Write, key: 0, seq };
-        assert_eq!(judge(&write, &Reply::Simple("OK".into()), w, &mut track, "mget", 0, &mut ex), Outcome::Ok);
-        let read = InFlight { op: Op::Read, key: 0, seq: 0 };
-        let value = Reply::Array(Some(vec![Reply::Bulk(Some(w.value(0, seq).into_bytes()))]));
-        assert_eq!(judge(&read, &value, w, &mut track, "mget", 0, &mut ex), Outcome::Ok);
-        assert_eq!(judge(&read, &Reply::Simple("OK".into()), w, &mut track, "mget", 0, &mut ex), Outcome::Crossed);
-        assert_eq!(
-            judge(&read, &Reply::Error("TRYAGAIN x".into()), w, &mut track, "mget", 0, &mut ex),
-            Outcome::Error("TRYAGAIN".into())
-        );
-        assert_eq!(judge(&write, &Reply::Bulk(None), w, &mut track, "get", 0, &mut ex), Outcome::Crossed);
-        assert_eq!(ex.len(), 2);
+        let s = shared("mget");
+        let mut rng = Rng::new(1);
+        let write = pick(&s, &mut rng, 1, 0.0).remove(0);
+        assert_eq!(judge(&s, &write, &Reply::Simple("OK".into()), 0), Outcome::Ok);
+        let read = pick(&s, &mut rng, 1, 1.0).into_iter().map(|c| Command { key: write.key, ..c }).next().unwrap();
+        let read = Command { seq: s.keys.lock().unwrap().tracks[write.key].floor(), ..read };
+        let value = Reply::Array(Some(vec![Reply::Bulk(Some(s.writer.value(write.key, 1).into_bytes()))]));
+        assert_eq!(judge(&s, &read, &value, 0), Outcome::Ok);
+        assert_eq!(judge(&s, &read, &Reply::Simple("OK".into()), 0), Outcome::Crossed);
+        let err = Reply::Error("TRYAGAIN x".into());
+        assert_eq!(judge(&s, &read, &err, 0), Outcome::Error("TRYAGAIN".into()));
+        let write2 = pick(&s, &mut rng, 1, 0.0).remove(0);
+        assert_eq!(judge(&s, &write2, &Reply::Bulk(None), 0), Outcome::Crossed);
+        let out = s.out.lock().unwrap();
+        assert_eq!(out.examples.len(), 2);
+        assert_eq!(out.error_texts["TRYAGAIN"], "TRYAGAIN x");
     }
 }

@@ -235,13 +235,13 @@ gateways:
         let names: Vec<&str> = plan.nodes.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, ["east-1", "west-1", "west-2", "east-2", "east-3", "west-3"]);
         let n = &plan.nodes[3];
-        assert_eq!((n.ip, n.port, n.relay_port), (Ipv4Addr::new(127, 0, 1, 2), 8001, 8101));
+        assert_eq!((n.ip, n.port, n.relay_port), (Ipv4Addr::new(127, 0, 1, 2), 8711, 8811));
         assert_eq!((n.shard, n.master, n.slots), (1, false, (5461, 10922)));
-        assert_eq!(n.relay_bus_addr().to_string(), "127.0.1.2:18101");
+        assert_eq!(n.relay_bus_addr().to_string(), "127.0.1.2:18811");
         assert_eq!(plan.gateways[1].addr().to_string(), "127.0.2.100:8617");
         assert_eq!(plan.dc_of(Ipv4Addr::new(127, 0, 2, 100)), Some("west"));
         assert_eq!(plan.dc_of(Ipv4Addr::LOCALHOST), None);
-        assert_eq!(plan.node("127.0.2.1:8101").map(|n| n.name.as_str()), Some("west-1"));
+        assert_eq!(plan.node("127.0.2.1:8811").map(|n| n.name.as_str()), Some("west-1"));
         assert!(Plan::new(&topo, 50000).is_err());
     }
 

@@ -110,6 +110,8 @@ pub struct GatewayReport {
     pub examples: Vec<(u32, String)>,
     /// The first message of each error kind.
     pub error_texts: BTreeMap<String, String>,
+    /// Requests the load did not send because too many were in flight.
+    pub skipped: u64,
 }
 
 impl GatewayReport {
@@ -260,6 +262,7 @@ fn gateway_report(info: &DrillInfo, index: usize, load: &GatewayLoad, reads: &[V
         read_command: READ_COMMANDS[index % READ_COMMANDS.len()].to_string(),
         examples: load.examples.clone(),
         error_texts: load.error_texts.clone(),
+        skipped: load.skipped,
         ..GatewayReport::default()
     };
     let affected = |slot: u16| info.affected_slots.iter().any(|(lo, hi)| (*lo..=*hi).contains(&slot));
@@ -518,6 +521,7 @@ fn gateway_json(g: &GatewayReport, dcs: &[String]) -> Json {
         ("crossed_replies", Json::int(g.crossed_replies)),
         ("wrong_values", Json::int(g.wrong_values)),
         ("errors_after_settle", Json::int(g.errors_after_settle)),
+        ("skipped", Json::int(g.skipped)),
         ("write_unavailable_ms", window),
         ("first_failed_write_ms", Json::opt(g.write_fail_ms.map(Json::int))),
         ("first_write_back_ms", Json::opt(g.write_back_ms.map(Json::int))),
@@ -591,6 +595,8 @@ mod tests {
                 sample(2600, Op::Read, 6, err()),
             ],
             examples: vec![],
+            error_texts: BTreeMap::from([("TRYAGAIN".to_string(), "TRYAGAIN x".to_string())]),
+            skipped: 0,
         };
         let node = |name: &str, dc: &str, samples: Vec<NodeSample>| NodeSeries { name: name.into(), dc: dc.into(), samples };
         let s = |at_ms, master, get, rejected| NodeSample { at_ms, master, reads: [get, 0, 0, 0], set_rejected: rejected };
@@ -612,7 +618,8 @@ mod tests {
         assert_eq!(r.writes_on_replicas, 0);
         let broken: Vec<&str> = r.invariants.iter().filter(|i| !i.ok).map(|i| i.name).collect();
         assert_eq!(broken, ["no errors after heal"]);
-        assert!(r.to_table().contains("INVARIANT BROKEN"));
+        let text = r.to_table();
+        assert!(text.contains("INVARIANT BROKEN") && text.contains("east TRYAGAIN: TRYAGAIN x"), "{text}");
         let json: serde_yaml_ng::Value = serde_yaml_ng::from_str(&r.to_json().to_pretty()).unwrap();
         assert_eq!(json["gateways"][0]["write_unavailable_ms"].as_u64(), Some(500));
         assert_eq!(json["gateways"][0]["timeline"]["requests"][1].as_u64(), Some(1));

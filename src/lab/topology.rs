@@ -17,7 +17,7 @@
 //!   - { dc: east }             # listens on the DC's .100 address at ports.gateway
 //!   - { dc: west, workers: 1 }
 //! cluster: { node_timeout: 2s, require_full_coverage: false }
-//! ports: { node: 7001, relay: 7101, gateway: 7617 }
+//! ports: { node: 7711, relay: 7811, gateway: 7617 }
 //! gateway_config:              # optional: extra keys for every generated gateway config
 //!   breaker: { failure_limit: 3 }
 //! ```
@@ -142,8 +142,8 @@ pub struct PortsSpec {
 impl Default for PortsSpec {
     fn default() -> PortsSpec {
         PortsSpec {
-            node: 7001,
-            relay: 7101,
+            node: 7711,
+            relay: 7811,
             gateway: 7617,
         }
     }
@@ -529,7 +529,7 @@ gateways:
         let errs = errors(&GOOD.replace("east: { east: 0.3, west: 40 }", "east: { east: 0.3 }"));
         assert_eq!(errs[0].path, "latency_ms.east");
         assert!(errs[0].message.contains("`west`"));
-        let errs = errors(&format!("{GOOD}ports: {{ node: 7001, relay: 17001 }}\n"));
+        let errs = errors(&format!("{GOOD}ports: {{ node: 7711, relay: 17711 }}\n"));
         assert_eq!(errs[0].path, "ports");
         let errs = errors(&format!("{GOOD}cluster: {{ node_timeout: 5 }}\n"));
         assert_eq!(errs[0].path, "cluster.node_timeout");

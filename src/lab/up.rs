@@ -108,6 +108,15 @@ impl Lab {
     }
 
     async fn bring_up(&mut self, plan: &Plan) -> Result<(), LabError> {
+        let mut needed = Vec::new();
+        for n in &plan.nodes {
+            needed.push((format!("node {}", n.name), n.addr()));
+            needed.push((format!("node {} (cluster bus)", n.name), n.bus_addr()));
+        }
+        for g in &plan.gateways {
+            needed.push((format!("gateway {}", g.dc), g.addr()));
+        }
+        cluster::check_free(&needed)?;
         let dcs = Arc::new(DcMap(plan.dcs.clone()));
         for node in &plan.nodes {
             let pairs = [(node.relay_addr(), node.addr()), (node.relay_bus_addr(), node.bus_addr())];
@@ -352,22 +361,22 @@ pub async fn up_background(opts: &LabOptions) -> Result<LabState, LabError> {
         .process_group(0)
         .spawn()
         .map_err(|e| LabError::io("start the lab supervisor", e))?;
-    let dir = opts.dir.clone();
-    let waited = wait_for("the lab to come up", UP_TIMEOUT, Duration::from_millis(200), || {
-        let exited = child.try_wait().ok().flatten();
-        let dir = dir.clone();
-        async move {
-            if let Some(status) = exited {
-                return Err(format!("the supervisor exited ({status})"));
-            }
-            match LabState::read(&dir) {
-                Ok(Some(state)) if state.ready => Ok(state),
-                Ok(_) => Err("starting".to_string()),
-                Err(e) => Err(e.to_string()),
-            }
+    let deadline = tokio::time::Instant::now() + UP_TIMEOUT;
+    // Polled by hand: a supervisor that exited is a failure at once, not after the timeout.
+    let waited = loop {
+        if let Some(status) = child.try_wait().ok().flatten() {
+            break Err(format!("the supervisor exited ({status})"));
         }
-    })
-    .await;
+        match LabState::read(&opts.dir) {
+            Ok(Some(state)) if state.ready => break Ok(state),
+            Ok(_) => {}
+            Err(e) => break Err(e.to_string()),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break Err(format!("the lab did not come up within {UP_TIMEOUT:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     match waited {
         Ok(state) => Ok(state),
         Err(e) => {

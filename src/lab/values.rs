@@ -1,11 +1,12 @@
 //! What the drill load writes and how every read is judged.
 //!
-//! Each load connection is a writer that owns its keys; a value names its writer, key and a
-//! sequence number, so a read tells exactly what it saw: the last acknowledged write (or one
-//! whose outcome is unknown), an older one (stale: a replica behind, or a write lost in a
-//! failover, which Redis' asynchronous replication allows), or something no write of this key
-//! could have produced (another key's value: a reply for another request; garbage; a sequence
-//! never issued). Only the last kind breaks an invariant.
+//! The load of each gateway is a writer that owns its keys, with at most one write of a key in
+//! flight; a value names its writer, key and a sequence number, so a read tells exactly what it
+//! saw: the last write acknowledged before the read was sent, a later one, or one whose outcome
+//! is unknown (all fine); an older one (stale: a replica behind, or a write lost in a failover,
+//! which Redis' asynchronous replication allows); or something no write of this key could have
+//! produced (another key's value: a reply for another request; garbage; a sequence never
+//! issued). Only the last kind breaks an invariant.
 
 use std::collections::VecDeque;
 
@@ -14,24 +15,22 @@ const MAX_UNKNOWN: usize = 64;
 /// Length of every value (the tag plus padding), so replies have some body.
 const VALUE_LEN: usize = 48;
 
-/// A load connection: gateway index and connection index.
+/// The writer of one gateway's keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Writer {
-    /// Index of the gateway it talks to.
+    /// Index of the gateway it writes through.
     pub gateway: usize,
-    /// Index of the connection on that gateway.
-    pub conn: usize,
 }
 
 impl Writer {
     /// The key `k` of this writer in drill run `run`.
     pub fn key(&self, run: u32, k: usize) -> String {
-        format!("lab:{run:08x}:g{}c{}:k{k}", self.gateway, self.conn)
+        format!("lab:{run:08x}:g{}:k{k}", self.gateway)
     }
 
     /// The value written as sequence `seq` of key `k`.
     pub fn value(&self, k: usize, seq: u64) -> String {
-        let mut v = format!("g{}c{}:k{k}:s{seq}:", self.gateway, self.conn);
+        let mut v = format!("g{}:k{k}:s{seq}:", self.gateway);
         while v.len() < VALUE_LEN {
             v.push('.');
         }
@@ -43,7 +42,6 @@ impl Writer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Tag {
     gateway: usize,
-    conn: usize,
     key: usize,
     seq: u64,
 }
@@ -51,24 +49,18 @@ struct Tag {
 fn parse_tag(value: &[u8]) -> Option<Tag> {
     let text = std::str::from_utf8(value).ok()?;
     let mut parts = text.split(':');
-    let (g, c) = parts.next()?.strip_prefix('g')?.split_once('c')?;
+    let gateway = parts.next()?.strip_prefix('g')?.parse().ok()?;
     let key = parts.next()?.strip_prefix('k')?.parse().ok()?;
     let seq = parts.next()?.strip_prefix('s')?.parse().ok()?;
-    Some(Tag {
-        gateway: g.parse().ok()?,
-        conn: c.parse().ok()?,
-        key,
-        seq,
-    })
+    Some(Tag { gateway, key, seq })
 }
 
 /// The verdict on one read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadCheck {
-    /// The last acknowledged write, or one whose outcome is unknown.
+    /// The last write acknowledged before the read was sent, or one whose outcome is unknown.
     Exact,
-    /// A write issued but not yet acknowledged when the reply came (possible when a read is
-    /// served by a replica after a later write reached it).
+    /// A later write: acknowledged, or still in flight, while the read was on its way.
     Ahead,
     /// An older write, or nothing after writes were acknowledged.
     Stale,
@@ -108,22 +100,23 @@ impl KeyTrack {
         self.unknown.push_back(seq);
     }
 
-    /// Judges a read of key `key` of `writer` that returned `value` (`None`: nil or empty).
-    pub fn check(&self, writer: Writer, key: usize, value: Option<&[u8]>) -> ReadCheck {
+    /// The last acknowledged write, to remember when a read is sent (its floor).
+    pub fn floor(&self) -> Option<u64> {
+        self.acked
+    }
+
+    /// Judges a read of key `key` of `writer` that returned `value` (`None`: nil or empty);
+    /// `floor` is [`KeyTrack::floor`] as it was when the read was sent.
+    pub fn check(&self, writer: Writer, key: usize, value: Option<&[u8]>, floor: Option<u64>) -> ReadCheck {
         let Some(value) = value.filter(|v| !v.is_empty()) else {
-            return if self.acked.is_none() { ReadCheck::Exact } else { ReadCheck::Stale };
+            return if floor.is_none() { ReadCheck::Exact } else { ReadCheck::Stale };
         };
         let shown = || String::from_utf8_lossy(&value[..value.len().min(64)]).into_owned();
         let Some(tag) = parse_tag(value) else {
             return ReadCheck::Wrong(format!("`{}` is not a value the load writes", shown()));
         };
-        if (tag.gateway, tag.conn, tag.key) != (writer.gateway, writer.conn, key) {
-            return ReadCheck::Crossed(format!(
-                "read of g{}c{}:k{key} returned `{}`",
-                writer.gateway,
-                writer.conn,
-                shown()
-            ));
+        if (tag.gateway, tag.key) != (writer.gateway, key) {
+            return ReadCheck::Crossed(format!("read of g{}:k{key} returned `{}`", writer.gateway, shown()));
         }
         if tag.seq == 0 || tag.seq > self.issued {
             return ReadCheck::Wrong(format!(
@@ -133,9 +126,9 @@ impl KeyTrack {
                 self.issued
             ));
         }
-        if Some(tag.seq) == self.acked || self.unknown.contains(&tag.seq) {
+        if Some(tag.seq) == floor || self.unknown.contains(&tag.seq) {
             ReadCheck::Exact
-        } else if self.acked.is_some_and(|a| tag.seq < a) {
+        } else if floor.is_some_and(|f| tag.seq < f) {
             ReadCheck::Stale
         } else {
             ReadCheck::Ahead
@@ -147,40 +140,44 @@ impl KeyTrack {
 mod tests {
     use super::*;
 
-    const W: Writer = Writer { gateway: 1, conn: 2 };
+    const W: Writer = Writer { gateway: 1 };
 
     #[test]
     fn values_name_writer_key_and_sequence() {
-        assert_eq!(W.key(0xab, 7), "lab:000000ab:g1c2:k7");
+        assert_eq!(W.key(0xab, 7), "lab:000000ab:g1:k7");
         let v = W.value(7, 42);
-        assert!(v.starts_with("g1c2:k7:s42:") && v.len() == VALUE_LEN);
+        assert!(v.starts_with("g1:k7:s42:") && v.len() == VALUE_LEN);
         let tag = parse_tag(v.as_bytes()).unwrap();
-        assert_eq!((tag.gateway, tag.conn, tag.key, tag.seq), (1, 2, 7, 42));
+        assert_eq!((tag.gateway, tag.key, tag.seq), (1, 7, 42));
     }
 
     #[test]
-    fn judges_reads() {
+    fn judges_reads_against_the_floor() {
         let mut t = KeyTrack::default();
-        assert_eq!(t.check(W, 7, None), ReadCheck::Exact);
+        assert_eq!(t.check(W, 7, None, t.floor()), ReadCheck::Exact);
         let s1 = t.issue();
         t.acked(s1);
         let s2 = t.issue();
         t.unknown(s2);
         let s3 = t.issue();
         t.acked(s3);
+        let floor = t.floor();
         let s4 = t.issue();
         let read = |seq| W.value(7, seq);
-        assert_eq!(t.check(W, 7, Some(read(3).as_bytes())), ReadCheck::Exact);
-        assert_eq!(t.check(W, 7, Some(read(2).as_bytes())), ReadCheck::Exact);
-        assert_eq!(t.check(W, 7, Some(read(1).as_bytes())), ReadCheck::Stale);
-        assert_eq!(t.check(W, 7, Some(read(s4).as_bytes())), ReadCheck::Ahead);
-        assert_eq!(t.check(W, 7, None), ReadCheck::Stale);
-        assert_eq!(t.check(W, 7, Some(b"")), ReadCheck::Stale);
-        assert!(matches!(t.check(W, 7, Some(read(9).as_bytes())), ReadCheck::Wrong(_)));
-        assert!(matches!(t.check(W, 7, Some(b"OK")), ReadCheck::Wrong(_)));
-        let other = Writer { gateway: 1, conn: 3 }.value(7, 1);
-        assert!(matches!(t.check(W, 7, Some(other.as_bytes())), ReadCheck::Crossed(_)));
-        assert!(matches!(t.check(W, 8, Some(read(1).as_bytes())), ReadCheck::Crossed(_)));
+        assert_eq!(t.check(W, 7, Some(read(3).as_bytes()), floor), ReadCheck::Exact);
+        assert_eq!(t.check(W, 7, Some(read(2).as_bytes()), floor), ReadCheck::Exact);
+        assert_eq!(t.check(W, 7, Some(read(1).as_bytes()), floor), ReadCheck::Stale);
+        assert_eq!(t.check(W, 7, Some(read(s4).as_bytes()), floor), ReadCheck::Ahead);
+        // Acknowledged while the read was in flight: the read may see either.
+        t.acked(s4);
+        assert_eq!(t.check(W, 7, Some(read(3).as_bytes()), floor), ReadCheck::Exact);
+        assert_eq!(t.check(W, 7, None, floor), ReadCheck::Stale);
+        assert_eq!(t.check(W, 7, Some(b""), floor), ReadCheck::Stale);
+        assert!(matches!(t.check(W, 7, Some(read(9).as_bytes()), floor), ReadCheck::Wrong(_)));
+        assert!(matches!(t.check(W, 7, Some(b"OK"), floor), ReadCheck::Wrong(_)));
+        let other = Writer { gateway: 2 }.value(7, 1);
+        assert!(matches!(t.check(W, 7, Some(other.as_bytes()), floor), ReadCheck::Crossed(_)));
+        assert!(matches!(t.check(W, 8, Some(read(1).as_bytes()), floor), ReadCheck::Crossed(_)));
     }
 
     #[test]
@@ -190,7 +187,7 @@ mod tests {
             let s = t.issue();
             t.unknown(s);
         }
-        assert_eq!(t.check(W, 7, Some(W.value(7, 1).as_bytes())), ReadCheck::Ahead);
-        assert_eq!(t.check(W, 7, Some(W.value(7, 2).as_bytes())), ReadCheck::Exact);
+        assert_eq!(t.check(W, 7, Some(W.value(7, 1).as_bytes()), None), ReadCheck::Ahead);
+        assert_eq!(t.check(W, 7, Some(W.value(7, 2).as_bytes()), None), ReadCheck::Exact);
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -141,7 +141,7 @@ fn process_input(
         && !*exclusive
         && parked.is_none()
         && client.queue.in_flight() < max_pipeline
-        && client.queue.held_bytes() < out_limit
+        && client.queue.has_room(out_limit)
     {
         match parser.parse(rbuf, limits, spans) {
             Ok(ParseOutcome::Incomplete) => break,
@@ -178,7 +178,7 @@ fn process_input(
 pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let shared = worker.shared.clone();
     let stats = worker.stats.clone();
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, mut wr) = stream.into_split();
     if !shared.admit_client() {
         let _ = wr
             .write_all(b"-ERR max number of clients reached\r\n")
@@ -199,7 +199,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let entry = shared.clients_registry.add(client.id, peer, worker.id);
     client.entry = Some(entry.clone());
     let queue = client.queue.clone();
-    queue.set_hard_limit(out_limit.saturating_mul(2));
+
     let mut commands = Cached::new(&shared.commands);
     let mut parser = RequestParser::new();
     let mut spans = Vec::new();
@@ -280,7 +280,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         tokio::select! {
             biased;
             _ = queue.wait_ready() => {}
-            r = rd.read_buf(&mut rbuf), if can_read => {
+            r = crate::io::read_some(&rd, &mut rbuf), if can_read => {
                 match r {
                     Ok(0) => break "client closed".to_string(),
                     Err(e) => break format!("read failed: {e}"),

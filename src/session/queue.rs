@@ -19,9 +19,15 @@ pub struct ReplyQueue {
     ready: LocalNotify,
     closed: Cell<bool>,
     killed: Cell<Option<&'static str>>,
-    /// Held reply bytes past which the client is disconnected (0 = no limit).
-    hard_limit: Cell<usize>,
+    /// Requests whose reply has not arrived yet.
+    unanswered: Cell<usize>,
+    /// Moving average of reply sizes (0 until the first reply).
+    avg_reply: Cell<usize>,
 }
+
+/// Reply size assumed before any reply was seen: conservative, so a burst of requests for
+/// big values cannot fill memory before the first reply shows how big they are.
+const FIRST_REPLY_GUESS: usize = 64 * 1024;
 
 #[derive(Default)]
 struct Inner {
@@ -41,6 +47,7 @@ impl ReplyQueue {
     pub fn reserve(&self) -> Seq {
         let mut inner = self.inner.borrow_mut();
         inner.slots.push_back(None);
+        self.unanswered.set(self.unanswered.get() + 1);
         inner.base + inner.slots.len() as Seq - 1
     }
 
@@ -54,23 +61,30 @@ impl ReplyQueue {
             return;
         };
         let len = reply.len();
-        if let Some(slot) = inner.slots.get_mut(idx as usize) {
+        if let Some(slot @ None) = inner.slots.get_mut(idx as usize) {
             *slot = Some(reply);
             inner.ready_bytes += len;
+            self.unanswered.set(self.unanswered.get().saturating_sub(1));
+            let avg = self.avg_reply.get();
+            self.avg_reply.set(if avg == 0 {
+                len.max(1)
+            } else {
+                (avg * 7 + len) / 8 + 1
+            });
             if idx == 0 {
                 self.ready.notify();
             }
         }
-        let over = self.hard_limit.get() > 0 && inner.ready_bytes > self.hard_limit.get();
-        drop(inner);
-        if over {
-            self.kill("output buffer hard limit reached by a client that does not read");
-        }
     }
 
-    /// Sets the held-bytes limit past which the client is disconnected.
-    pub fn set_hard_limit(&self, bytes: usize) {
-        self.hard_limit.set(bytes);
+    /// Whether another request may be sent without the replies of those in flight, at their
+    /// expected size, passing `limit` bytes held for this client.
+    pub fn has_room(&self, limit: usize) -> bool {
+        let estimate = match self.avg_reply.get() {
+            0 => FIRST_REPLY_GUESS,
+            n => n,
+        };
+        self.held_bytes() + self.unanswered.get() * estimate < limit
     }
 
     /// Stores a reply made by meridian itself (an error or a local command's answer).
