@@ -62,6 +62,29 @@ pub async fn lookup_host(host: &str) -> Result<Vec<IpAddr>, DnsError> {
     Ok(ips)
 }
 
+/// The addresses of `host` and until when the answer may be kept (its DNS TTL; literals and
+/// hosts-file answers for a minute).
+pub async fn lookup_host_ttl(host: &str) -> Result<(Vec<IpAddr>, std::time::Instant), DnsError> {
+    let minute = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok((vec![ip], minute));
+    }
+    let fail = |reason: String| DnsError::Lookup {
+        host: host.to_string(),
+        reason,
+    };
+    let resolver = resolver().ok_or_else(|| fail("no resolver configuration".into()))?;
+    let found = resolver
+        .lookup_ip(host)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let ips: Vec<IpAddr> = found.iter().collect();
+    if ips.is_empty() {
+        return Err(fail("no addresses".into()));
+    }
+    Ok((ips, found.valid_until().min(minute).max(std::time::Instant::now())))
+}
+
 /// Resolves `host:port` to socket addresses.
 pub async fn resolve(addr: &str) -> Result<Vec<SocketAddr>, DnsError> {
     let (host, port) = split_host_port(addr)?;

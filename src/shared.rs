@@ -25,6 +25,8 @@ pub struct Shared {
     pub stats: StatsRegistry,
     pub clients_registry: ClientRegistry,
     pub health: HealthTable,
+    /// DC host names resolved for the DC map (used by the refresher only).
+    pub dc_hosts: tokio::sync::Mutex<crate::topology::dc_hosts::DcHosts>,
     pub started: Instant,
     refresh: Notify,
     next_client_id: AtomicU64,
@@ -43,6 +45,7 @@ impl Shared {
             stats: StatsRegistry::default(),
             clients_registry: ClientRegistry::default(),
             health: HealthTable::new(breaker),
+            dc_hosts: tokio::sync::Mutex::new(Default::default()),
             started: Instant::now(),
             refresh: Notify::new(),
             next_client_id: AtomicU64::new(1),

@@ -3,6 +3,7 @@
 //! A `Topology` is immutable once built; changes produce a new snapshot that is published
 //! through [`crate::snapshot::Published`], so the request path reads it without a lock.
 
+pub mod dc_hosts;
 pub mod parse;
 pub mod refresh;
 

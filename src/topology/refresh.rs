@@ -111,10 +111,20 @@ pub async fn refresh_once(shared: &Shared) -> Result<bool, RefreshError> {
     };
     let mut topo = Topology::from_shards(view.shards);
     let config = shared.config.clone();
+    let mut hosts = shared.dc_hosts.lock().await;
+    hosts.refresh(&config).await;
     topo.annotate(
-        |addr| config.dc_of_node(addr).map(Arc::from),
+        |addr| {
+            config.dc_of_node(addr).map(Arc::from).or_else(|| {
+                let (host, _) = crate::dns::split_host_port(addr).ok()?;
+                let ip: std::net::IpAddr = host.parse().ok()?;
+                hosts.dc_of(ip).map(Arc::from)
+            })
+        },
         |addr| config.cluster.seeds.iter().any(|s| s == addr),
     );
+    drop(hosts);
+    shared.health.retain(|a| topo.node_by_addr(a).is_some());
     let mut changed = false;
     shared.topology.update(|current| {
         changed = !current.same_routes(&topo);
