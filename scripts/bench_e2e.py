@@ -319,14 +319,25 @@ def ensure_binary(binary: Path) -> None:
         raise BenchError(f"cargo build succeeded but {binary} is still missing")
 
 
-def start_meridian(env: Env, binary: Path, seeds: list[int], workers: int) -> None:
-    """Start meridian on an ephemeral port and wait for its `listening on` line."""
+def start_meridian(env: Env, binary: Path, seeds: list[int], workers: int,
+                   read_policy: bool = False) -> None:
+    """Start meridian on an ephemeral port and wait for its `listening on` line.
+
+    With `read_policy`, every node is placed in one DC and `local_dc` is set, so reads go
+    through the DC-aware read policy engine instead of plain master routing.
+    """
     cfg = env.tmp / "meridian.yaml"
+    policy = (
+        "local_dc: here\n"
+        "datacenters: { here: { cidrs: [127.0.0.0/8] } }\n"
+        "latency_ms: { here: { here: 0.3 } }\n"
+    ) if read_policy else ""
     cfg.write_text(
         "listen: 127.0.0.1:0\n"
         f"workers: {workers}\n"
         "cluster:\n"
         f"  seeds: [{', '.join(f'127.0.0.1:{p}' for p in seeds)}]\n"
+        + policy
     )
     env.meridian_log = env.tmp / "meridian.log"
     with open(env.meridian_log, "wb") as errlog:
@@ -824,6 +835,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--binary", type=Path, default=DEFAULT_BINARY,
                    help="meridian binary (default: target/release/meridian, built if missing)")
     p.add_argument("--workers", type=positive, default=1, help="meridian workers (default 1)")
+    p.add_argument("--read-policy", action="store_true",
+                   help="route reads through the DC-aware read policy engine (local_dc set, "
+                        "one DC) to compare its CPU cost with plain master routing")
     p.add_argument("--rounds", type=rounds, default=3, help="A/B rounds per row, >= 3 (default 3)")
     p.add_argument("--requests", type=positive, default=None,
                    help="requests per unpipelined run (default 200000; --quick: 20000); "
@@ -874,7 +888,7 @@ def main(argv: list[str]) -> int:
     try:
         ensure_binary(args.binary)
         ports = create_cluster(env, rng)
-        start_meridian(env, args.binary, ports, args.workers)
+        start_meridian(env, args.binary, ports, args.workers, args.read_policy)
         log(f"meridian pid {env.meridian.pid} listening on 127.0.0.1:{env.meridian_port}")
         if args.wait_idle > 0:
             load = wait_for_idle(env, args.wait_idle)
