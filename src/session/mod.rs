@@ -279,7 +279,13 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         }
         tokio::select! {
             biased;
-            _ = queue.wait_ready() => {}
+            _ = queue.wait_ready() => {
+                if queue.unanswered() > 0 {
+                    // More replies of this client are on their way, likely in this same turn
+                    // of the event loop: let them land so they leave in one write.
+                    tokio::task::yield_now().await;
+                }
+            }
             r = crate::io::read_some(&rd, &mut rbuf), if can_read => {
                 match r {
                     Ok(0) => break "client closed".to_string(),

@@ -77,6 +77,11 @@ impl ReplyQueue {
         }
     }
 
+    /// Requests whose reply has not arrived yet.
+    pub fn unanswered(&self) -> usize {
+        self.unanswered.get()
+    }
+
     /// Whether another request may be sent without the replies of those in flight, at their
     /// expected size, passing `limit` bytes held for this client.
     pub fn has_room(&self, limit: usize) -> bool {
