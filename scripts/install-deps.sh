@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Installs what meridian's tests and demo need when it is missing: redis-server, redis-cli and
-# redis-benchmark from Debian's packages. Needs root (or sudo) only when something is missing.
+# Installs what meridian's tests and demo need when it is missing: redis-server, redis-cli,
+# redis-benchmark and kill(1) from Debian's packages. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 missing=()
 for tool in redis-server redis-cli redis-benchmark; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+# The lab signals its processes with kill(1) from procps.
+[[ -x /usr/bin/kill || -x /bin/kill ]] || missing+=(procps)
 if ((${#missing[@]})); then
-  echo "installing redis (missing: ${missing[*]})" >&2
+  echo "installing (missing: ${missing[*]})" >&2
   SUDO=""
   [[ $(id -u) -eq 0 ]] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools procps >/dev/null
   # The package may start a system instance on 6379; meridian's tests never use it.
 fi
 command -v redis-server >/dev/null

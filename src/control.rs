@@ -15,11 +15,13 @@ const MAX_DEPTH: usize = 64;
 /// Largest control-plane reply accepted (COMMAND on a module-heavy server is ~100 KB).
 const MAX_REPLY: usize = 64 << 20;
 
-/// Credentials sent on every new backend connection.
+/// How connections to nodes are made: the credentials sent on every new connection and the
+/// local address they leave from (`source_address`).
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     pub username: Option<String>,
     pub password: Option<String>,
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 impl Credentials {
@@ -57,7 +59,20 @@ impl ControlConn {
             .map_err(|e| connect_err(e.to_string()))?;
         let mut last = connect_err("no address".into());
         for target in targets {
-            match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
+            let socket = if target.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            }
+            .map_err(|e| connect_err(e.to_string()))?;
+            if let Some(src) = creds.source_address
+                && src.is_ipv4() == target.is_ipv4()
+            {
+                socket
+                    .bind(std::net::SocketAddr::new(src, 0))
+                    .map_err(|e| connect_err(format!("bind {src}: {e}")))?;
+            }
+            match tokio::time::timeout(timeout, socket.connect(target)).await {
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
                     let mut conn = ControlConn {

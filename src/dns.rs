@@ -82,7 +82,13 @@ pub async fn lookup_host_ttl(host: &str) -> Result<(Vec<IpAddr>, std::time::Inst
     if ips.is_empty() {
         return Err(fail("no addresses".into()));
     }
-    Ok((ips, found.valid_until().min(minute).max(std::time::Instant::now())))
+    Ok((
+        ips,
+        found
+            .valid_until()
+            .min(minute)
+            .max(std::time::Instant::now()),
+    ))
 }
 
 /// Resolves `host:port` to socket addresses.

@@ -21,6 +21,7 @@ pub mod dns;
 pub mod error;
 pub mod health;
 pub mod io;
+pub mod lab;
 pub mod local;
 pub mod notify;
 pub mod policy;

@@ -1,4 +1,5 @@
-//! The `meridian` command line: `serve` runs the gateway, `check` validates a config.
+//! The `meridian` command line: `serve` runs the gateway, `check` validates a config (or a lab
+//! topology), `lab` and `drill` run the multi-DC lab.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,11 +48,19 @@ enum Command {
         #[arg(long, default_value = "info")]
         log_level: String,
     },
-    /// Validate a config file: print every error with its key and line, exit non-zero if any.
+    /// Validate a config file (or a lab topology): print every error with its key and line,
+    /// exit non-zero if any.
     Check {
-        #[arg(short, long)]
-        config: PathBuf,
+        #[arg(short, long, required_unless_present = "topology")]
+        config: Option<PathBuf>,
+        /// Validate a lab topology file instead (topologies/*.yaml).
+        #[arg(long, conflicts_with = "config")]
+        topology: Option<PathBuf>,
     },
+    /// Run a multi-DC lab on loopback: `lab up|down|status FILE`.
+    Lab(meridian::lab::cli::LabArgs),
+    /// Break a lab on purpose under load and report what clients saw.
+    Drill(meridian::lab::cli::DrillArgs),
     /// Convert a predixy config to a meridian YAML config, printed on stdout.
     ImportPredixy {
         /// predixy's main config file (Include directives are followed relative to it).
@@ -96,7 +105,17 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check { config } => match Config::load(&config) {
+        Command::Lab(args) => meridian::lab::cli::run_lab(args),
+        Command::Drill(args) => meridian::lab::cli::run_drill(args),
+        Command::Check {
+            topology: Some(file),
+            ..
+        } => meridian::lab::cli::check_topology(&file),
+        Command::Check { config: None, .. } => ExitCode::FAILURE,
+        Command::Check {
+            config: Some(config),
+            ..
+        } => match Config::load(&config) {
             Ok(_) => {
                 println!("{}: ok", config.display());
                 ExitCode::SUCCESS

@@ -59,6 +59,7 @@ impl Shared {
         Credentials {
             username: self.config.cluster.username.clone(),
             password: self.config.cluster.password.clone(),
+            source_address: self.config.source_address,
         }
     }
 

@@ -25,7 +25,9 @@ fn require_redis() {
 }
 
 fn topology(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("topologies")
+        .join(name)
 }
 
 fn meridian() -> Command {
@@ -56,7 +58,8 @@ fn wait_bounded(mut child: Child, what: &str) -> (bool, String) {
     loop {
         if let Some(status) = child.try_wait().expect("wait for the drill") {
             let out = child.wait_with_output().expect("drill output");
-            let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
             return (status.success(), text);
         }
         if Instant::now() >= deadline {
@@ -76,10 +79,24 @@ fn wait_bounded(mut child: Child, what: &str) -> (bool, String) {
 fn drill(file: &str, scenario: &str, port_offset: u16) -> (Value, String) {
     require_redis();
     let file = topology(file);
-    let dir = std::env::temp_dir().join(format!("meridian-lab-test-{scenario}-{}", std::process::id()));
-    let json = std::env::temp_dir().join(format!("meridian-drill-{scenario}-{}.json", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let _cleanup = Cleanup { file: file.clone(), dir: dir.clone() };
+    // A fixed name: a run killed half-way leaves its lab here, and the next run finds it.
+    let dir = std::env::temp_dir().join(format!("meridian-lab-test-{scenario}"));
+    let json = std::env::temp_dir().join(format!(
+        "meridian-drill-{scenario}-{}.json",
+        std::process::id()
+    ));
+    // Whatever an earlier, killed run left there goes first: the drill must start its own lab.
+    let _ = meridian()
+        .args(["lab", "down"])
+        .arg(&file)
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .status();
+    let _cleanup = Cleanup {
+        file: file.clone(),
+        dir: dir.clone(),
+    };
     let child = meridian()
         .arg("drill")
         .arg(&file)
@@ -96,9 +113,14 @@ fn drill(file: &str, scenario: &str, port_offset: u16) -> (Value, String) {
         .expect("start meridian drill");
     let (ok, text) = wait_bounded(child, &format!("drill {scenario}"));
     assert!(ok, "drill {scenario} failed:\n{text}");
-    assert!(!dir.exists(), "the drill left its lab dir {}", dir.display());
+    assert!(
+        !dir.exists(),
+        "the drill left its lab dir {}",
+        dir.display()
+    );
     let report: Value = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("read {}: {e}\n{text}", json.display())),
+        &std::fs::read_to_string(&json)
+            .unwrap_or_else(|e| panic!("read {}: {e}\n{text}", json.display())),
     )
     .unwrap_or_else(|e| panic!("the JSON report does not parse: {e}"));
     let _ = std::fs::remove_file(&json);
@@ -106,7 +128,8 @@ fn drill(file: &str, scenario: &str, port_offset: u16) -> (Value, String) {
 }
 
 fn num(v: &Value, what: &str) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("{what} is not a number: {v:?}"))
+    v.as_f64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {v:?}"))
 }
 
 /// Checks what every report must hold, whatever the scenario.
@@ -114,12 +137,23 @@ fn check_report(r: &Value, scenario: &str, dcs: &[&str], text: &str) {
     assert_eq!(r["scenario"].as_str(), Some(scenario));
     assert_eq!(r["ok"].as_bool(), Some(true), "{text}");
     let invariants = r["invariants"].as_sequence().expect("invariants");
-    let names: Vec<&str> = invariants.iter().filter_map(|i| i["name"].as_str()).collect();
+    let names: Vec<&str> = invariants
+        .iter()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
     assert_eq!(
         names,
-        ["no write reached a replica", "reads returned written values", "replies matched requests", "no errors after heal"]
+        [
+            "no write reached a replica",
+            "reads returned written values",
+            "replies matched requests",
+            "no errors after heal"
+        ]
     );
-    assert!(invariants.iter().all(|i| i["ok"].as_bool() == Some(true)), "{text}");
+    assert!(
+        invariants.iter().all(|i| i["ok"].as_bool() == Some(true)),
+        "{text}"
+    );
     assert_eq!(num(&r["writes_on_replicas"], "writes_on_replicas"), 0.0);
     let (fault, heal, settle, end) = (
         num(&r["fault_ms"], "fault_ms"),
@@ -127,8 +161,16 @@ fn check_report(r: &Value, scenario: &str, dcs: &[&str], text: &str) {
         num(&r["settle_ms"], "settle_ms"),
         num(&r["end_ms"], "end_ms"),
     );
-    assert!(0.0 < fault && fault < heal && heal < settle && settle < end, "{fault} {heal} {settle} {end}");
-    let datacenters: Vec<&str> = r["datacenters"].as_sequence().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(
+        0.0 < fault && fault < heal && heal < settle && settle < end,
+        "{fault} {heal} {settle} {end}"
+    );
+    let datacenters: Vec<&str> = r["datacenters"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     assert_eq!(datacenters, dcs);
     let buckets = (end / num(&r["bucket_ms"], "bucket_ms")) as usize + 1;
     let gateways = r["gateways"].as_sequence().expect("gateways");
@@ -137,27 +179,49 @@ fn check_report(r: &Value, scenario: &str, dcs: &[&str], text: &str) {
         let dc = g["dc"].as_str().unwrap_or("?");
         let requests = num(&g["requests"], "requests");
         assert!(requests > 0.0, "gateway {dc} sent nothing");
-        assert_eq!(num(&g["reads"], "reads") + num(&g["writes"], "writes"), requests);
-        let by_kind: f64 = g["errors_by_kind"].as_mapping().unwrap().values().map(|v| num(v, "errors")).sum();
+        assert_eq!(
+            num(&g["reads"], "reads") + num(&g["writes"], "writes"),
+            requests
+        );
+        let by_kind: f64 = g["errors_by_kind"]
+            .as_mapping()
+            .unwrap()
+            .values()
+            .map(|v| num(v, "errors"))
+            .sum();
         assert_eq!(by_kind, num(&g["errors"], "errors"));
         for field in ["wrong_values", "crossed_replies", "errors_after_settle"] {
             assert_eq!(num(&g[field], field), 0.0, "gateway {dc}: {field}");
         }
         for phase in ["before", "during", "after"] {
             let lat = &g["latency_ms"][phase];
-            assert!(num(&lat["count"], "count") > 0.0, "gateway {dc} sent nothing {phase}");
+            assert!(
+                num(&lat["count"], "count") > 0.0,
+                "gateway {dc} sent nothing {phase}"
+            );
             assert!(num(&lat["p50"], "p50") <= num(&lat["p99"], "p99"));
             let share = g["read_share"][phase].as_mapping().expect("read_share");
             let total: f64 = share.values().map(|v| num(v, "share")).sum();
-            assert!((total - 1.0).abs() < 0.01, "gateway {dc}: read shares {phase} sum to {total}");
+            assert!(
+                (total - 1.0).abs() < 0.01,
+                "gateway {dc}: read shares {phase} sum to {total}"
+            );
         }
         let timeline = &g["timeline"];
         for series in ["requests", "errors", "p50_ms", "p99_ms"] {
-            assert_eq!(timeline[series].as_sequence().unwrap().len(), buckets, "{series}");
+            assert_eq!(
+                timeline[series].as_sequence().unwrap().len(),
+                buckets,
+                "{series}"
+            );
         }
         let by_dc = timeline["reads_by_dc"].as_mapping().unwrap();
         assert_eq!(by_dc.len(), dcs.len());
-        let served: f64 = by_dc.values().flat_map(|s| s.as_sequence().unwrap()).map(|v| num(v, "reads")).sum();
+        let served: f64 = by_dc
+            .values()
+            .flat_map(|s| s.as_sequence().unwrap())
+            .map(|v| num(v, "reads"))
+            .sum();
         assert!(served > 0.0, "the nodes saw no reads of gateway {dc}");
     }
 }
@@ -166,17 +230,42 @@ fn check_report(r: &Value, scenario: &str, dcs: &[&str], text: &str) {
 fn kill_master_on_two_dc() {
     let (r, text) = drill("two-dc.yaml", "kill-master", 1000);
     check_report(&r, "kill-master", &["east", "west"], &text);
-    let events: Vec<&str> = r["events"].as_sequence().unwrap().iter().filter_map(|e| e["what"].as_str()).collect();
-    assert!(events.iter().any(|e| e.starts_with("fault: kill east-1")), "{events:?}");
-    assert!(events.iter().any(|e| e.starts_with("failover done")), "{events:?}");
-    assert!(events.iter().any(|e| e.starts_with("heal: restart east-1")), "{events:?}");
-    assert!(events.iter().any(|e| e.starts_with("cluster healthy")), "{events:?}");
+    let events: Vec<&str> = r["events"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["what"].as_str())
+        .collect();
+    assert!(
+        events.iter().any(|e| e.starts_with("fault: kill east-1")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.starts_with("failover done")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.starts_with("heal: restart east-1")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.starts_with("cluster healthy")),
+        "{events:?}"
+    );
     // The killed master's slots lost writes for a while, and got them back.
     let gateways = r["gateways"].as_sequence().unwrap();
-    assert!(gateways.iter().any(|g| g["first_failed_write_ms"].as_f64().is_some()), "{text}");
+    assert!(
+        gateways
+            .iter()
+            .any(|g| g["first_failed_write_ms"].as_f64().is_some()),
+        "{text}"
+    );
     for g in gateways {
         if g["first_failed_write_ms"].as_f64().is_some() {
-            assert!(num(&g["write_unavailable_ms"], "write_unavailable_ms") > 0.0, "{text}");
+            assert!(
+                num(&g["write_unavailable_ms"], "write_unavailable_ms") > 0.0,
+                "{text}"
+            );
         }
     }
 }
@@ -185,11 +274,28 @@ fn kill_master_on_two_dc() {
 fn hang_node_on_single_dc() {
     let (r, text) = drill("single-dc.yaml", "hang-node", 1000);
     check_report(&r, "hang-node", &["local"], &text);
-    let events: Vec<&str> = r["events"].as_sequence().unwrap().iter().filter_map(|e| e["what"].as_str()).collect();
-    assert!(events.iter().any(|e| e.starts_with("fault: stop local-1")), "{events:?}");
-    assert!(events.iter().any(|e| e.starts_with("heal: cont local-1")), "{events:?}");
-    assert!(events.iter().any(|e| e.starts_with("cluster healthy")), "{events:?}");
+    let events: Vec<&str> = r["events"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["what"].as_str())
+        .collect();
+    assert!(
+        events.iter().any(|e| e.starts_with("fault: stop local-1")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.starts_with("heal: cont local-1")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e.starts_with("cluster healthy")),
+        "{events:?}"
+    );
     let g = &r["gateways"][0];
     assert_eq!(g["read_command"].as_str(), Some("get"));
-    assert!(g["first_failed_write_ms"].as_f64().is_some(), "writes to a stopped master must fail: {text}");
+    assert!(
+        g["first_failed_write_ms"].as_f64().is_some(),
+        "writes to a stopped master must fail: {text}"
+    );
 }

@@ -23,7 +23,8 @@ fn check(path: &Path) -> (bool, String) {
         .arg(path)
         .output()
         .expect("run meridian check");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
@@ -35,12 +36,19 @@ fn every_topology_file_validates() {
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     for required in ["single-dc.yaml", "three-regions.yaml", "two-dc.yaml"] {
-        assert!(names.iter().any(|n| n == required), "topologies/{required} is missing: {names:?}");
+        assert!(
+            names.iter().any(|n| n == required),
+            "topologies/{required} is missing: {names:?}"
+        );
     }
     for file in &files {
         let topo = Topology::load(file).unwrap_or_else(|e| panic!("{e}"));
         let plan = Plan::new(&topo, 0).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        assert!(!plan.nodes.is_empty() && !plan.gateways.is_empty(), "{}", file.display());
+        assert!(
+            !plan.nodes.is_empty() && !plan.gateways.is_empty(),
+            "{}",
+            file.display()
+        );
         let (ok, text) = check(file);
         assert!(ok, "meridian check --topology {}: {text}", file.display());
         assert!(text.contains(": ok"), "{text}");
@@ -53,35 +61,75 @@ fn three_regions_is_laid_out_as_the_issue_asks() {
     let plan = Plan::new(&Topology::load(&path).unwrap(), 0).unwrap();
     assert_eq!(plan.dcs.len(), 3);
     assert_eq!(plan.shard_count(), 3);
-    let mut master_dcs: Vec<&str> = plan.nodes.iter().filter(|n| n.master).map(|n| n.dc.as_str()).collect();
+    let mut master_dcs: Vec<&str> = plan
+        .nodes
+        .iter()
+        .filter(|n| n.master)
+        .map(|n| n.dc.as_str())
+        .collect();
     master_dcs.sort();
     master_dcs.dedup();
     assert_eq!(master_dcs.len(), 3, "each master in a different DC");
     for shard in 0..3 {
         let mut dcs: Vec<&str> = plan.shard_nodes(shard).map(|n| n.dc.as_str()).collect();
         dcs.sort();
-        assert_eq!(dcs, ["east", "eu", "west"], "shard {shard} has a node in every DC");
+        assert_eq!(
+            dcs,
+            ["east", "eu", "west"],
+            "shard {shard} has a node in every DC"
+        );
     }
     let gateways: Vec<String> = plan.gateways.iter().map(|g| g.addr().to_string()).collect();
-    assert_eq!(gateways, ["127.0.1.100:7617", "127.0.2.100:7617", "127.0.3.100:7617"]);
+    assert_eq!(
+        gateways,
+        ["127.0.1.100:7617", "127.0.2.100:7617", "127.0.3.100:7617"]
+    );
 }
 
 #[test]
 fn schema_errors_name_key_and_line() {
-    let dir = std::env::temp_dir().join(format!("meridian-lab-topology-test-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("meridian-lab-topology-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let good = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/two-dc.yaml")).unwrap();
+    let good = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/two-dc.yaml"),
+    )
+    .unwrap();
     let cases = [
         // An unknown key is an error, with its line.
-        (good.replace("  - { dc: west }", "  - { dc: west, port: 1 }"), "unknown field `port`"),
-        (good.replace("name: two-dc", "name: two-dc\nregion: x"), "unknown field `region`"),
+        (
+            good.replace("  - { dc: west }", "  - { dc: west, port: 1 }"),
+            "unknown field `port`",
+        ),
+        (
+            good.replace("name: two-dc", "name: two-dc\nregion: x"),
+            "unknown field `region`",
+        ),
         // Semantic errors name the key path.
-        (good.replace("127.0.2.0/24", "127.0.1.0/24"), "datacenters[1].cidr"),
-        (good.replace("west: { east: 30,", "west: { east: 31,"), "latency_ms.east.west"),
-        (good.replace("{ master: west, replicas: [east] }", "{ master: mars, replicas: [east] }"), "shards[1].master"),
-        (good.replace("  - { dc: west }", "  - { dc: east }"), "gateways[1].dc"),
+        (
+            good.replace("127.0.2.0/24", "127.0.1.0/24"),
+            "datacenters[1].cidr",
+        ),
+        (
+            good.replace("west: { east: 30,", "west: { east: 31,"),
+            "latency_ms.east.west",
+        ),
+        (
+            good.replace(
+                "{ master: west, replicas: [east] }",
+                "{ master: mars, replicas: [east] }",
+            ),
+            "shards[1].master",
+        ),
+        (
+            good.replace("  - { dc: west }", "  - { dc: east }"),
+            "gateways[1].dc",
+        ),
         (good.replace("127.0.1.0/24", "10.1.0.0/24"), "loopback"),
-        (good.replace("node_timeout: 2s", "node_timeout: 2"), "cluster.node_timeout"),
+        (
+            good.replace("node_timeout: 2s", "node_timeout: 2"),
+            "cluster.node_timeout",
+        ),
     ];
     for (i, (text, expected)) in cases.iter().enumerate() {
         assert_ne!(text, &good, "case {i} changed nothing");
@@ -94,9 +142,15 @@ fn schema_errors_name_key_and_line() {
         assert!(out.contains(expected), "case {i}: {out}");
         // `<file>:<line>: …`: every error carries its line.
         let prefix = format!("{}:", path.display());
-        let line = out.lines().find(|l| l.starts_with(&prefix)).unwrap_or_default();
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_default();
         let number = line[prefix.len()..].split(':').next().unwrap_or_default();
-        assert!(number.parse::<usize>().is_ok(), "case {i}: no line number in `{line}`");
+        assert!(
+            number.parse::<usize>().is_ok(),
+            "case {i}: no line number in `{line}`"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -100,6 +100,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, LabError> {
         .map_err(|e| LabError::io("start the async runtime", e))
 }
 
+/// Prints to stdout, ignoring a closed pipe (`meridian lab status | head` must not panic).
+fn say(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{text}");
+}
+
 fn fail(e: &LabError) -> ExitCode {
     eprintln!("meridian: {e}");
     ExitCode::from(2)
@@ -120,19 +126,19 @@ pub fn run_lab(args: LabArgs) -> ExitCode {
                         up::supervise(opts).await?;
                     } else {
                         let state = up::up_background(&opts).await?;
-                        println!("{}", up::up_table(&state));
-                        println!("logs and state: {}", opts.dir.display());
+                        say(&super::status::up_table(&state));
+                        say(&format!("logs and state: {}", opts.dir.display()));
                     }
                     Ok(())
                 }
                 LabCommand::Down { at } => {
                     let opts = options(&at)?;
-                    println!("{}", up::down(&opts.dir).await?);
+                    say(&up::down(&opts.dir).await?);
                     Ok(())
                 }
                 LabCommand::Status { at } => {
                     let opts = options(&at)?;
-                    println!("{}", up::status(&opts).await?);
+                    say(&super::status::status(&opts).await?);
                     Ok(())
                 }
             }
@@ -168,7 +174,7 @@ pub fn run_drill(args: DrillArgs) -> ExitCode {
         Ok(report) => report,
         Err(e) => return fail(&e),
     };
-    println!("{}", report.to_table());
+    say(&report.to_table());
     let writes = [
         (&args.json, report.to_json().to_pretty()),
         (&args.html, super::html::render(&report)),
@@ -178,10 +184,14 @@ pub fn run_drill(args: DrillArgs) -> ExitCode {
             if let Err(e) = std::fs::write(path, text) {
                 return fail(&LabError::io(format!("write {}", path.display()), e));
             }
-            println!("report written to {}", path.display());
+            say(&format!("report written to {}", path.display()));
         }
     }
-    if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// Runs `meridian check --topology FILE`: validates the file and prints its layout.
@@ -195,14 +205,14 @@ pub fn check_topology(path: &Path) -> ExitCode {
     };
     match Plan::new(&topo, 0) {
         Ok(plan) => {
-            println!(
+            say(&format!(
                 "{}: ok ({} datacenters, {} shards, {} nodes, {} gateways)",
                 path.display(),
                 plan.dcs.len(),
                 plan.shard_count(),
                 plan.nodes.len(),
                 plan.gateways.len()
-            );
+            ));
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -240,7 +240,10 @@ pub fn parse(buf: &[u8], depth: usize) -> Result<Option<(Reply, usize)>, ClientE
             if &buf[head + len..head + len + 2] != b"\r\n" {
                 return Err(ClientError::Protocol("bulk not followed by CRLF".into()));
             }
-            (Reply::Bulk(Some(buf[head..head + len].to_vec())), head + len + 2)
+            (
+                Reply::Bulk(Some(buf[head..head + len].to_vec())),
+                head + len + 2,
+            )
         }
         b'*' => {
             let count = number()?;

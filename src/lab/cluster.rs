@@ -68,7 +68,11 @@ impl NodeProc {
         let n = &self.node;
         let cluster = &plan.topology.cluster;
         let timeout_ms = cluster.node_timeout.as_millis().to_string();
-        let coverage = if cluster.require_full_coverage { "yes" } else { "no" };
+        let coverage = if cluster.require_full_coverage {
+            "yes"
+        } else {
+            "no"
+        };
         let ip = n.ip.to_string();
         #[rustfmt::skip]
         let args: Vec<String> = [
@@ -113,7 +117,9 @@ impl NodeProc {
             // Its own process group: a Ctrl-C at the terminal reaches the supervisor only,
             // which then tears the lab down in order.
             .process_group(0);
-        let child = cmd.spawn().map_err(|e| LabError::io("spawn redis-server", e))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| LabError::io("spawn redis-server", e))?;
         self.child = Some(child);
         let addr = self.node.addr();
         let name = self.node.name.clone();
@@ -130,23 +136,33 @@ impl NodeProc {
             let last = match query(addr, &["INFO", "server"], ADMIN_TIMEOUT).await {
                 Ok(Reply::Bulk(Some(text))) => {
                     let text = String::from_utf8_lossy(&text).into_owned();
-                    let pid = info_fields(&text).find(|(k, _)| *k == "process_id").map(|(_, v)| v.to_string());
+                    let pid = info_fields(&text)
+                        .find(|(k, _)| *k == "process_id")
+                        .map(|(_, v)| v.to_string());
                     if pid.is_some() && pid == self.pid().map(|p| p.to_string()) {
                         break Ok(());
                     }
-                    format!("{addr} is answered by another redis-server (pid {pid:?}); is the port taken?")
+                    format!(
+                        "{addr} is answered by another redis-server (pid {pid:?}); is the port taken?"
+                    )
                 }
                 Ok(other) => format!("{other:?}"),
                 Err(e) => e.to_string(),
             };
             if tokio::time::Instant::now() >= deadline {
-                break Err(format!("timed out after {START_TIMEOUT:?} waiting for {what}; last state: {last}"));
+                break Err(format!(
+                    "timed out after {START_TIMEOUT:?} waiting for {what}; last state: {last}"
+                ));
             }
             tokio::time::sleep(POLL).await;
         };
         ready.map_err(|e| LabError::Process {
             what: format!("node {name} ({addr})"),
-            message: format!("{e}\n--- {} ---\n{}", self.log().display(), tail(&self.log(), 15)),
+            message: format!(
+                "{e}\n--- {} ---\n{}",
+                self.log().display(),
+                tail(&self.log(), 15)
+            ),
         })
     }
 
@@ -173,7 +189,9 @@ pub fn check_free(addrs: &[(String, std::net::SocketAddr)]) -> Result<(), LabErr
         if let Err(e) = std::net::TcpListener::bind(addr) {
             return Err(LabError::Process {
                 what: what.clone(),
-                message: format!("{addr} is not free ({e}); stop what uses it or pick other ports (--port-offset)"),
+                message: format!(
+                    "{addr} is not free ({e}); stop what uses it or pick other ports (--port-offset)"
+                ),
             });
         }
     }
@@ -190,14 +208,21 @@ pub async fn form(plan: &Plan) -> Result<(), LabError> {
             match query(addr, &args, ADMIN_TIMEOUT * 5).await {
                 Ok(Reply::Error(e)) => Err(LabError::Process { what, message: e }),
                 Ok(reply) => Ok(reply),
-                Err(e) => Err(LabError::Process { what, message: e.to_string() }),
+                Err(e) => Err(LabError::Process {
+                    what,
+                    message: e.to_string(),
+                }),
             }
         }
     };
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     // Distinct epochs up front spare the cluster its epoch-collision resolution.
     for (i, node) in nodes.iter().enumerate() {
-        admin(node, s(&["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()])).await?;
+        admin(
+            node,
+            s(&["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()]),
+        )
+        .await?;
     }
     let meet = |from: &PlannedNode, to: &PlannedNode| {
         let args = s(&[
@@ -222,7 +247,11 @@ pub async fn form(plan: &Plan) -> Result<(), LabError> {
     }
     for node in nodes.iter().filter(|n| n.master) {
         let (lo, hi) = node.slots;
-        admin(node, s(&["CLUSTER", "ADDSLOTSRANGE", &lo.to_string(), &hi.to_string()])).await?;
+        admin(
+            node,
+            s(&["CLUSTER", "ADDSLOTSRANGE", &lo.to_string(), &hi.to_string()]),
+        )
+        .await?;
     }
     let mut ids = Vec::new();
     for node in nodes {
@@ -251,9 +280,12 @@ pub async fn form(plan: &Plan) -> Result<(), LabError> {
         .await?;
     }
     let expected = expected_slots(plan);
-    wait_for("the new cluster to be healthy as planned", FORM_TIMEOUT, POLL * 2, || {
-        check_health(plan, Some(&expected))
-    })
+    wait_for(
+        "the new cluster to be healthy as planned",
+        FORM_TIMEOUT,
+        POLL * 2,
+        || check_health(plan, Some(&expected)),
+    )
     .await
 }
 
@@ -274,7 +306,12 @@ pub fn expected_slots(plan: &Plan) -> Vec<SlotRange> {
                 .map(|n| n.relay_addr().to_string())
                 .collect();
             replicas.sort();
-            Some((master.slots.0, master.slots.1, master.relay_addr().to_string(), replicas))
+            Some((
+                master.slots.0,
+                master.slots.1,
+                master.relay_addr().to_string(),
+                replicas,
+            ))
         })
         .collect();
     out.sort();
@@ -292,12 +329,17 @@ pub async fn check_health(plan: &Plan, expected: Option<&Vec<SlotRange>>) -> Res
             continue;
         };
         let info = info.text().unwrap_or_default();
-        let state = info_fields(&info).find(|(k, _)| *k == "cluster_state").map(|(_, v)| v);
+        let state = info_fields(&info)
+            .find(|(k, _)| *k == "cluster_state")
+            .map(|(_, v)| v);
         if state != Some("ok") {
             return Err(format!("{} has cluster_state {state:?}", node.name));
         }
         let view = slots_view(addr).await?;
-        let covered: u32 = view.iter().map(|r| u32::from(r.1) - u32::from(r.0) + 1).sum();
+        let covered: u32 = view
+            .iter()
+            .map(|r| u32::from(r.1) - u32::from(r.0) + 1)
+            .sum();
         if covered != crate::slot::SLOT_COUNT as u32 {
             return Err(format!("{} serves {covered} slots", node.name));
         }
@@ -319,7 +361,9 @@ pub async fn check_health(plan: &Plan, expected: Option<&Vec<SlotRange>>) -> Res
             return Err(format!("replica {} has its master link down", node.name));
         }
     }
-    agreed.map(|_| ()).ok_or_else(|| "no node answers".to_string())
+    agreed
+        .map(|_| ())
+        .ok_or_else(|| "no node answers".to_string())
 }
 
 /// CLUSTER SLOTS of the node at `addr`, sorted.
@@ -353,31 +397,48 @@ pub fn parse_slots(reply: &Reply) -> Option<Vec<SlotRange>> {
     Some(out)
 }
 
-/// The live shape of the cluster, per the first node that answers: for each shard (in plan
-/// order), the name of its master and of its replicas.
+/// The live shape of the cluster: for each shard (in plan order), the name of its master and
+/// of its replicas, as most of the nodes that answer see it. A majority rather than the first
+/// answer, because a node just restarted (or just back from a partition) briefly serves its
+/// stale view.
 pub async fn live_shards(plan: &Plan) -> Result<Vec<(String, Vec<String>)>, String> {
+    let asks: Vec<_> = plan
+        .nodes
+        .iter()
+        .map(|n| tokio::spawn(slots_view(n.addr())))
+        .collect();
+    let mut views: Vec<(Vec<SlotRange>, usize)> = Vec::new();
     let mut last = "no node answers".to_string();
-    for node in &plan.nodes {
-        let view = match slots_view(node.addr()).await {
-            Ok(view) => view,
-            Err(e) => {
-                last = e;
-                continue;
-            }
-        };
-        let name = |addr: &str| plan.node(addr).map_or(addr.to_string(), |n| n.name.clone());
-        let mut shards = Vec::new();
-        for shard in 0..plan.shard_count() {
-            let lo = plan.shard_nodes(shard).next().map_or(0, |n| n.slots.0);
-            let range = view.iter().find(|r| r.0 <= lo && lo <= r.1);
-            let Some(range) = range else {
-                return Err(format!("{}: shard {shard}'s slot {lo} is not served", node.name));
-            };
-            shards.push((name(&range.2), range.3.iter().map(|a| name(a)).collect()));
+    for ask in asks {
+        match ask.await {
+            Ok(Ok(view)) => match views.iter_mut().find(|(v, _)| *v == view) {
+                Some((_, count)) => *count += 1,
+                None => views.push((view, 1)),
+            },
+            Ok(Err(e)) => last = e,
+            Err(e) => last = e.to_string(),
         }
-        return Ok(shards);
     }
-    Err(last)
+    // The first of the most common views (ties keep plan order, so the result is stable).
+    let mut best: Option<&(Vec<SlotRange>, usize)> = None;
+    for candidate in &views {
+        if best.is_none_or(|b| candidate.1 > b.1) {
+            best = Some(candidate);
+        }
+    }
+    let Some((view, _)) = best else {
+        return Err(last);
+    };
+    let name = |addr: &str| plan.node(addr).map_or(addr.to_string(), |n| n.name.clone());
+    let mut shards = Vec::new();
+    for shard in 0..plan.shard_count() {
+        let lo = plan.shard_nodes(shard).next().map_or(0, |n| n.slots.0);
+        let Some(range) = view.iter().find(|r| r.0 <= lo && lo <= r.1) else {
+            return Err(format!("shard {shard}'s slot {lo} is not served"));
+        };
+        shards.push((name(&range.2), range.3.iter().map(|a| name(a)).collect()));
+    }
+    Ok(shards)
 }
 
 #[cfg(test)]
@@ -402,7 +463,12 @@ mod tests {
         let view = parse_slots(&reply).unwrap();
         assert_eq!(
             view,
-            [(0, 16383, "127.0.1.1:7101".to_string(), vec!["127.0.2.1:7101".to_string()])]
+            [(
+                0,
+                16383,
+                "127.0.1.1:7101".to_string(),
+                vec!["127.0.2.1:7101".to_string()]
+            )]
         );
         assert_eq!(parse_slots(&Reply::Simple("x".into())), None);
     }

@@ -48,14 +48,19 @@ impl Request {
         let words: Vec<&str> = line.split_whitespace().collect();
         let node = |w: &[&str]| match w {
             [_, name] => Ok(name.to_string()),
-            _ => Err(format!("`{}` takes one node name", w.first().unwrap_or(&""))),
+            _ => Err(format!(
+                "`{}` takes one node name",
+                w.first().unwrap_or(&"")
+            )),
         };
         match words.as_slice() {
             ["ping"] => Ok(Request::Ping),
             ["heal"] => Ok(Request::Heal),
             ["shutdown"] => Ok(Request::Shutdown),
             ["latency", a, b, ms] => {
-                let ms: f64 = ms.parse().map_err(|_| format!("`{ms}` is not a number of ms"))?;
+                let ms: f64 = ms
+                    .parse()
+                    .map_err(|_| format!("`{ms}` is not a number of ms"))?;
                 if !(0.0..=super::topology::MAX_LATENCY_MS).contains(&ms) {
                     return Err(format!("latency {ms} out of range"));
                 }
@@ -121,7 +126,8 @@ async fn serve_one(stream: TcpStream, jobs: mpsc::Sender<Job>) {
                 if jobs.send((request, tx)).await.is_err() {
                     Err("the lab is shutting down".to_string())
                 } else {
-                    rx.await.unwrap_or_else(|_| Err("the lab is shutting down".into()))
+                    rx.await
+                        .unwrap_or_else(|_| Err("the lab is shutting down".into()))
                 }
             }
         };
@@ -142,7 +148,9 @@ pub async fn send(addr: &str, request: &Request) -> Result<String, LabError> {
         .map_err(|_| LabError::Control(format!("bad control address `{addr}`")))?;
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await?;
-        stream.write_all(format!("{}\n", request.line()).as_bytes()).await?;
+        stream
+            .write_all(format!("{}\n", request.line()).as_bytes())
+            .await?;
         let mut lines = BufReader::new(stream).lines();
         lines.next_line().await
     };

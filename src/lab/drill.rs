@@ -60,16 +60,23 @@ impl Scenario {
 impl FromStr for Scenario {
     type Err = String;
     fn from_str(s: &str) -> Result<Scenario, String> {
-        Scenario::ALL.iter().find(|(name, _)| *name == s).map(|(_, sc)| *sc).ok_or_else(|| {
-            let names: Vec<&str> = Scenario::ALL.iter().map(|(n, _)| *n).collect();
-            format!("unknown scenario `{s}`; one of {}", names.join(", "))
-        })
+        Scenario::ALL
+            .iter()
+            .find(|(name, _)| *name == s)
+            .map(|(_, sc)| *sc)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Scenario::ALL.iter().map(|(n, _)| *n).collect();
+                format!("unknown scenario `{s}`; one of {}", names.join(", "))
+            })
     }
 }
 
 impl fmt::Display for Scenario {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = Scenario::ALL.iter().find(|(_, sc)| sc == self).map_or("?", |(n, _)| n);
+        let name = Scenario::ALL
+            .iter()
+            .find(|(_, sc)| sc == self)
+            .map_or("?", |(n, _)| n);
         f.write_str(name)
     }
 }
@@ -101,7 +108,10 @@ pub struct DrillOptions {
 #[derive(Debug, Clone)]
 enum Action {
     Control(Request),
-    Failover { node: String, addr: std::net::SocketAddr },
+    Failover {
+        node: String,
+        addr: std::net::SocketAddr,
+    },
 }
 
 struct Plot {
@@ -124,9 +134,11 @@ fn push(events: &Events, start: Instant, what: String) {
 }
 
 /// Runs the drill; a lab it had to start is taken down afterwards (unless `keep`).
-pub async fn run(opts: DrillOptions) -> Result<Report, LabError> {
+pub async fn run(mut opts: DrillOptions) -> Result<Report, LabError> {
     if opts.rate == 0 || opts.rate > 100_000 {
-        return Err(LabError::Scenario("--rate must be 1..100000 requests/s per gateway".into()));
+        return Err(LabError::Scenario(
+            "--rate must be 1..100000 requests/s per gateway".into(),
+        ));
     }
     if opts.duration < Duration::from_secs(3) {
         return Err(LabError::Scenario("--duration must be at least 3s".into()));
@@ -139,6 +151,7 @@ pub async fn run(opts: DrillOptions) -> Result<Report, LabError> {
     let state = match reuse {
         Some(state) => {
             eprintln!("drill: reusing the lab in {}", opts.lab.dir.display());
+            opts.lab = opts.lab.with_offset_of(&state)?;
             state
         }
         None => {
@@ -158,9 +171,12 @@ pub async fn run(opts: DrillOptions) -> Result<Report, LabError> {
 
 async fn drill(opts: &DrillOptions, state: &LabState) -> Result<Report, LabError> {
     let plan = &opts.lab.plan;
-    wait_for("the cluster to be healthy before the drill", HEALTH_TIMEOUT, Duration::from_millis(200), || {
-        cluster::check_health(plan, None)
-    })
+    wait_for(
+        "the cluster to be healthy before the drill",
+        HEALTH_TIMEOUT,
+        Duration::from_millis(200),
+        || cluster::check_health(plan, None),
+    )
     .await?;
     let plot = plot(opts, plan).await?;
     let d = opts.duration;
@@ -177,7 +193,9 @@ async fn drill(opts: &DrillOptions, state: &LabState) -> Result<Report, LabError
     );
     let gateways: Vec<std::net::SocketAddr> = plan.gateways.iter().map(|g| g.addr()).collect();
     let run_id = (std::process::id() ^ (opts.seed as u32)).wrapping_mul(2_654_435_761)
-        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |t| t.subsec_nanos());
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.subsec_nanos());
     let spec = LoadSpec {
         gateways,
         rate: opts.rate,
@@ -189,9 +207,18 @@ async fn drill(opts: &DrillOptions, state: &LabState) -> Result<Report, LabError
     };
     let start = Instant::now() + Duration::from_millis(200);
     let end = start + end_at;
-    let targets = plan.nodes.iter().map(|n| (n.name.clone(), n.dc.clone(), n.addr())).collect();
+    let targets = plan
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.dc.clone(), n.addr()))
+        .collect();
     let load_task = tokio::spawn(load::run(spec, start, end));
-    let sample_task = tokio::spawn(sampler::run(targets, start, end, Duration::from_millis(100)));
+    let sample_task = tokio::spawn(sampler::run(
+        targets,
+        start,
+        end,
+        Duration::from_millis(100),
+    ));
     let events: Events = Arc::new(Mutex::new(Vec::new()));
     let observer = tokio::spawn(observe(plan.clone(), events.clone(), start, end));
 
@@ -203,16 +230,25 @@ async fn drill(opts: &DrillOptions, state: &LabState) -> Result<Report, LabError
     tokio::time::sleep_until(start + heal_at).await;
     if let Some((shard, killed)) = &plot.wait_failover {
         // The killed master must come back as a replica, so the heal waits for the failover.
-        let waited = wait_for(&format!("a failover of shard {shard}"), FAILOVER_WAIT, Duration::from_millis(100), || async {
-            match cluster::live_shards(plan).await {
-                Ok(shards) if shards[*shard].0 != *killed => Ok(shards[*shard].0.clone()),
-                Ok(_) => Err(format!("{killed} is still its master")),
-                Err(e) => Err(e),
-            }
-        })
+        let waited = wait_for(
+            &format!("a failover of shard {shard}"),
+            FAILOVER_WAIT,
+            Duration::from_millis(100),
+            || async {
+                match cluster::live_shards(plan).await {
+                    Ok(shards) if shards[*shard].0 != *killed => Ok(shards[*shard].0.clone()),
+                    Ok(_) => Err(format!("{killed} is still its master")),
+                    Err(e) => Err(e),
+                }
+            },
+        )
         .await;
         match waited {
-            Ok(new) => push(&events, start, format!("failover done: {new} is master of shard {shard}; healing")),
+            Ok(new) => push(
+                &events,
+                start,
+                format!("failover done: {new} is master of shard {shard}; healing"),
+            ),
             Err(e) => push(&events, start, format!("no failover before the heal: {e}")),
         }
     }
@@ -220,20 +256,43 @@ async fn drill(opts: &DrillOptions, state: &LabState) -> Result<Report, LabError
     if let Err(e) = act(state, &plot.heal).await {
         push(&events, start, format!("heal action failed: {e}"));
     }
-    let loads = load_task.await.map_err(|e| LabError::Scenario(format!("the load task failed: {e}")))?;
-    let nodes = sample_task.await.map_err(|e| LabError::Scenario(format!("the sampler failed: {e}")))?;
+    let loads = load_task
+        .await
+        .map_err(|e| LabError::Scenario(format!("the load task failed: {e}")))?;
+    let nodes = sample_task
+        .await
+        .map_err(|e| LabError::Scenario(format!("the sampler failed: {e}")))?;
     let _ = observer.await;
-    let healthy = wait_for("the cluster to be healthy after the drill", HEALTH_TIMEOUT, Duration::from_millis(200), || {
-        cluster::check_health(plan, None)
-    })
+    let healthy = wait_for(
+        "the cluster to be healthy after the drill",
+        HEALTH_TIMEOUT,
+        Duration::from_millis(200),
+        || cluster::check_health(plan, None),
+    )
     .await;
     match healthy {
-        Ok(()) => push(&events, start, "cluster healthy: every node agrees, every slot served".into()),
-        Err(e) => push(&events, start, format!("cluster NOT healthy after the drill: {e}")),
+        Ok(()) => push(
+            &events,
+            start,
+            "cluster healthy: every node agrees, every slot served".into(),
+        ),
+        Err(e) => push(
+            &events,
+            start,
+            format!("cluster NOT healthy after the drill: {e}"),
+        ),
     }
     if let Ok(shards) = cluster::live_shards(plan).await {
-        let shape: Vec<String> = shards.iter().enumerate().map(|(i, (m, _))| format!("shard {i}: {m}")).collect();
-        push(&events, start, format!("masters after the drill: {}", shape.join(", ")));
+        let shape: Vec<String> = shards
+            .iter()
+            .enumerate()
+            .map(|(i, (m, _))| format!("shard {i}: {m}"))
+            .collect();
+        push(
+            &events,
+            start,
+            format!("masters after the drill: {}", shape.join(", ")),
+        );
     }
     let mut events = events.lock().map(|e| e.clone()).unwrap_or_default();
     events.sort();
@@ -247,7 +306,11 @@ async fn drill(opts: &DrillOptions, state: &LabState) -> Result<Report, LabError
         end_ms: ms(end_at),
         rate: opts.rate,
         affected_slots: plot.affected,
-        gateways: plan.gateways.iter().map(|g| (g.dc.clone(), g.addr().to_string())).collect(),
+        gateways: plan
+            .gateways
+            .iter()
+            .map(|g| (g.dc.clone(), g.addr().to_string()))
+            .collect(),
         dcs: plan.dcs.iter().map(|(n, _)| n.clone()).collect(),
         events,
     };
@@ -258,21 +321,35 @@ async fn drill(opts: &DrillOptions, state: &LabState) -> Result<Report, LabError
 async fn plot(opts: &DrillOptions, plan: &Plan) -> Result<Plot, LabError> {
     let bad = LabError::Scenario;
     if opts.shard >= plan.shard_count() {
-        return Err(bad(format!("--shard {} but the topology has {} shards", opts.shard, plan.shard_count())));
+        return Err(bad(format!(
+            "--shard {} but the topology has {} shards",
+            opts.shard,
+            plan.shard_count()
+        )));
     }
-    let shards = cluster::live_shards(plan).await.map_err(|e| bad(format!("cannot read the cluster: {e}")))?;
+    let shards = cluster::live_shards(plan)
+        .await
+        .map_err(|e| bad(format!("cannot read the cluster: {e}")))?;
     let (master, replicas) = shards[opts.shard].clone();
-    let node = |name: &str| plan.node(name).ok_or_else(|| bad(format!("`{name}` is not a node of the plan")));
+    let node = |name: &str| {
+        plan.node(name)
+            .ok_or_else(|| bad(format!("`{name}` is not a node of the plan")))
+    };
     let m = node(&master)?;
     let slots = vec![m.slots];
     let dcs: Vec<&str> = plan.dcs.iter().map(|(n, _)| n.as_str()).collect();
     let needs_failover = |what: &str| -> Result<(), LabError> {
         if replicas.is_empty() {
-            return Err(bad(format!("{what} needs a replica of shard {} to fail over to", opts.shard)));
+            return Err(bad(format!(
+                "{what} needs a replica of shard {} to fail over to",
+                opts.shard
+            )));
         }
         // A failover needs the votes of a majority of the masters, the failed one included.
         if plan.shard_count() < 3 {
-            return Err(bad(format!("{what} needs at least 3 masters (a majority must remain to vote)")));
+            return Err(bad(format!(
+                "{what} needs at least 3 masters (a majority must remain to vote)"
+            )));
         }
         Ok(())
     };
@@ -295,7 +372,12 @@ async fn plot(opts: &DrillOptions, plan: &Plan) -> Result<Plot, LabError> {
         Scenario::HangNode => {
             needs_failover("hang-node")?;
             Plot {
-                target: format!("SIGSTOP {} (master of shard {}, slots {}), SIGCONT at the heal", m.name, opts.shard, m.slots_text()),
+                target: format!(
+                    "SIGSTOP {} (master of shard {}, slots {}), SIGCONT at the heal",
+                    m.name,
+                    opts.shard,
+                    m.slots_text()
+                ),
                 wait_failover: None,
                 fault: Action::Control(Request::Stop(m.name.clone())),
                 heal: Action::Control(Request::Cont(m.name.clone())),
@@ -317,7 +399,9 @@ async fn plot(opts: &DrillOptions, plan: &Plan) -> Result<Plot, LabError> {
                 .map(|n| n.slots)
                 .collect();
             Plot {
-                target: format!("cut datacenter {dc} off from the others (relays hold every byte across the cut)"),
+                target: format!(
+                    "cut datacenter {dc} off from the others (relays hold every byte across the cut)"
+                ),
                 wait_failover: None,
                 fault: Action::Control(Request::Partition(dc)),
                 heal: Action::Control(Request::Heal),
@@ -328,14 +412,22 @@ async fn plot(opts: &DrillOptions, plan: &Plan) -> Result<Plot, LabError> {
             if dcs.len() < 2 {
                 return Err(bad("slow-link needs at least two datacenters".into()));
             }
-            let near = plan.gateways.first().map_or(dcs[0].to_string(), |g| g.dc.clone());
+            let near = plan
+                .gateways
+                .first()
+                .map_or(dcs[0].to_string(), |g| g.dc.clone());
             let far = match &opts.dc {
                 Some(dc) => dc.clone(),
                 None if m.dc != near => m.dc.clone(),
-                None => dcs.iter().find(|d| **d != near).map_or(String::new(), |d| d.to_string()),
+                None => dcs
+                    .iter()
+                    .find(|d| **d != near)
+                    .map_or(String::new(), |d| d.to_string()),
             };
             if !dcs.contains(&far.as_str()) || far == near {
-                return Err(bad(format!("slow-link needs a datacenter other than {near} (--dc)")));
+                return Err(bad(format!(
+                    "slow-link needs a datacenter other than {near} (--dc)"
+                )));
             }
             let old = plan.topology.latency(&near, &far);
             let new = opts.latency_ms.unwrap_or((old * 5.0).max(old + 200.0));
@@ -358,15 +450,26 @@ async fn plot(opts: &DrillOptions, plan: &Plan) -> Result<Plot, LabError> {
                 .iter()
                 .filter_map(|r| plan.node(r))
                 .find(|r| r.dc != m.dc)
-                .ok_or_else(|| bad(format!("promote-remote needs a replica of shard {} outside {}", opts.shard, m.dc)))?;
+                .ok_or_else(|| {
+                    bad(format!(
+                        "promote-remote needs a replica of shard {} outside {}",
+                        opts.shard, m.dc
+                    ))
+                })?;
             Plot {
                 target: format!(
                     "CLUSTER FAILOVER onto {} ({}), replica of {} ({}); fail back at the heal",
                     remote.name, remote.dc, m.name, m.dc
                 ),
                 wait_failover: None,
-                fault: Action::Failover { node: remote.name.clone(), addr: remote.addr() },
-                heal: Action::Failover { node: m.name.clone(), addr: m.addr() },
+                fault: Action::Failover {
+                    node: remote.name.clone(),
+                    addr: remote.addr(),
+                },
+                heal: Action::Failover {
+                    node: m.name.clone(),
+                    addr: m.addr(),
+                },
                 affected: slots,
             }
         }
@@ -387,15 +490,36 @@ async fn act(state: &LabState, action: &Action) -> Result<String, LabError> {
         Action::Failover { node, addr } => {
             match query(*addr, &["CLUSTER", "FAILOVER"], ADMIN_TIMEOUT * 5).await {
                 Ok(Reply::Simple(_)) => {}
-                Ok(other) => return Err(LabError::Process { what: format!("node {node}"), message: format!("CLUSTER FAILOVER: {other:?}") }),
-                Err(e) => return Err(LabError::Process { what: format!("node {node}"), message: e.to_string() }),
+                Ok(other) => {
+                    return Err(LabError::Process {
+                        what: format!("node {node}"),
+                        message: format!("CLUSTER FAILOVER: {other:?}"),
+                    });
+                }
+                Err(e) => {
+                    return Err(LabError::Process {
+                        what: format!("node {node}"),
+                        message: e.to_string(),
+                    });
+                }
             }
             let addr = *addr;
-            wait_for(&format!("{node} to become master"), Duration::from_secs(15), Duration::from_millis(100), || async move {
-                let info = query(addr, &["INFO", "replication"], ADMIN_TIMEOUT).await.map_err(|e| e.to_string())?;
-                let text = info.text().unwrap_or_default();
-                if text.contains("role:master") { Ok(()) } else { Err("still a replica".into()) }
-            })
+            wait_for(
+                &format!("{node} to become master"),
+                Duration::from_secs(15),
+                Duration::from_millis(100),
+                || async move {
+                    let info = query(addr, &["INFO", "replication"], ADMIN_TIMEOUT)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let text = info.text().unwrap_or_default();
+                    if text.contains("role:master") {
+                        Ok(())
+                    } else {
+                        Err("still a replica".into())
+                    }
+                },
+            )
             .await?;
             Ok(format!("{node} is master"))
         }
@@ -412,7 +536,11 @@ async fn observe(plan: Plan, events: Events, start: Instant, end: Instant) {
             if let Some(before) = &last {
                 for (i, (old, new)) in before.iter().zip(&masters).enumerate() {
                     if old != new {
-                        push(&events, start, format!("{new} is now master of shard {i} (was {old})"));
+                        push(
+                            &events,
+                            start,
+                            format!("{new} is now master of shard {i} (was {old})"),
+                        );
                     }
                 }
             }

@@ -44,10 +44,17 @@ fn map(entries: Vec<(&str, Value)>) -> Value {
 /// The YAML config of gateway `gw`: the lab's keys, the issue-4 sections with explicit values,
 /// and the topology's `gateway_config` merged over them (one level deep for sections).
 pub fn render_config(plan: &Plan, gw: &PlannedGateway) -> String {
-    let seeds: Vec<Value> = plan.nodes.iter().map(|n| s(n.relay_addr().to_string())).collect();
+    let seeds: Vec<Value> = plan
+        .nodes
+        .iter()
+        .map(|n| s(n.relay_addr().to_string()))
+        .collect();
     let mut dcs = Mapping::new();
     for (name, net) in &plan.dcs {
-        dcs.insert(s(name.as_str()), map(vec![("cidrs", Value::Sequence(vec![s(net.to_string())]))]));
+        dcs.insert(
+            s(name.as_str()),
+            map(vec![("cidrs", Value::Sequence(vec![s(net.to_string())]))]),
+        );
     }
     let mut matrix = Mapping::new();
     for (from, row) in &plan.topology.latency_ms {
@@ -65,7 +72,10 @@ pub fn render_config(plan: &Plan, gw: &PlannedGateway) -> String {
         ("local_dc", s(gw.dc.as_str())),
         (
             "cluster",
-            map(vec![("seeds", Value::Sequence(seeds)), ("refresh_interval", s("1s"))]),
+            map(vec![
+                ("seeds", Value::Sequence(seeds)),
+                ("refresh_interval", s("1s")),
+            ]),
         ),
         ("datacenters", Value::Mapping(dcs)),
         ("latency_ms", Value::Mapping(matrix)),
@@ -92,7 +102,10 @@ pub fn render_config(plan: &Plan, gw: &PlannedGateway) -> String {
         ),
         (
             "health",
-            map(vec![("probe_interval", s("500ms")), ("max_replica_lag", num(0))]),
+            map(vec![
+                ("probe_interval", s("500ms")),
+                ("max_replica_lag", num(0)),
+            ]),
         ),
     ]);
     if let (Value::Mapping(base), Some(extra)) = (&mut root, &plan.topology.gateway_config) {
@@ -110,7 +123,11 @@ pub fn render_config(plan: &Plan, gw: &PlannedGateway) -> String {
         }
         // The seeds are the relays whatever the overrides say.
         if let Some(Value::Mapping(cluster)) = base.get_mut("cluster") {
-            let seeds = plan.nodes.iter().map(|n| s(n.relay_addr().to_string())).collect();
+            let seeds = plan
+                .nodes
+                .iter()
+                .map(|n| s(n.relay_addr().to_string()))
+                .collect();
             cluster.insert(s("seeds"), Value::Sequence(seeds));
         }
     }
@@ -158,7 +175,9 @@ impl GatewayProc {
             .map_err(|e| LabError::io(format!("write {}", self.config.display()), e))?;
         let log = File::create(&self.log)
             .map_err(|e| LabError::io(format!("create {}", self.log.display()), e))?;
-        let err_log = log.try_clone().map_err(|e| LabError::io("clone a log handle", e))?;
+        let err_log = log
+            .try_clone()
+            .map_err(|e| LabError::io("clone a log handle", e))?;
         let mut cmd = Command::new(meridian);
         cmd.arg("serve")
             .arg("-c")
@@ -168,34 +187,51 @@ impl GatewayProc {
             .stderr(err_log)
             .kill_on_drop(true)
             .process_group(0);
-        self.child = Some(cmd.spawn().map_err(|e| LabError::io(format!("spawn {what}"), e))?);
+        self.child = Some(
+            cmd.spawn()
+                .map_err(|e| LabError::io(format!("spawn {what}"), e))?,
+        );
         let probes = probe_keys(plan);
         let addr = self.gw.addr();
-        let ready = wait_for(&format!("{what} to serve every shard"), START_TIMEOUT, Duration::from_millis(200), || {
-            let probes = probes.clone();
-            let exited = match self.child.as_mut().map(Child::try_wait) {
-                Some(Ok(Some(status))) => Some(status),
-                _ => None,
-            };
-            async move {
-                if let Some(status) = exited {
-                    return Err(format!("exited early ({status})"));
-                }
-                let mut conn = Conn::connect(addr, None, Duration::from_secs(1)).await.map_err(|e| e.to_string())?;
-                for key in &probes {
-                    match conn.call(&["GET", key.as_str()], Duration::from_secs(2)).await {
-                        Ok(Reply::Error(e)) => return Err(format!("GET {key}: {e}")),
-                        Ok(_) => {}
-                        Err(e) => return Err(format!("GET {key}: {e}")),
+        let ready = wait_for(
+            &format!("{what} to serve every shard"),
+            START_TIMEOUT,
+            Duration::from_millis(200),
+            || {
+                let probes = probes.clone();
+                let exited = match self.child.as_mut().map(Child::try_wait) {
+                    Some(Ok(Some(status))) => Some(status),
+                    _ => None,
+                };
+                async move {
+                    if let Some(status) = exited {
+                        return Err(format!("exited early ({status})"));
                     }
+                    let mut conn = Conn::connect(addr, None, Duration::from_secs(1))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    for key in &probes {
+                        match conn
+                            .call(&["GET", key.as_str()], Duration::from_secs(2))
+                            .await
+                        {
+                            Ok(Reply::Error(e)) => return Err(format!("GET {key}: {e}")),
+                            Ok(_) => {}
+                            Err(e) => return Err(format!("GET {key}: {e}")),
+                        }
+                    }
+                    Ok(())
                 }
-                Ok(())
-            }
-        })
+            },
+        )
         .await;
         ready.map_err(|e| LabError::Process {
             what,
-            message: format!("{e}\n--- {} ---\n{}", self.log.display(), tail(&self.log, 15)),
+            message: format!(
+                "{e}\n--- {} ---\n{}",
+                self.log.display(),
+                tail(&self.log, 15)
+            ),
         })
     }
 

@@ -10,17 +10,26 @@ const WIDTH: f64 = 900.0;
 const PANEL: f64 = 110.0;
 const GAP: f64 = 28.0;
 const LEFT: f64 = 60.0;
-const PALETTE: [&str; 6] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17becf"];
+const PALETTE: [&str; 6] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17becf",
+];
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The page.
 pub fn render(report: &Report) -> String {
     let i = &report.info;
     let mut out = String::new();
-    let verdict = if report.ok() { "every invariant held" } else { "INVARIANT BROKEN" };
+    let verdict = if report.ok() {
+        "every invariant held"
+    } else {
+        "INVARIANT BROKEN"
+    };
     let _ = write!(
         out,
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>drill {} on {}</title>\n<style>\
@@ -38,12 +47,26 @@ pub fn render(report: &Report) -> String {
     );
     out += "<h2>Events</h2><table><tr><th>time</th><th>what</th></tr>";
     for (at, what) in &i.events {
-        let _ = write!(out, "<tr><td>{:.1}s</td><td>{}</td></tr>", f64::from(*at) / 1000.0, esc(what));
+        let _ = write!(
+            out,
+            "<tr><td>{:.1}s</td><td>{}</td></tr>",
+            f64::from(*at) / 1000.0,
+            esc(what)
+        );
     }
     out += "</table>\n<h2>Invariants</h2><table>";
     for inv in &report.invariants {
-        let (class, word) = if inv.ok { ("ok", "ok") } else { ("fail", "FAIL") };
-        let _ = write!(out, "<tr><td class=\"{class}\">{word}</td><td>{}</td><td>{}</td></tr>", inv.name, esc(&inv.detail));
+        let (class, word) = if inv.ok {
+            ("ok", "ok")
+        } else {
+            ("fail", "FAIL")
+        };
+        let _ = write!(
+            out,
+            "<tr><td class=\"{class}\">{word}</td><td>{}</td><td>{}</td></tr>",
+            inv.name,
+            esc(&inv.detail)
+        );
     }
     out += "</table>\n<h2>Gateways</h2><table><tr><th>gateway</th><th>requests</th><th>errors</th>\
             <th>stale reads</th><th>writes unavailable</th>";
@@ -87,7 +110,12 @@ pub fn render(report: &Report) -> String {
     }
     out += "</table>\n<h2>Time lines</h2>\n<p>";
     for (d, dc) in i.dcs.iter().enumerate() {
-        let _ = write!(out, "<span style=\"color:{}\">&#9632; reads served in {}</span> &nbsp; ", PALETTE[d % PALETTE.len()], esc(dc));
+        let _ = write!(
+            out,
+            "<span style=\"color:{}\">&#9632; reads served in {}</span> &nbsp; ",
+            PALETTE[d % PALETTE.len()],
+            esc(dc)
+        );
     }
     out += "<span style=\"color:#c62828\">&#9632; errors</span> &nbsp; <span style=\"color:#999\">&#9632; requests</span>\
             &nbsp; <span style=\"color:#555\">&#9472; p50</span> &nbsp; <span style=\"color:#000\">&#9472; p99</span></p>\n";
@@ -116,30 +144,70 @@ fn timeline_svg(report: &Report, g: usize) -> String {
         esc(&gw.read_command)
     );
     let top = |panel: usize| GAP + panel as f64 * (PANEL + GAP);
-    let titles = ["requests / errors per 100 ms", "latency (ms), p50 and p99", "reads served per DC (share)"];
+    let titles = [
+        "requests / errors per 100 ms",
+        "latency (ms, log scale), p50 and p99",
+        "reads served per DC (share)",
+    ];
     for (p, title) in titles.iter().enumerate() {
         let y0 = top(p);
         let _ = write!(
             s,
-            "<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"12\">{title}</text><rect x=\"{LEFT}\" y=\"{y0:.1}\" width=\"{plot:.1}\" height=\"{PANEL}\" fill=\"#fff\" stroke=\"#ccc\"/>\n",
+            "<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"12\">{title}</text><rect x=\"{LEFT}\" y=\"{y0:.1}\" width=\"{plot:.1}\" height=\"{PANEL}\" fill=\"#fff\" stroke=\"#ccc\"/>",
             y0 - 6.0
         );
     }
     // Panel 1: requests (grey) with errors (red) over them.
-    let max_req = gw.timeline.iter().map(|b| b.requests).max().unwrap_or(0).max(1) as f64;
+    let max_req = gw
+        .timeline
+        .iter()
+        .map(|b| b.requests)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
     let y1 = top(0) + PANEL;
     for (b, bucket) in gw.timeline.iter().enumerate() {
         let h = PANEL * bucket.requests as f64 / max_req;
         let e = PANEL * bucket.errors as f64 / max_req;
-        let _ = write!(s, "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{h:.1}\" fill=\"#bbb\"/>", x(b as f64), y1 - h);
+        let _ = write!(
+            s,
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{h:.1}\" fill=\"#bbb\"/>",
+            x(b as f64),
+            y1 - h
+        );
         if bucket.errors > 0 {
-            let _ = write!(s, "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{e:.1}\" fill=\"#c62828\"/>", x(b as f64), y1 - e);
+            let _ = write!(
+                s,
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{e:.1}\" fill=\"#c62828\"/>",
+                x(b as f64),
+                y1 - e
+            );
         }
     }
-    let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{max_req:.0}</text>\n", LEFT - 4.0, top(0) + 10.0);
-    // Panel 2: latency lines.
-    let max_lat = gw.timeline.iter().map(|b| b.p99_ms).fold(1.0, f64::max);
+    let _ = write!(
+        s,
+        "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{max_req:.0}</text>",
+        LEFT - 4.0,
+        top(0) + 10.0
+    );
+    // Panel 2: latency lines on a log scale (local and cross-DC requests differ 100-fold),
+    // from 0.1 ms to the decade above the worst p99.
+    let worst = gw.timeline.iter().map(|b| b.p99_ms).fold(1.0, f64::max);
+    let decades = (worst.log10().ceil() + 1.0).clamp(1.0, 6.0);
     let y2 = top(1) + PANEL;
+    let y_of = |ms: f64| y2 - PANEL * ((ms.max(0.1).log10() + 1.0) / decades).min(1.0);
+    for d in 0..=decades as i32 {
+        let ms = 10f64.powi(d - 1);
+        let y = y_of(ms);
+        let _ = write!(
+            s,
+            "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{ms}</text>",
+            LEFT + plot,
+            LEFT - 4.0,
+            y + 3.0
+        );
+    }
     for (color, pick) in [("#555", 0), ("#000", 1)] {
         let points: Vec<String> = gw
             .timeline
@@ -147,13 +215,21 @@ fn timeline_svg(report: &Report, g: usize) -> String {
             .enumerate()
             .filter(|(_, b)| b.requests > 0)
             .map(|(b, bucket)| {
-                let v = if pick == 0 { bucket.p50_ms } else { bucket.p99_ms };
-                format!("{:.1},{:.1}", x(b as f64 + 0.5), y2 - PANEL * v / max_lat)
+                let v = if pick == 0 {
+                    bucket.p50_ms
+                } else {
+                    bucket.p99_ms
+                };
+                format!("{:.1},{:.1}", x(b as f64 + 0.5), y_of(v))
             })
             .collect();
-        let _ = write!(s, "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1\" points=\"{}\"/>", points.join(" "));
+        let _ = write!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1\" points=\"{}\"/>",
+            points.join(" ")
+        );
     }
-    let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{max_lat:.0}</text>\n", LEFT - 4.0, top(1) + 10.0);
+    s += "\n";
     // Panel 3: stacked read shares.
     let y3 = top(2) + PANEL;
     for (b, bucket) in gw.timeline.iter().enumerate() {
@@ -179,7 +255,11 @@ fn timeline_svg(report: &Report, g: usize) -> String {
     s += "\n";
     // Markers and the time axis.
     let bottom = y3;
-    for (at, label, color) in [(i.fault_ms, "fault", "#c62828"), (i.heal_ms, "heal", "#2a7d2a"), (i.settle_ms, "settled", "#777")] {
+    for (at, label, color) in [
+        (i.fault_ms, "fault", "#c62828"),
+        (i.heal_ms, "heal", "#2a7d2a"),
+        (i.settle_ms, "settled", "#777"),
+    ] {
         let px = x(f64::from(at) / f64::from(BUCKET_MS));
         let _ = write!(
             s,
@@ -193,7 +273,11 @@ fn timeline_svg(report: &Report, g: usize) -> String {
     let step = (seconds / 15).max(1);
     for sec in (0..=seconds).step_by(step as usize) {
         let px = x(f64::from(sec * 1000) / f64::from(BUCKET_MS));
-        let _ = write!(s, "<text x=\"{px:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{sec}s</text>", bottom + 14.0);
+        let _ = write!(
+            s,
+            "<text x=\"{px:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{sec}s</text>",
+            bottom + 14.0
+        );
     }
     s += "\n</svg>\n";
     s
@@ -220,7 +304,13 @@ mod tests {
             },
             ..Report::default()
         };
-        let bucket = Bucket { requests: 4, errors: 1, p50_ms: 1.0, p99_ms: 3.0, reads_by_dc: vec![1, 3] };
+        let bucket = Bucket {
+            requests: 4,
+            errors: 1,
+            p50_ms: 1.0,
+            p99_ms: 3.0,
+            reads_by_dc: vec![1, 3],
+        };
         report.gateways.push(GatewayReport {
             dc: "east".into(),
             timeline: vec![bucket; 4],
@@ -229,7 +319,9 @@ mod tests {
         let page = render(&report);
         assert!(page.contains("t&lt;x&gt;") && page.contains("a &amp; b"));
         assert!(page.contains("<svg") && page.contains("<polyline"));
-        assert!(!page.contains("<script") && !page.contains("http-equiv") && !page.contains("src="));
+        assert!(
+            !page.contains("<script") && !page.contains("http-equiv") && !page.contains("src=")
+        );
         assert_eq!(page.matches("<svg").count(), 1);
     }
 }

@@ -164,7 +164,10 @@ mod tests {
 
     #[test]
     fn pretty_output_is_valid_yaml_too() {
-        let v = Json::obj([("list", Json::Arr(vec![Json::obj([("k", Json::str("v: w"))])]))]);
+        let v = Json::obj([(
+            "list",
+            Json::Arr(vec![Json::obj([("k", Json::str("v: w"))])]),
+        )]);
         let parsed: serde_yaml_ng::Value = serde_yaml_ng::from_str(&v.to_pretty()).unwrap();
         assert_eq!(parsed["list"][0]["k"].as_str(), Some("v: w"));
     }

@@ -183,7 +183,10 @@ async fn gateway(spec: LoadSpec, g: usize, start: Instant, end: Instant) -> Gate
         addr: spec.gateways[g],
         writer,
         read_cmd: READ_COMMANDS[g % READ_COMMANDS.len()],
-        slots: names.iter().map(|k| crate::slot::key_slot(k.as_bytes()).get()).collect(),
+        slots: names
+            .iter()
+            .map(|k| crate::slot::key_slot(k.as_bytes()).get())
+            .collect(),
         names,
         timeout: spec.timeout,
         start,
@@ -236,7 +239,9 @@ async fn gateway(spec: LoadSpec, g: usize, start: Instant, end: Instant) -> Gate
 
 /// Chooses `size` commands: reads, or writes of keys with no write in flight.
 fn pick(shared: &Shared, rng: &mut Rng, size: usize, read_ratio: f64) -> Vec<Command> {
-    let Ok(mut keys) = shared.keys.lock() else { return Vec::new() };
+    let Ok(mut keys) = shared.keys.lock() else {
+        return Vec::new();
+    };
     let count = keys.tracks.len();
     (0..size)
         .map(|_| {
@@ -247,11 +252,19 @@ fn pick(shared: &Shared, rng: &mut Rng, size: usize, read_ratio: f64) -> Vec<Com
                     if !keys.writing[candidate] {
                         keys.writing[candidate] = true;
                         let seq = keys.tracks[candidate].issue();
-                        return Command { op: Op::Write, key: candidate, seq: Some(seq) };
+                        return Command {
+                            op: Op::Write,
+                            key: candidate,
+                            seq: Some(seq),
+                        };
                     }
                 }
             }
-            Command { op: Op::Read, key, seq: keys.tracks[key].floor() }
+            Command {
+                op: Op::Read,
+                key,
+                seq: keys.tracks[key].floor(),
+            }
         })
         .collect()
 }
@@ -259,7 +272,8 @@ fn pick(shared: &Shared, rng: &mut Rng, size: usize, read_ratio: f64) -> Vec<Com
 /// Sends one request (one or more commands) on a pooled connection and judges the replies.
 async fn request(shared: &Shared, batch: Vec<Command>) {
     let sent = Instant::now();
-    let at_ms = u32::try_from(sent.saturating_duration_since(shared.start).as_millis()).unwrap_or(u32::MAX);
+    let at_ms =
+        u32::try_from(sent.saturating_duration_since(shared.start).as_millis()).unwrap_or(u32::MAX);
     let pooled = shared.idle.lock().ok().and_then(|mut idle| idle.pop());
     let mut conn = match pooled {
         Some(conn) => conn,
@@ -298,7 +312,13 @@ async fn request(shared: &Shared, batch: Vec<Command>) {
         let outcome = judge(shared, cmd, &reply, at_ms);
         let slot = shared.slots[cmd.key];
         if let Ok(mut out) = shared.out.lock() {
-            out.samples.push(Sample { at_ms, latency_us, op: cmd.op, slot, outcome });
+            out.samples.push(Sample {
+                at_ms,
+                latency_us,
+                op: cmd.op,
+                slot,
+                outcome,
+            });
         }
     }
     if let Ok(mut idle) = shared.idle.lock()
@@ -318,19 +338,31 @@ fn fail(shared: &Shared, batch: &[Command], err: &ClientError, at_ms: u32, sent:
         }
     }
     if let Ok(mut out) = shared.out.lock() {
-        out.error_texts.entry(err.kind().to_string()).or_insert_with(|| err.to_string());
+        out.error_texts
+            .entry(err.kind().to_string())
+            .or_insert_with(|| err.to_string());
         for cmd in batch {
             let outcome = Outcome::Error(err.kind().to_string());
             let slot = shared.slots[cmd.key];
-            out.samples.push(Sample { at_ms, latency_us, op: cmd.op, slot, outcome });
+            out.samples.push(Sample {
+                at_ms,
+                latency_us,
+                op: cmd.op,
+                slot,
+                outcome,
+            });
         }
     }
 }
 
 /// Judges one reply, updating the key's track (and releasing it for writes).
 fn judge(shared: &Shared, cmd: &Command, reply: &Reply, at_ms: u32) -> Outcome {
-    let Ok(mut keys) = shared.keys.lock() else { return Outcome::Ok };
-    let Ok(mut out) = shared.out.lock() else { return Outcome::Ok };
+    let Ok(mut keys) = shared.keys.lock() else {
+        return Outcome::Ok;
+    };
+    let Ok(mut out) = shared.out.lock() else {
+        return Outcome::Ok;
+    };
     if cmd.op == Op::Write {
         keys.writing[cmd.key] = false;
     }
@@ -341,7 +373,9 @@ fn judge(shared: &Shared, cmd: &Command, reply: &Reply, at_ms: u32) -> Outcome {
             track.unknown(seq);
         }
         let kind = text.split_whitespace().next().unwrap_or("ERR").to_string();
-        out.error_texts.entry(kind.clone()).or_insert_with(|| text.clone());
+        out.error_texts
+            .entry(kind.clone())
+            .or_insert_with(|| text.clone());
         if kind == "READONLY" {
             out.example(at_ms, format!("a write reached a replica: {text}"));
         }
@@ -356,7 +390,10 @@ fn judge(shared: &Shared, cmd: &Command, reply: &Reply, at_ms: u32) -> Outcome {
             }
             other => {
                 track.unknown(seq);
-                out.example(at_ms, format!("SET got {other:?}: a reply for another request"));
+                out.example(
+                    at_ms,
+                    format!("SET got {other:?}: a reply for another request"),
+                );
                 Outcome::Crossed
             }
         },
@@ -371,7 +408,10 @@ fn judge(shared: &Shared, cmd: &Command, reply: &Reply, at_ms: u32) -> Outcome {
                 _ => None,
             };
             let Some(value) = value else {
-                out.example(at_ms, format!("{read_cmd} got {reply:?}: a reply for another request"));
+                out.example(
+                    at_ms,
+                    format!("{read_cmd} got {reply:?}: a reply for another request"),
+                );
                 return Outcome::Crossed;
             };
             match track.check(shared.writer, cmd.key, value, cmd.seq) {
@@ -416,7 +456,10 @@ mod tests {
             slots: vec![1, 2],
             timeout: Duration::from_secs(1),
             start: Instant::now(),
-            keys: Mutex::new(Keys { tracks: vec![KeyTrack::default(); 2], writing: vec![false; 2] }),
+            keys: Mutex::new(Keys {
+                tracks: vec![KeyTrack::default(); 2],
+                writing: vec![false; 2],
+            }),
             idle: Mutex::new(Vec::new()),
             out: Mutex::new(GatewayLoad::default()),
         }
@@ -427,8 +470,16 @@ mod tests {
         let s = shared("get");
         let mut rng = Rng::new(1);
         let batch = pick(&s, &mut rng, 3, 0.0);
-        let writes: Vec<usize> = batch.iter().filter(|c| c.op == Op::Write).map(|c| c.key).collect();
-        assert_eq!(writes.len(), 2, "two keys, so the third command must be a read");
+        let writes: Vec<usize> = batch
+            .iter()
+            .filter(|c| c.op == Op::Write)
+            .map(|c| c.key)
+            .collect();
+        assert_eq!(
+            writes.len(),
+            2,
+            "two keys, so the third command must be a read"
+        );
         assert_ne!(writes[0], writes[1]);
     }
 
@@ -437,12 +488,30 @@ mod tests {
         let s = shared("mget");
         let mut rng = Rng::new(1);
         let write = pick(&s, &mut rng, 1, 0.0).remove(0);
-        assert_eq!(judge(&s, &write, &Reply::Simple("OK".into()), 0), Outcome::Ok);
-        let read = pick(&s, &mut rng, 1, 1.0).into_iter().map(|c| Command { key: write.key, ..c }).next().unwrap();
-        let read = Command { seq: s.keys.lock().unwrap().tracks[write.key].floor(), ..read };
-        let value = Reply::Array(Some(vec![Reply::Bulk(Some(s.writer.value(write.key, 1).into_bytes()))]));
+        assert_eq!(
+            judge(&s, &write, &Reply::Simple("OK".into()), 0),
+            Outcome::Ok
+        );
+        let read = pick(&s, &mut rng, 1, 1.0)
+            .into_iter()
+            .map(|c| Command {
+                key: write.key,
+                ..c
+            })
+            .next()
+            .unwrap();
+        let read = Command {
+            seq: s.keys.lock().unwrap().tracks[write.key].floor(),
+            ..read
+        };
+        let value = Reply::Array(Some(vec![Reply::Bulk(Some(
+            s.writer.value(write.key, 1).into_bytes(),
+        ))]));
         assert_eq!(judge(&s, &read, &value, 0), Outcome::Ok);
-        assert_eq!(judge(&s, &read, &Reply::Simple("OK".into()), 0), Outcome::Crossed);
+        assert_eq!(
+            judge(&s, &read, &Reply::Simple("OK".into()), 0),
+            Outcome::Crossed
+        );
         let err = Reply::Error("TRYAGAIN x".into());
         assert_eq!(judge(&s, &read, &err, 0), Outcome::Error("TRYAGAIN".into()));
         let write2 = pick(&s, &mut rng, 1, 0.0).remove(0);

@@ -154,7 +154,10 @@ gateway_config:
         assert_eq!(line_of(TEXT, "latency_ms.east.west"), Some(8));
         assert_eq!(line_of(TEXT, "shards[0].master"), Some(10));
         assert_eq!(line_of(TEXT, "shards[0].replicas[1]"), Some(13));
-        assert_eq!(line_of(TEXT, "gateway_config.breaker.failure_limit"), Some(16));
+        assert_eq!(
+            line_of(TEXT, "gateway_config.breaker.failure_limit"),
+            Some(16)
+        );
         assert_eq!(line_of(TEXT, "ports.node"), None);
         assert_eq!(line_of(TEXT, "shards[3]"), Some(9));
     }

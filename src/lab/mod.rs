@@ -5,11 +5,12 @@
 //!   and gateway goes (addresses, ports, slots).
 //! - [`relay`]: the user-space delay relay in front of each node (latency, partitions).
 //! - [`cluster`]: redis-server nodes and cluster formation; [`gateways`]: one meridian per DC.
-//! - [`up`]: the lab supervisor (`lab up/down/status`), [`state`] its state file,
-//!   [`control`] the control port drills use to break things.
+//! - [`up`]: the lab supervisor (`lab up/down`), [`status`] what it shows, [`state`] its state
+//!   file, [`control`] the control port drills use to break things.
 //! - [`client`]: the lab's own small RESP client; [`load`] and [`values`]: the drill load and
 //!   the checks of every reply; [`sampler`]: the nodes' own counters.
-//! - [`drill`]: the scenarios; [`report`], [`html`], [`json`]: what clients saw.
+//! - [`drill`]: the scenarios; [`report`] what clients saw, written out by [`summary`] (table,
+//!   JSON via [`json`]) and [`html`].
 //! - [`cli`]: the `lab`, `drill` and `check --topology` command lines.
 
 pub mod cli;
@@ -28,6 +29,8 @@ pub mod relay;
 pub mod report;
 pub mod sampler;
 pub mod state;
+pub mod status;
+pub mod summary;
 pub mod topology;
 pub mod up;
 pub mod values;
@@ -84,7 +87,9 @@ pub enum LabError {
         message: String,
     },
     /// A lab is already running in the directory.
-    #[error("a lab is already running in {dir} (supervisor pid {pid}); run `meridian lab down` first")]
+    #[error(
+        "a lab is already running in {dir} (supervisor pid {pid}); run `meridian lab down` first"
+    )]
     AlreadyRunning {
         /// The lab directory.
         dir: String,

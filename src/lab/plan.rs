@@ -99,9 +99,13 @@ impl Plan {
     pub fn new(topology: &Topology, port_offset: u16) -> Result<Plan, LabError> {
         let bad = |message: String| LabError::Scenario(message);
         let shift = |port: u16, bus: bool| {
-            let top = u32::from(port) + u32::from(port_offset) + if bus { u32::from(BUS_OFFSET) } else { 0 };
+            let top = u32::from(port)
+                + u32::from(port_offset)
+                + if bus { u32::from(BUS_OFFSET) } else { 0 };
             if top > 65535 {
-                Err(bad(format!("--port-offset {port_offset} pushes port {port} past 65535")))
+                Err(bad(format!(
+                    "--port-offset {port_offset} pushes port {port} past 65535"
+                )))
             } else {
                 Ok(port + port_offset)
             }
@@ -203,7 +207,11 @@ fn host_in(net: Ipv4Net, host: u8) -> Ipv4Addr {
 pub fn slot_range(k: usize, n: usize) -> (u16, u16) {
     let last = |k: usize| ((k + 1) as f64 * SLOT_COUNT as f64 / n as f64 - 1.0).round() as u16;
     let lo = if k == 0 { 0 } else { last(k - 1) + 1 };
-    let hi = if k + 1 == n { (SLOT_COUNT - 1) as u16 } else { last(k) };
+    let hi = if k + 1 == n {
+        (SLOT_COUNT - 1) as u16
+    } else {
+        last(k)
+    };
     (lo, hi)
 }
 
@@ -233,15 +241,24 @@ gateways:
         let topo = Topology::parse(TEXT, "t").unwrap();
         let plan = Plan::new(&topo, 1000).unwrap();
         let names: Vec<&str> = plan.nodes.iter().map(|n| n.name.as_str()).collect();
-        assert_eq!(names, ["east-1", "west-1", "west-2", "east-2", "east-3", "west-3"]);
+        assert_eq!(
+            names,
+            ["east-1", "west-1", "west-2", "east-2", "east-3", "west-3"]
+        );
         let n = &plan.nodes[3];
-        assert_eq!((n.ip, n.port, n.relay_port), (Ipv4Addr::new(127, 0, 1, 2), 8711, 8811));
+        assert_eq!(
+            (n.ip, n.port, n.relay_port),
+            (Ipv4Addr::new(127, 0, 1, 2), 8711, 8811)
+        );
         assert_eq!((n.shard, n.master, n.slots), (1, false, (5461, 10922)));
         assert_eq!(n.relay_bus_addr().to_string(), "127.0.1.2:18811");
         assert_eq!(plan.gateways[1].addr().to_string(), "127.0.2.100:8617");
         assert_eq!(plan.dc_of(Ipv4Addr::new(127, 0, 2, 100)), Some("west"));
         assert_eq!(plan.dc_of(Ipv4Addr::LOCALHOST), None);
-        assert_eq!(plan.node("127.0.2.1:8811").map(|n| n.name.as_str()), Some("west-1"));
+        assert_eq!(
+            plan.node("127.0.2.1:8811").map(|n| n.name.as_str()),
+            Some("west-1")
+        );
         assert!(Plan::new(&topo, 50000).is_err());
     }
 

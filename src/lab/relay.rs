@@ -190,7 +190,13 @@ async fn relay_one(
     let _ = upstream.set_nodelay(true);
     let (c_rd, c_wr) = client.into_split();
     let (n_rd, n_wr) = upstream.into_split();
-    let to_node = pipe(c_rd, n_wr, client_dc.clone(), node_dc.clone(), links.clone());
+    let to_node = pipe(
+        c_rd,
+        n_wr,
+        client_dc.clone(),
+        node_dc.clone(),
+        links.clone(),
+    );
     let to_client = pipe(n_rd, c_wr, client_dc, node_dc, links);
     tokio::pin!(to_node, to_client);
     // An error on one side ends both (like a reset); a clean close lets the other finish.
@@ -286,8 +292,14 @@ mod tests {
 
     fn state() -> LinkState {
         let mut matrix = BTreeMap::new();
-        matrix.insert("east".to_string(), BTreeMap::from([("east".to_string(), 0.2), ("west".to_string(), 40.0)]));
-        matrix.insert("west".to_string(), BTreeMap::from([("east".to_string(), 40.0), ("west".to_string(), 0.2)]));
+        matrix.insert(
+            "east".to_string(),
+            BTreeMap::from([("east".to_string(), 0.2), ("west".to_string(), 40.0)]),
+        );
+        matrix.insert(
+            "west".to_string(),
+            BTreeMap::from([("east".to_string(), 40.0), ("west".to_string(), 0.2)]),
+        );
         LinkState::from_matrix(&matrix)
     }
 
@@ -313,7 +325,10 @@ mod tests {
     #[test]
     fn maps_sources_to_dcs() {
         let map = DcMap(vec![("east".into(), "127.0.1.0/24".parse().unwrap())]);
-        assert_eq!(map.dc_of("127.0.1.100".parse().unwrap()).as_deref(), Some("east"));
+        assert_eq!(
+            map.dc_of("127.0.1.100".parse().unwrap()).as_deref(),
+            Some("east")
+        );
         assert_eq!(map.dc_of("127.0.0.1".parse().unwrap()), None);
     }
 
@@ -334,9 +349,16 @@ mod tests {
             }
         });
         // 127.0.0.1 is "east" here, the node "west": 40 ms round trip.
-        let dcs = Arc::new(DcMap(vec![("east".into(), "127.0.0.0/24".parse().unwrap())]));
+        let dcs = Arc::new(DcMap(vec![(
+            "east".into(),
+            "127.0.0.0/24".parse().unwrap(),
+        )]));
         let links = Links::new(state());
-        let spec = RelaySpec { listen: "127.0.0.1:0".parse().unwrap(), upstream, node_dc: "west".into() };
+        let spec = RelaySpec {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            upstream,
+            node_dc: "west".into(),
+        };
         let listener = bind(&spec).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(run(listener, spec, dcs, links.clone()));
@@ -346,7 +368,11 @@ mod tests {
         c.write_all(b"ping").await.unwrap();
         c.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"ping");
-        assert!(start.elapsed() >= Duration::from_millis(40), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(40),
+            "{:?}",
+            start.elapsed()
+        );
         links.update(|s| {
             s.partitioned.insert("west".into());
         });

@@ -1,12 +1,12 @@
 //! The drill report: what every gateway's clients saw, per phase and per 100 ms, which DC
-//! served their reads (from the nodes' own counters), and the invariants; as a table and as
-//! JSON ([`Report::to_json`]). The HTML page is in [`super::html`].
+//! served their reads (from the nodes' own counters), and the invariants. Written out as a
+//! table and JSON by [`super::summary`], as a page by [`super::html`].
 
 use std::collections::BTreeMap;
 
-use super::json::Json;
 use super::load::{GatewayLoad, Op, Outcome, READ_COMMANDS};
 use super::sampler::{NodeSeries, delta};
+pub use super::summary::table;
 
 /// Width of a time-line bucket.
 pub const BUCKET_MS: u32 = 100;
@@ -182,7 +182,9 @@ impl Report {
         let mut reads = vec![vec![vec![0u64; buckets]; info.dcs.len()]; READ_COMMANDS.len()];
         let mut writes_on_replicas = 0;
         for series in nodes {
-            let Some(dc) = dc_index(&series.dc) else { continue };
+            let Some(dc) = dc_index(&series.dc) else {
+                continue;
+            };
             let mut replica_since: Option<u32> = None;
             for pair in series.samples.windows(2) {
                 let (prev, cur) = (&pair[0], &pair[1]);
@@ -195,21 +197,34 @@ impl Report {
                 for (cmd, per_dc) in reads.iter_mut().enumerate() {
                     per_dc[dc][bucket] += delta(prev.reads[cmd], cur.reads[cmd]);
                 }
-                let settled = replica_since.is_some_and(|since| prev.at_ms >= since + REPLICA_STABLE_MS);
+                let settled =
+                    replica_since.is_some_and(|since| prev.at_ms >= since + REPLICA_STABLE_MS);
                 if settled && !cur.master {
                     writes_on_replicas += delta(prev.set_rejected, cur.set_rejected);
                 }
             }
         }
         let dc_reads = (0..info.dcs.len())
-            .map(|dc| (0..buckets).map(|b| reads.iter().map(|per_dc| per_dc[dc][b]).sum()).collect())
+            .map(|dc| {
+                (0..buckets)
+                    .map(|b| reads.iter().map(|per_dc| per_dc[dc][b]).sum())
+                    .collect()
+            })
             .collect();
         let gateways = loads
             .iter()
             .enumerate()
-            .map(|(i, load)| gateway_report(&info, i, load, &reads[i % READ_COMMANDS.len()], buckets))
+            .map(|(i, load)| {
+                gateway_report(&info, i, load, &reads[i % READ_COMMANDS.len()], buckets)
+            })
             .collect();
-        let mut report = Report { info, gateways, dc_reads, writes_on_replicas, invariants: Vec::new() };
+        let mut report = Report {
+            info,
+            gateways,
+            dc_reads,
+            writes_on_replicas,
+            invariants: Vec::new(),
+        };
         report.invariants = report.check();
         report
     }
@@ -254,7 +269,13 @@ impl Report {
     }
 }
 
-fn gateway_report(info: &DrillInfo, index: usize, load: &GatewayLoad, reads: &[Vec<u64>], buckets: usize) -> GatewayReport {
+fn gateway_report(
+    info: &DrillInfo,
+    index: usize,
+    load: &GatewayLoad,
+    reads: &[Vec<u64>],
+    buckets: usize,
+) -> GatewayReport {
     let (dc, addr) = info.gateways.get(index).cloned().unwrap_or_default();
     let mut g = GatewayReport {
         dc,
@@ -265,10 +286,20 @@ fn gateway_report(info: &DrillInfo, index: usize, load: &GatewayLoad, reads: &[V
         skipped: load.skipped,
         ..GatewayReport::default()
     };
-    let affected = |slot: u16| info.affected_slots.iter().any(|(lo, hi)| (*lo..=*hi).contains(&slot));
+    let affected = |slot: u16| {
+        info.affected_slots
+            .iter()
+            .any(|(lo, hi)| (*lo..=*hi).contains(&slot))
+    };
     let mut phase_lat: [Vec<u32>; 3] = Default::default();
     let mut bucket_lat: Vec<Vec<u32>> = vec![Vec::new(); buckets];
-    g.timeline = vec![Bucket { reads_by_dc: vec![0; info.dcs.len()], ..Bucket::default() }; buckets];
+    g.timeline = vec![
+        Bucket {
+            reads_by_dc: vec![0; info.dcs.len()],
+            ..Bucket::default()
+        };
+        buckets
+    ];
     for s in &load.samples {
         g.requests += 1;
         match s.op {
@@ -281,7 +312,11 @@ fn gateway_report(info: &DrillInfo, index: usize, load: &GatewayLoad, reads: &[V
         bucket_lat[b].push(s.latency_us);
         match &s.outcome {
             Outcome::Ok => {
-                if s.op == Op::Write && affected(s.slot) && g.write_fail_ms.is_some() && g.write_back_ms.is_none() {
+                if s.op == Op::Write
+                    && affected(s.slot)
+                    && g.write_fail_ms.is_some()
+                    && g.write_back_ms.is_none()
+                {
                     g.write_back_ms = Some(s.at_ms);
                 }
             }
@@ -295,7 +330,8 @@ fn gateway_report(info: &DrillInfo, index: usize, load: &GatewayLoad, reads: &[V
                     g.errors_after_settle += 1;
                 }
                 let after_fault = s.at_ms >= info.fault_ms;
-                if s.op == Op::Write && affected(s.slot) && after_fault && g.write_fail_ms.is_none() {
+                if s.op == Op::Write && affected(s.slot) && after_fault && g.write_fail_ms.is_none()
+                {
                     g.write_fail_ms = Some(s.at_ms);
                 }
             }
@@ -328,229 +364,15 @@ fn gateway_report(info: &DrillInfo, index: usize, load: &GatewayLoad, reads: &[V
         }
         let all: u64 = totals.iter().sum();
         for (dc, n) in totals.iter().enumerate() {
-            let value = if all == 0 { 0.0 } else { *n as f64 / all as f64 };
+            let value = if all == 0 {
+                0.0
+            } else {
+                *n as f64 / all as f64
+            };
             share.insert(info.dcs[dc].clone(), value);
         }
     }
     g
-}
-
-/// Left-aligned columns separated by two spaces, with a header row.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<width$}", width = widths.get(i).copied().unwrap_or(0)))
-            .collect();
-        padded.join("  ").trim_end().to_string() + "\n"
-    };
-    let mut out = line(headers.to_vec());
-    for row in rows {
-        out += &line(row.iter().map(String::as_str).collect());
-    }
-    out
-}
-
-fn secs(ms: u32) -> String {
-    format!("{:.1}s", f64::from(ms) / 1000.0)
-}
-
-fn shares(share: &BTreeMap<String, f64>, dcs: &[String]) -> String {
-    if share.values().all(|v| *v == 0.0) {
-        return "-".into();
-    }
-    dcs.iter()
-        .map(|dc| format!("{dc} {:.0}%", share.get(dc).copied().unwrap_or(0.0) * 100.0))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-impl Report {
-    /// The report as readable text.
-    pub fn to_table(&self) -> String {
-        let i = &self.info;
-        let mut out = format!(
-            "drill {} on {}: {}\nfault at {}, heal at {}, settle until {}, end at {}; {} req/s per gateway\n\nevents:\n",
-            i.scenario,
-            i.topology,
-            i.target,
-            secs(i.fault_ms),
-            secs(i.heal_ms),
-            secs(i.settle_ms),
-            secs(i.end_ms),
-            i.rate
-        );
-        for (at, what) in &i.events {
-            out += &format!("  {:>6}  {what}\n", secs(*at));
-        }
-        let rows: Vec<Vec<String>> = self
-            .gateways
-            .iter()
-            .map(|g| {
-                let errors = if g.errors.is_empty() {
-                    "0".to_string()
-                } else {
-                    let kinds: Vec<String> = g.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
-                    format!("{} ({})", g.error_count(), kinds.join(", "))
-                };
-                let window = match g.write_window_ms() {
-                    None => "none".to_string(),
-                    Some(Some(ms)) => format!("{ms} ms"),
-                    Some(None) => "never recovered".to_string(),
-                };
-                let lat = |p: usize| format!("{:.1}/{:.1}", g.latency[p].p50_ms, g.latency[p].p99_ms);
-                vec![
-                    g.dc.clone(),
-                    g.requests.to_string(),
-                    errors,
-                    g.stale_reads.to_string(),
-                    window,
-                    lat(0),
-                    lat(1),
-                    lat(2),
-                ]
-            })
-            .collect();
-        out += "\n";
-        out += &table(
-            &["GATEWAY", "REQUESTS", "ERRORS", "STALE", "WRITES DOWN", "p50/p99 ms before", "during", "after"],
-            &rows,
-        );
-        let share_rows: Vec<Vec<String>> = self
-            .gateways
-            .iter()
-            .map(|g| {
-                let mut row = vec![g.dc.clone(), g.read_command.clone()];
-                row.extend(g.read_share.iter().map(|s| shares(s, &i.dcs)));
-                row
-            })
-            .collect();
-        out += "\nreads served per DC (nodes' INFO commandstats):\n";
-        out += &table(&["GATEWAY", "READ CMD", "before", "during", "after"], &share_rows);
-        let texts: Vec<String> = self
-            .gateways
-            .iter()
-            .flat_map(|g| g.error_texts.iter().map(move |(k, t)| format!("  {} {k}: {t}\n", g.dc)))
-            .collect();
-        if !texts.is_empty() {
-            out += "\nfirst error of each kind:\n";
-            out += &texts.concat();
-        }
-        out += "\ninvariants:\n";
-        for inv in &self.invariants {
-            out += &format!("  {:<4}  {:<30}  {}\n", if inv.ok { "ok" } else { "FAIL" }, inv.name, inv.detail);
-        }
-        for g in &self.gateways {
-            for (at, what) in &g.examples {
-                out += &format!("  gateway {} at {}: {what}\n", g.dc, secs(*at));
-            }
-        }
-        out += if self.ok() { "\nresult: every invariant held\n" } else { "\nresult: INVARIANT BROKEN\n" };
-        out
-    }
-
-    /// The report as JSON.
-    pub fn to_json(&self) -> Json {
-        let i = &self.info;
-        let events = i.events.iter().map(|(at, what)| Json::obj([("at_ms", Json::int(*at)), ("what", Json::str(what))]));
-        let slots = i.affected_slots.iter().map(|(lo, hi)| Json::Arr(vec![Json::int(*lo), Json::int(*hi)]));
-        let gateways = self.gateways.iter().map(|g| gateway_json(g, &i.dcs));
-        let dc_reads = i.dcs.iter().zip(&self.dc_reads).map(|(dc, series)| {
-            (dc.clone(), Json::Arr(series.iter().map(|n| Json::int(*n)).collect()))
-        });
-        let invariants = self.invariants.iter().map(|inv| {
-            Json::obj([("name", Json::str(inv.name)), ("ok", Json::Bool(inv.ok)), ("detail", Json::str(&inv.detail))])
-        });
-        Json::obj([
-            ("scenario", Json::str(&i.scenario)),
-            ("topology", Json::str(&i.topology)),
-            ("target", Json::str(&i.target)),
-            ("ok", Json::Bool(self.ok())),
-            ("bucket_ms", Json::int(BUCKET_MS)),
-            ("fault_ms", Json::int(i.fault_ms)),
-            ("heal_ms", Json::int(i.heal_ms)),
-            ("settle_ms", Json::int(i.settle_ms)),
-            ("end_ms", Json::int(i.end_ms)),
-            ("rate", Json::int(i.rate)),
-            ("datacenters", Json::Arr(i.dcs.iter().map(Json::str).collect())),
-            ("affected_slots", Json::Arr(slots.collect())),
-            ("events", Json::Arr(events.collect())),
-            ("writes_on_replicas", Json::int(self.writes_on_replicas)),
-            ("invariants", Json::Arr(invariants.collect())),
-            ("reads_by_dc", Json::obj(dc_reads)),
-            ("gateways", Json::Arr(gateways.collect())),
-        ])
-    }
-}
-
-fn gateway_json(g: &GatewayReport, dcs: &[String]) -> Json {
-    let errors = g.errors.iter().map(|(k, n)| (k.clone(), Json::int(*n)));
-    let phases = |f: &dyn Fn(usize) -> Json| Json::obj(PHASES.iter().enumerate().map(|(p, name)| (*name, f(p))));
-    let window = match g.write_window_ms() {
-        None => Json::int(0u32),
-        Some(Some(ms)) => Json::int(ms),
-        Some(None) => Json::Null,
-    };
-    let series = |f: &dyn Fn(&Bucket) -> Json| Json::Arr(g.timeline.iter().map(f).collect());
-    let reads_by_dc = dcs.iter().enumerate().map(|(d, dc)| {
-        (dc.clone(), series(&|b: &Bucket| Json::int(b.reads_by_dc.get(d).copied().unwrap_or(0))))
-    });
-    Json::obj([
-        ("dc", Json::str(&g.dc)),
-        ("addr", Json::str(&g.addr)),
-        ("read_command", Json::str(&g.read_command)),
-        ("requests", Json::int(g.requests)),
-        ("reads", Json::int(g.reads)),
-        ("writes", Json::int(g.writes)),
-        ("errors", Json::int(g.error_count())),
-        ("errors_by_kind", Json::obj(errors)),
-        (
-            "error_texts",
-            Json::obj(g.error_texts.iter().map(|(k, t)| (k.clone(), Json::str(t)))),
-        ),
-        ("stale_reads", Json::int(g.stale_reads)),
-        ("crossed_replies", Json::int(g.crossed_replies)),
-        ("wrong_values", Json::int(g.wrong_values)),
-        ("errors_after_settle", Json::int(g.errors_after_settle)),
-        ("skipped", Json::int(g.skipped)),
-        ("write_unavailable_ms", window),
-        ("first_failed_write_ms", Json::opt(g.write_fail_ms.map(Json::int))),
-        ("first_write_back_ms", Json::opt(g.write_back_ms.map(Json::int))),
-        (
-            "read_share",
-            phases(&|p| Json::obj(g.read_share[p].iter().map(|(dc, v)| (dc.clone(), Json::num(*v))))),
-        ),
-        (
-            "latency_ms",
-            phases(&|p| {
-                let l = g.latency[p];
-                Json::obj([("count", Json::int(l.count)), ("p50", Json::num(l.p50_ms)), ("p99", Json::num(l.p99_ms))])
-            }),
-        ),
-        (
-            "timeline",
-            Json::obj([
-                ("requests", series(&|b| Json::int(b.requests))),
-                ("errors", series(&|b| Json::int(b.errors))),
-                ("p50_ms", series(&|b| Json::num(b.p50_ms))),
-                ("p99_ms", series(&|b| Json::num(b.p99_ms))),
-                ("reads_by_dc", Json::obj(reads_by_dc)),
-            ]),
-        ),
-        (
-            "examples",
-            Json::Arr(g.examples.iter().map(|(at, w)| Json::obj([("at_ms", Json::int(*at)), ("what", Json::str(w))])).collect()),
-        ),
-    ])
 }
 
 #[cfg(test)]
@@ -577,7 +399,13 @@ mod tests {
     }
 
     fn sample(at_ms: u32, op: Op, slot: u16, outcome: Outcome) -> Sample {
-        Sample { at_ms, latency_us: 1000 + at_ms, op, slot, outcome }
+        Sample {
+            at_ms,
+            latency_us: 1000 + at_ms,
+            op,
+            slot,
+            outcome,
+        }
     }
 
     #[test]
@@ -598,15 +426,39 @@ mod tests {
             error_texts: BTreeMap::from([("TRYAGAIN".to_string(), "TRYAGAIN x".to_string())]),
             skipped: 0,
         };
-        let node = |name: &str, dc: &str, samples: Vec<NodeSample>| NodeSeries { name: name.into(), dc: dc.into(), samples };
-        let s = |at_ms, master, get, rejected| NodeSample { at_ms, master, reads: [get, 0, 0, 0], set_rejected: rejected };
+        let node = |name: &str, dc: &str, samples: Vec<NodeSample>| NodeSeries {
+            name: name.into(),
+            dc: dc.into(),
+            samples,
+        };
+        let s = |at_ms, master, get, rejected| NodeSample {
+            at_ms,
+            master,
+            reads: [get, 0, 0, 0],
+            set_rejected: rejected,
+        };
         let nodes = vec![
-            node("east-1", "east", vec![s(0, true, 0, 0), s(150, true, 4, 9), s(2150, true, 6, 9)]),
-            node("west-1", "west", vec![s(0, false, 0, 0), s(1500, false, 2, 0), s(3000, false, 2, 0)]),
+            node(
+                "east-1",
+                "east",
+                vec![s(0, true, 0, 0), s(150, true, 4, 9), s(2150, true, 6, 9)],
+            ),
+            node(
+                "west-1",
+                "west",
+                vec![
+                    s(0, false, 0, 0),
+                    s(1500, false, 2, 0),
+                    s(3000, false, 2, 0),
+                ],
+            ),
         ];
         let r = Report::build(info(), &[load], &nodes);
         let g = &r.gateways[0];
-        assert_eq!((g.requests, g.reads, g.writes, g.error_count()), (8, 2, 6, 4));
+        assert_eq!(
+            (g.requests, g.reads, g.writes, g.error_count()),
+            (8, 2, 6, 4)
+        );
         assert_eq!((g.write_fail_ms, g.write_back_ms), (Some(1200), Some(1700)));
         assert_eq!(g.write_window_ms(), Some(Some(500)));
         assert_eq!(g.errors_after_settle, 1);
@@ -616,32 +468,50 @@ mod tests {
         assert_eq!(g.latency[0].count, 2);
         assert_eq!(r.dc_reads[0][1], 4);
         assert_eq!(r.writes_on_replicas, 0);
-        let broken: Vec<&str> = r.invariants.iter().filter(|i| !i.ok).map(|i| i.name).collect();
+        let broken: Vec<&str> = r
+            .invariants
+            .iter()
+            .filter(|i| !i.ok)
+            .map(|i| i.name)
+            .collect();
         assert_eq!(broken, ["no errors after heal"]);
         let text = r.to_table();
-        assert!(text.contains("INVARIANT BROKEN") && text.contains("east TRYAGAIN: TRYAGAIN x"), "{text}");
+        assert!(
+            text.contains("INVARIANT BROKEN") && text.contains("east TRYAGAIN: TRYAGAIN x"),
+            "{text}"
+        );
         let json: serde_yaml_ng::Value = serde_yaml_ng::from_str(&r.to_json().to_pretty()).unwrap();
-        assert_eq!(json["gateways"][0]["write_unavailable_ms"].as_u64(), Some(500));
-        assert_eq!(json["gateways"][0]["timeline"]["requests"][1].as_u64(), Some(1));
+        assert_eq!(
+            json["gateways"][0]["write_unavailable_ms"].as_u64(),
+            Some(500)
+        );
+        assert_eq!(
+            json["gateways"][0]["timeline"]["requests"][1].as_u64(),
+            Some(1)
+        );
     }
 
     #[test]
     fn settled_replicas_refusing_writes_break_the_invariant() {
-        let s = |at_ms, master, rejected| NodeSample { at_ms, master, reads: [0; 4], set_rejected: rejected };
+        let s = |at_ms, master, rejected| NodeSample {
+            at_ms,
+            master,
+            reads: [0; 4],
+            set_rejected: rejected,
+        };
         let series = NodeSeries {
             name: "west-1".into(),
             dc: "west".into(),
             // Demoted at 0: refusals in its first 3 s do not count, later ones do.
-            samples: vec![s(0, false, 0), s(1000, false, 5), s(3000, false, 5), s(3100, false, 7)],
+            samples: vec![
+                s(0, false, 0),
+                s(1000, false, 5),
+                s(3000, false, 5),
+                s(3100, false, 7),
+            ],
         };
         let r = Report::build(info(), &[], &[series]);
         assert_eq!(r.writes_on_replicas, 2);
         assert!(!r.invariants[0].ok);
-    }
-
-    #[test]
-    fn tables_align() {
-        let t = table(&["A", "BB"], &[vec!["xyz".into(), "1".into()]]);
-        assert_eq!(t, "A    BB\nxyz  1\n");
     }
 }

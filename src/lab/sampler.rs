@@ -44,7 +44,12 @@ pub struct NodeSeries {
 pub type Target = (String, String, SocketAddr);
 
 /// Samples every node every `every` from `start` until `end`.
-pub async fn run(targets: Vec<Target>, start: Instant, end: Instant, every: Duration) -> Vec<NodeSeries> {
+pub async fn run(
+    targets: Vec<Target>,
+    start: Instant,
+    end: Instant,
+    every: Duration,
+) -> Vec<NodeSeries> {
     let tasks: Vec<_> = targets
         .into_iter()
         .map(|(name, dc, addr)| {
@@ -63,7 +68,12 @@ pub async fn run(targets: Vec<Target>, start: Instant, end: Instant, every: Dura
     out
 }
 
-async fn sample_node(addr: SocketAddr, start: Instant, end: Instant, every: Duration) -> Vec<NodeSample> {
+async fn sample_node(
+    addr: SocketAddr,
+    start: Instant,
+    end: Instant,
+    every: Duration,
+) -> Vec<NodeSample> {
     let mut out = Vec::new();
     let mut conn: Option<Conn> = None;
     let mut tick = start;
@@ -76,7 +86,10 @@ async fn sample_node(addr: SocketAddr, start: Instant, end: Instant, every: Dura
         }
         let Some(c) = conn.as_mut() else { continue };
         let at_ms = u32::try_from(start.elapsed().as_millis()).unwrap_or(u32::MAX);
-        match c.call(&["INFO", "commandstats", "replication"], SAMPLE_TIMEOUT).await {
+        match c
+            .call(&["INFO", "commandstats", "replication"], SAMPLE_TIMEOUT)
+            .await
+        {
             Ok(Reply::Bulk(Some(text))) => {
                 let mut sample = parse_info(&String::from_utf8_lossy(&text));
                 sample.at_ms = at_ms;
@@ -97,7 +110,9 @@ pub fn parse_info(text: &str) -> NodeSample {
             sample.master = value == "master";
             continue;
         }
-        let Some(cmd) = key.strip_prefix("cmdstat_") else { continue };
+        let Some(cmd) = key.strip_prefix("cmdstat_") else {
+            continue;
+        };
         let field = |name: &str| {
             value
                 .split(',')
@@ -116,7 +131,11 @@ pub fn parse_info(text: &str) -> NodeSample {
 
 /// The increase of a counter between two samples; a restarted node starts from zero again.
 pub fn delta(before: u64, after: u64) -> u64 {
-    if after >= before { after - before } else { after }
+    if after >= before {
+        after - before
+    } else {
+        after
+    }
 }
 
 #[cfg(test)]

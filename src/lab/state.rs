@@ -85,10 +85,12 @@ impl LabState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(LabError::io(format!("read {}", path.display()), e)),
         };
-        serde_yaml_ng::from_str(&text).map(Some).map_err(|e| LabError::Process {
-            what: path.display().to_string(),
-            message: format!("unreadable lab state: {e}"),
-        })
+        serde_yaml_ng::from_str(&text)
+            .map(Some)
+            .map_err(|e| LabError::Process {
+                what: path.display().to_string(),
+                message: format!("unreadable lab state: {e}"),
+            })
     }
 
     /// Writes `dir/state.yaml` atomically (a reader never sees half a file).
@@ -99,8 +101,10 @@ impl LabState {
         })?;
         let tmp = dir.join(format!("{STATE_FILE}.tmp"));
         let path = dir.join(STATE_FILE);
-        std::fs::write(&tmp, text).map_err(|e| LabError::io(format!("write {}", tmp.display()), e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| LabError::io(format!("rename to {}", path.display()), e))
+        std::fs::write(&tmp, text)
+            .map_err(|e| LabError::io(format!("write {}", tmp.display()), e))?;
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| LabError::io(format!("rename to {}", path.display()), e))
     }
 
     /// Whether the supervisor is alive.
@@ -110,8 +114,16 @@ impl LabState {
 
     /// Kills every recorded process that is still alive and still ours; returns how many.
     pub fn kill_leftovers(&self) -> usize {
-        let nodes = self.nodes.iter().filter_map(|n| n.pid).map(|p| (p, "redis-server"));
-        let gateways = self.gateways.iter().filter_map(|g| g.pid).map(|p| (p, "serve"));
+        let nodes = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.pid)
+            .map(|p| (p, "redis-server"));
+        let gateways = self
+            .gateways
+            .iter()
+            .filter_map(|g| g.pid)
+            .map(|p| (p, "serve"));
         let supervisor = std::iter::once((self.supervisor_pid, "lab"));
         supervisor
             .chain(gateways)
@@ -136,7 +148,8 @@ mod tests {
 
     #[test]
     fn round_trips_through_a_file() {
-        let dir = std::env::temp_dir().join(format!("meridian-lab-state-test-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("meridian-lab-state-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         assert_eq!(LabState::read(&dir).unwrap(), None);
         let state = LabState {

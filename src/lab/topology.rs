@@ -245,7 +245,10 @@ impl Topology {
     pub fn validate(&self) -> Vec<ConfigError> {
         let mut out = Problems(Vec::new());
         if self.name.is_empty() || !self.name.chars().all(name_char) {
-            out.push("name", "use only letters, digits, '-' and '_' (it names the lab dir)");
+            out.push(
+                "name",
+                "use only letters, digits, '-' and '_' (it names the lab dir)",
+            );
         }
         let dcs = self.check_datacenters(&mut out);
         self.check_latency(&dcs, &mut out);
@@ -277,7 +280,10 @@ impl Topology {
                 );
             }
             if !names.insert(dc.name.clone()) {
-                out.push(format!("{path}.name"), format!("`{}` is defined twice", dc.name));
+                out.push(
+                    format!("{path}.name"),
+                    format!("`{}` is defined twice", dc.name),
+                );
             }
             let net: Ipv4Net = match dc.cidr.parse() {
                 Ok(net) => net,
@@ -291,14 +297,29 @@ impl Topology {
             };
             let cidr = format!("{path}.cidr");
             if net.trunc() != net {
-                out.push(&cidr, format!("`{net}` has host bits set; use {}", net.trunc()));
+                out.push(
+                    &cidr,
+                    format!("`{net}` has host bits set; use {}", net.trunc()),
+                );
             } else if !loopback.contains(&net) {
-                out.push(&cidr, "the lab only uses loopback: pick a range inside 127.0.0.0/8");
+                out.push(
+                    &cidr,
+                    "the lab only uses loopback: pick a range inside 127.0.0.0/8",
+                );
             } else if net.prefix_len() > 24 {
-                out.push(&cidr, "needs at least a /24 (nodes use .1-.99, the gateway .100)");
+                out.push(
+                    &cidr,
+                    "needs at least a /24 (nodes use .1-.99, the gateway .100)",
+                );
             } else if net.contains(&Ipv4Addr::LOCALHOST) {
-                out.push(&cidr, "must not contain 127.0.0.1 (unplaced clients live there)");
-            } else if let Some((j, other)) = nets.iter().find(|(_, o)| o.contains(&net) || net.contains(o)) {
+                out.push(
+                    &cidr,
+                    "must not contain 127.0.0.1 (unplaced clients live there)",
+                );
+            } else if let Some((j, other)) = nets
+                .iter()
+                .find(|(_, o)| o.contains(&net) || net.contains(o))
+            {
                 out.push(&cidr, format!("{net} overlaps {other} of datacenters[{j}]"));
             }
             nets.push((i, net));
@@ -309,7 +330,10 @@ impl Topology {
     fn check_latency(&self, dcs: &BTreeSet<String>, out: &mut Problems) {
         for (from, row) in &self.latency_ms {
             if !dcs.contains(from) {
-                out.push(format!("latency_ms.{from}"), format!("`{from}` is not a defined datacenter"));
+                out.push(
+                    format!("latency_ms.{from}"),
+                    format!("`{from}` is not a defined datacenter"),
+                );
                 continue;
             }
             for (to, ms) in row {
@@ -327,9 +351,15 @@ impl Topology {
         }
         for from in dcs {
             for to in dcs {
-                let has = self.latency_ms.get(from).is_some_and(|r| r.contains_key(to));
+                let has = self
+                    .latency_ms
+                    .get(from)
+                    .is_some_and(|r| r.contains_key(to));
                 if !has {
-                    out.push(format!("latency_ms.{from}"), format!("missing the latency to `{to}`"));
+                    out.push(
+                        format!("latency_ms.{from}"),
+                        format!("missing the latency to `{to}`"),
+                    );
                 }
             }
         }
@@ -355,7 +385,13 @@ impl Topology {
         }
         for dc in dcs {
             if self.nodes_in(dc) >= usize::from(GATEWAY_HOST) {
-                out.push("shards", format!("at most {} nodes fit in datacenter `{dc}`", GATEWAY_HOST - 1));
+                out.push(
+                    "shards",
+                    format!(
+                        "at most {} nodes fit in datacenter `{dc}`",
+                        GATEWAY_HOST - 1
+                    ),
+                );
             }
         }
     }
@@ -365,9 +401,15 @@ impl Topology {
         for (i, gw) in self.gateways.iter().enumerate() {
             let path = format!("gateways[{i}]");
             if !dcs.contains(&gw.dc) {
-                out.push(format!("{path}.dc"), format!("`{}` is not a defined datacenter", gw.dc));
+                out.push(
+                    format!("{path}.dc"),
+                    format!("`{}` is not a defined datacenter", gw.dc),
+                );
             } else if !seen.insert(gw.dc.as_str()) {
-                out.push(format!("{path}.dc"), format!("datacenter `{}` already has a gateway", gw.dc));
+                out.push(
+                    format!("{path}.dc"),
+                    format!("datacenter `{}` already has a gateway", gw.dc),
+                );
             }
             if gw.workers == 0 || gw.workers > 64 {
                 out.push(format!("{path}.workers"), "must be 1..64");
@@ -379,15 +421,26 @@ impl Topology {
         let p = self.ports;
         for (key, port) in [("ports.node", p.node), ("ports.relay", p.relay)] {
             if port < 1024 || u32::from(port) + u32::from(BUS_OFFSET) > 65535 {
-                out.push(key, "must be 1024..55535 (its cluster bus port is 10000 above)");
+                out.push(
+                    key,
+                    "must be 1024..55535 (its cluster bus port is 10000 above)",
+                );
             }
         }
         if p.gateway < 1024 {
             out.push("ports.gateway", "must be 1024 or above");
         }
-        let used = [p.node, p.relay, p.node.wrapping_add(BUS_OFFSET), p.relay.wrapping_add(BUS_OFFSET)];
+        let used = [
+            p.node,
+            p.relay,
+            p.node.wrapping_add(BUS_OFFSET),
+            p.relay.wrapping_add(BUS_OFFSET),
+        ];
         if used[..2].contains(&used[2]) || used[..3].contains(&used[3]) || p.node == p.relay {
-            out.push("ports", "node, relay and their bus ports (+10000) must all differ");
+            out.push(
+                "ports",
+                "node, relay and their bus ports (+10000) must all differ",
+            );
         }
     }
 
@@ -417,7 +470,10 @@ impl Topology {
                 for err in errs.errors {
                     out.push(
                         format!("gateway_config.{}", err.path),
-                        format!("makes the config of gateway `{}` invalid: {}", gw.dc, err.message),
+                        format!(
+                            "makes the config of gateway `{}` invalid: {}",
+                            gw.dc, err.message
+                        ),
                     );
                 }
                 return;
@@ -489,7 +545,10 @@ gateways:
     fn semantic_errors_are_named() {
         let text = GOOD
             .replace("127.0.2.0/24", "127.0.1.0/24")
-            .replace("west: { east: 40, west: 0.3 }", "west: { east: 41, west: 0.3 }")
+            .replace(
+                "west: { east: 40, west: 0.3 }",
+                "west: { east: 41, west: 0.3 }",
+            )
             .replace("[east, east]", "[mars]")
             .replace("  - { dc: west }", "  - { dc: east }");
         let errs = errors(&text);
@@ -542,7 +601,10 @@ gateways:
         let errs = errors(&format!(
             "{GOOD}gateway_config: {{ breaker: {{ failure_limit: 0 }} }}\n"
         ));
-        assert_eq!(errs[0].path, "gateway_config.breaker.failure_limit", "{errs:?}");
+        assert_eq!(
+            errs[0].path, "gateway_config.breaker.failure_limit",
+            "{errs:?}"
+        );
         let ok = format!("{GOOD}gateway_config: {{ breaker: {{ failure_limit: 3 }} }}\n");
         Topology::parse(&ok, "t").unwrap();
     }

@@ -1,5 +1,6 @@
-//! `lab up`, `lab down`, `lab status`: the supervisor that owns a lab's relays, nodes and
-//! gateways, and the commands that start it in the background, stop it and show it.
+//! `lab up` and `lab down`: the supervisor that owns a lab's relays, nodes and gateways, and
+//! the commands that start it in the background and stop it (`lab status` is in
+//! [`super::status`]).
 //!
 //! The supervisor is `meridian lab up FILE --foreground`: it starts everything, writes the
 //! state file, then serves its control port until Ctrl-C, SIGTERM or a `shutdown` request,
@@ -23,8 +24,8 @@ use super::gateways::GatewayProc;
 use super::plan::Plan;
 use super::procs::{self, find_program, tail};
 use super::relay::{self, DcMap, LinkState, Links, RelaySpec};
-use super::report::table;
-use super::state::{GatewayState, LabState, NodeState, STATE_FILE, describe};
+use super::state::{GatewayState, LabState, NodeState, STATE_FILE};
+use super::status::up_table;
 use super::{INSTALL_HINT, LabError, wait_for};
 
 /// Bound on a background supervisor becoming ready.
@@ -49,7 +50,11 @@ pub struct LabOptions {
 
 impl LabOptions {
     /// Loads and lays out the topology; `dir` defaults from its name.
-    pub fn new(topology: &Path, dir: Option<PathBuf>, port_offset: u16) -> Result<LabOptions, LabError> {
+    pub fn new(
+        topology: &Path,
+        dir: Option<PathBuf>,
+        port_offset: u16,
+    ) -> Result<LabOptions, LabError> {
         let topo = super::Topology::load(topology).map_err(LabError::Topology)?;
         let plan = Plan::new(&topo, port_offset)?;
         Ok(LabOptions {
@@ -57,6 +62,20 @@ impl LabOptions {
             dir: dir.unwrap_or_else(|| super::state::default_dir(&topo.name)),
             port_offset,
             plan,
+        })
+    }
+
+    /// The same lab laid out with the port offset a running lab was started with (a lab
+    /// started with `--port-offset N` is found by its directory alone).
+    pub fn with_offset_of(self, state: &LabState) -> Result<LabOptions, LabError> {
+        if state.port_offset == self.port_offset {
+            return Ok(self);
+        }
+        let plan = Plan::new(&self.plan.topology, state.port_offset)?;
+        Ok(LabOptions {
+            port_offset: state.port_offset,
+            plan,
+            ..self
         })
     }
 }
@@ -81,8 +100,16 @@ impl Lab {
             Err(e) => return Err((Lab::empty(opts, control), e)),
         };
         let mut lab = Lab {
-            nodes: plan.nodes.iter().map(|n| NodeProc::new(n.clone(), &opts.dir)).collect(),
-            gateways: plan.gateways.iter().map(|g| GatewayProc::new(g.clone(), &opts.dir)).collect(),
+            nodes: plan
+                .nodes
+                .iter()
+                .map(|n| NodeProc::new(n.clone(), &opts.dir))
+                .collect(),
+            gateways: plan
+                .gateways
+                .iter()
+                .map(|g| GatewayProc::new(g.clone(), &opts.dir))
+                .collect(),
             links: Links::new(LinkState::from_matrix(&plan.topology.latency_ms)),
             relays: Vec::new(),
             redis,
@@ -119,24 +146,48 @@ impl Lab {
         cluster::check_free(&needed)?;
         let dcs = Arc::new(DcMap(plan.dcs.clone()));
         for node in &plan.nodes {
-            let pairs = [(node.relay_addr(), node.addr()), (node.relay_bus_addr(), node.bus_addr())];
+            let pairs = [
+                (node.relay_addr(), node.addr()),
+                (node.relay_bus_addr(), node.bus_addr()),
+            ];
             for (listen, upstream) in pairs {
-                let spec = RelaySpec { listen, upstream, node_dc: node.dc.clone() };
-                let listener = relay::bind(&spec)
-                    .await
-                    .map_err(|e| LabError::io(format!("bind the relay of {} on {listen}", node.name), e))?;
-                self.relays.push(tokio::spawn(relay::run(listener, spec, dcs.clone(), self.links.clone())));
+                let spec = RelaySpec {
+                    listen,
+                    upstream,
+                    node_dc: node.dc.clone(),
+                };
+                let listener = relay::bind(&spec).await.map_err(|e| {
+                    LabError::io(format!("bind the relay of {} on {listen}", node.name), e)
+                })?;
+                self.relays.push(tokio::spawn(relay::run(
+                    listener,
+                    spec,
+                    dcs.clone(),
+                    self.links.clone(),
+                )));
             }
         }
-        eprintln!("lab {}: starting {} redis-server nodes", plan.topology.name, plan.nodes.len());
+        eprintln!(
+            "lab {}: starting {} redis-server nodes",
+            plan.topology.name,
+            plan.nodes.len()
+        );
         for node in &mut self.nodes {
             node.start(&self.redis, plan).await?;
         }
         self.write_state(false)?;
-        eprintln!("lab {}: forming the cluster through the relays", plan.topology.name);
+        eprintln!(
+            "lab {}: forming the cluster through the relays",
+            plan.topology.name
+        );
         cluster::form(plan).await?;
-        eprintln!("lab {}: starting {} gateways", plan.topology.name, plan.gateways.len());
-        let meridian = std::env::current_exe().map_err(|e| LabError::io("find the meridian binary", e))?;
+        eprintln!(
+            "lab {}: starting {} gateways",
+            plan.topology.name,
+            plan.gateways.len()
+        );
+        let meridian =
+            std::env::current_exe().map_err(|e| LabError::io("find the meridian binary", e))?;
         for gw in &mut self.gateways {
             gw.start(&meridian, plan).await?;
         }
@@ -195,14 +246,20 @@ impl Lab {
 
     fn dc_known(&self, dc: &str) -> Result<(), String> {
         let known: BTreeSet<&str> = self.opts.plan.dcs.iter().map(|(n, _)| n.as_str()).collect();
-        if known.contains(dc) { Ok(()) } else { Err(format!("no datacenter `{dc}`")) }
+        if known.contains(dc) {
+            Ok(())
+        } else {
+            Err(format!("no datacenter `{dc}`"))
+        }
     }
 
     /// Carries out one control request.
     async fn handle(&mut self, request: Request) -> Result<String, String> {
         let signal_node = |lab: &mut Lab, name: &str, sig: &str| -> Result<String, String> {
             let node = lab.node_mut(name)?;
-            let pid = node.pid().ok_or_else(|| format!("node {name} is not running"))?;
+            let pid = node
+                .pid()
+                .ok_or_else(|| format!("node {name} is not running"))?;
             procs::signal(pid, sig).map_err(|e| e.to_string())?;
             Ok(format!("{sig} sent to {name} (pid {pid})"))
         };
@@ -229,7 +286,9 @@ impl Lab {
             }
             Request::Kill(name) => {
                 let node = self.node_mut(&name)?;
-                let pid = node.pid().ok_or_else(|| format!("node {name} is not running"))?;
+                let pid = node
+                    .pid()
+                    .ok_or_else(|| format!("node {name} is not running"))?;
                 node.kill().await;
                 Ok(format!("killed {name} (pid {pid})"))
             }
@@ -242,7 +301,10 @@ impl Lab {
                     return Err(format!("node {name} is still running"));
                 }
                 node.start(&redis, &plan).await.map_err(|e| e.to_string())?;
-                Ok(format!("restarted {name} (pid {})", node.pid().unwrap_or(0)))
+                Ok(format!(
+                    "restarted {name} (pid {})",
+                    node.pid().unwrap_or(0)
+                ))
             }
         };
         // Pids change on kill and restart; keep the file current for `lab status`.
@@ -269,11 +331,17 @@ impl Lab {
 pub fn prepare_dir(dir: &Path) -> Result<(), LabError> {
     if let Some(state) = LabState::read(dir).ok().flatten() {
         if state.supervisor_alive() && state.supervisor_pid != std::process::id() {
-            return Err(LabError::AlreadyRunning { dir: dir.display().to_string(), pid: state.supervisor_pid });
+            return Err(LabError::AlreadyRunning {
+                dir: dir.display().to_string(),
+                pid: state.supervisor_pid,
+            });
         }
         let killed = state.kill_leftovers();
         if killed > 0 {
-            eprintln!("lab: killed {killed} processes left by a dead lab in {}", dir.display());
+            eprintln!(
+                "lab: killed {killed} processes left by a dead lab in {}",
+                dir.display()
+            );
         }
     }
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -282,7 +350,11 @@ pub fn prepare_dir(dir: &Path) -> Result<(), LabError> {
             if entry.file_name() == SUPERVISOR_LOG {
                 continue;
             }
-            let _ = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
         }
     }
     std::fs::create_dir_all(dir).map_err(|e| LabError::io(format!("create {}", dir.display()), e))
@@ -343,7 +415,9 @@ pub async fn up_background(opts: &LabOptions) -> Result<LabState, LabError> {
     let log_path = opts.dir.join(SUPERVISOR_LOG);
     let log = std::fs::File::create(&log_path)
         .map_err(|e| LabError::io(format!("create {}", log_path.display()), e))?;
-    let err_log = log.try_clone().map_err(|e| LabError::io("clone a log handle", e))?;
+    let err_log = log
+        .try_clone()
+        .map_err(|e| LabError::io("clone a log handle", e))?;
     let exe = std::env::current_exe().map_err(|e| LabError::io("find the meridian binary", e))?;
     let mut child = std::process::Command::new(exe)
         .arg("lab")
@@ -386,7 +460,11 @@ pub async fn up_background(opts: &LabOptions) -> Result<LabState, LabError> {
             }
             Err(LabError::Process {
                 what: "lab up".into(),
-                message: format!("{e}\n--- {} ---\n{}", log_path.display(), tail(&log_path, 30)),
+                message: format!(
+                    "{e}\n--- {} ---\n{}",
+                    log_path.display(),
+                    tail(&log_path, 30)
+                ),
             })
         }
     }
@@ -405,13 +483,25 @@ pub async fn down(dir: &Path) -> Result<String, LabError> {
         });
     };
     if state.supervisor_alive() {
-        if control::send(&state.control, &Request::Shutdown).await.is_err() {
+        if control::send(&state.control, &Request::Shutdown)
+            .await
+            .is_err()
+        {
             let _ = procs::signal(state.supervisor_pid, "TERM");
         }
         let pid = state.supervisor_pid;
-        let gone = wait_for("the supervisor to exit", DOWN_TIMEOUT, Duration::from_millis(100), || async move {
-            if procs::alive(pid) { Err(format!("pid {pid} alive")) } else { Ok(()) }
-        })
+        let gone = wait_for(
+            "the supervisor to exit",
+            DOWN_TIMEOUT,
+            Duration::from_millis(100),
+            || async move {
+                if procs::alive(pid) {
+                    Err(format!("pid {pid} alive"))
+                } else {
+                    Ok(())
+                }
+            },
+        )
         .await;
         if gone.is_err() {
             eprintln!("lab: the supervisor did not exit in {DOWN_TIMEOUT:?}; killing what is left");
@@ -419,98 +509,14 @@ pub async fn down(dir: &Path) -> Result<String, LabError> {
     }
     let killed = state.kill_leftovers();
     let _ = std::fs::remove_dir_all(dir);
-    let extra = if killed > 0 { format!(" (killed {killed} leftover processes)") } else { String::new() };
-    Ok(format!("lab {} is down; removed {}{extra}", state.name, dir.display()))
-}
-
-/// The `lab up` table: nodes (DC, node, role, slots, address) and gateways with how to connect.
-pub fn up_table(state: &LabState) -> String {
-    let nodes: Vec<Vec<String>> = state
-        .nodes
-        .iter()
-        .map(|n| {
-            let slots = if n.planned_role == "master" { n.slots.clone() } else { String::new() };
-            vec![n.dc.clone(), n.name.clone(), n.planned_role.clone(), slots, n.relay.clone(), n.addr.clone()]
-        })
-        .collect();
-    let gateways = gateway_rows(state);
-    format!(
-        "lab {} ({} nodes, {} gateways)\n\n{}\n{}\nstop it with: meridian lab down {}",
-        state.name,
-        state.nodes.len(),
-        state.gateways.len(),
-        table(&["DC", "NODE", "ROLE", "SLOTS", "ADDRESS", "REDIS (no delay)"], &nodes),
-        table(&["DC", "GATEWAY", "CONNECT"], &gateways),
-        state.topology
-    )
-}
-
-fn gateway_rows(state: &LabState) -> Vec<Vec<String>> {
-    state
-        .gateways
-        .iter()
-        .map(|g| {
-            let (host, port) = g.addr.rsplit_once(':').unwrap_or((&g.addr, ""));
-            vec![g.dc.clone(), g.addr.clone(), format!("redis-cli -h {host} -p {port}")]
-        })
-        .collect()
-}
-
-/// The `lab status` report: live roles and slots (from the nodes), process states.
-pub async fn status(opts: &LabOptions) -> Result<String, LabError> {
-    let Some(state) = LabState::read(&opts.dir)? else {
-        return Err(LabError::NotRunning(opts.dir.display().to_string()));
-    };
-    let supervisor = if state.supervisor_alive() { "running" } else { "DEAD (run `lab down` to clean up)" };
-    let live = cluster::live_shards(&opts.plan).await;
-    let role_of = |name: &str| -> (String, String) {
-        let Ok(shards) = &live else { return ("?".into(), String::new()) };
-        for (i, (master, replicas)) in shards.iter().enumerate() {
-            let slots = opts.plan.shard_nodes(i).next().map(|n| n.slots_text()).unwrap_or_default();
-            if master == name {
-                return ("master".into(), slots);
-            }
-            if replicas.iter().any(|r| r == name) {
-                return ("replica".into(), String::new());
-            }
-        }
-        ("-".into(), String::new())
-    };
-    let nodes: Vec<Vec<String>> = state
-        .nodes
-        .iter()
-        .map(|n| {
-            let (role, slots) = role_of(&n.name);
-            let planned = if n.planned_role == role { String::new() } else { format!(" (planned {})", n.planned_role) };
-            vec![
-                n.dc.clone(),
-                n.name.clone(),
-                format!("{role}{planned}"),
-                slots,
-                n.relay.clone(),
-                describe(n.pid).to_string(),
-            ]
-        })
-        .collect();
-    let gateways: Vec<Vec<String>> = gateway_rows(&state)
-        .into_iter()
-        .zip(&state.gateways)
-        .map(|(mut row, g)| {
-            row.push(describe(g.pid).to_string());
-            row
-        })
-        .collect();
-    let view = match &live {
-        Ok(_) => String::new(),
-        Err(e) => format!("cluster view unavailable: {e}\n"),
+    let extra = if killed > 0 {
+        format!(" (killed {killed} leftover processes)")
+    } else {
+        String::new()
     };
     Ok(format!(
-        "lab {} in {}: supervisor pid {} {supervisor}, control {}\n{view}\n{}\n{}",
+        "lab {} is down; removed {}{extra}",
         state.name,
-        opts.dir.display(),
-        state.supervisor_pid,
-        state.control,
-        table(&["DC", "NODE", "ROLE", "SLOTS", "ADDRESS", "PROCESS"], &nodes),
-        table(&["DC", "GATEWAY", "CONNECT", "PROCESS"], &gateways),
+        dir.display()
     ))
 }

@@ -107,16 +107,30 @@ impl KeyTrack {
 
     /// Judges a read of key `key` of `writer` that returned `value` (`None`: nil or empty);
     /// `floor` is [`KeyTrack::floor`] as it was when the read was sent.
-    pub fn check(&self, writer: Writer, key: usize, value: Option<&[u8]>, floor: Option<u64>) -> ReadCheck {
+    pub fn check(
+        &self,
+        writer: Writer,
+        key: usize,
+        value: Option<&[u8]>,
+        floor: Option<u64>,
+    ) -> ReadCheck {
         let Some(value) = value.filter(|v| !v.is_empty()) else {
-            return if floor.is_none() { ReadCheck::Exact } else { ReadCheck::Stale };
+            return if floor.is_none() {
+                ReadCheck::Exact
+            } else {
+                ReadCheck::Stale
+            };
         };
         let shown = || String::from_utf8_lossy(&value[..value.len().min(64)]).into_owned();
         let Some(tag) = parse_tag(value) else {
             return ReadCheck::Wrong(format!("`{}` is not a value the load writes", shown()));
         };
         if (tag.gateway, tag.key) != (writer.gateway, key) {
-            return ReadCheck::Crossed(format!("read of g{}:k{key} returned `{}`", writer.gateway, shown()));
+            return ReadCheck::Crossed(format!(
+                "read of g{}:k{key} returned `{}`",
+                writer.gateway,
+                shown()
+            ));
         }
         if tag.seq == 0 || tag.seq > self.issued {
             return ReadCheck::Wrong(format!(
@@ -164,20 +178,47 @@ mod tests {
         let floor = t.floor();
         let s4 = t.issue();
         let read = |seq| W.value(7, seq);
-        assert_eq!(t.check(W, 7, Some(read(3).as_bytes()), floor), ReadCheck::Exact);
-        assert_eq!(t.check(W, 7, Some(read(2).as_bytes()), floor), ReadCheck::Exact);
-        assert_eq!(t.check(W, 7, Some(read(1).as_bytes()), floor), ReadCheck::Stale);
-        assert_eq!(t.check(W, 7, Some(read(s4).as_bytes()), floor), ReadCheck::Ahead);
+        assert_eq!(
+            t.check(W, 7, Some(read(3).as_bytes()), floor),
+            ReadCheck::Exact
+        );
+        assert_eq!(
+            t.check(W, 7, Some(read(2).as_bytes()), floor),
+            ReadCheck::Exact
+        );
+        assert_eq!(
+            t.check(W, 7, Some(read(1).as_bytes()), floor),
+            ReadCheck::Stale
+        );
+        assert_eq!(
+            t.check(W, 7, Some(read(s4).as_bytes()), floor),
+            ReadCheck::Ahead
+        );
         // Acknowledged while the read was in flight: the read may see either.
         t.acked(s4);
-        assert_eq!(t.check(W, 7, Some(read(3).as_bytes()), floor), ReadCheck::Exact);
+        assert_eq!(
+            t.check(W, 7, Some(read(3).as_bytes()), floor),
+            ReadCheck::Exact
+        );
         assert_eq!(t.check(W, 7, None, floor), ReadCheck::Stale);
         assert_eq!(t.check(W, 7, Some(b""), floor), ReadCheck::Stale);
-        assert!(matches!(t.check(W, 7, Some(read(9).as_bytes()), floor), ReadCheck::Wrong(_)));
-        assert!(matches!(t.check(W, 7, Some(b"OK"), floor), ReadCheck::Wrong(_)));
+        assert!(matches!(
+            t.check(W, 7, Some(read(9).as_bytes()), floor),
+            ReadCheck::Wrong(_)
+        ));
+        assert!(matches!(
+            t.check(W, 7, Some(b"OK"), floor),
+            ReadCheck::Wrong(_)
+        ));
         let other = Writer { gateway: 2 }.value(7, 1);
-        assert!(matches!(t.check(W, 7, Some(other.as_bytes()), floor), ReadCheck::Crossed(_)));
-        assert!(matches!(t.check(W, 8, Some(read(1).as_bytes()), floor), ReadCheck::Crossed(_)));
+        assert!(matches!(
+            t.check(W, 7, Some(other.as_bytes()), floor),
+            ReadCheck::Crossed(_)
+        ));
+        assert!(matches!(
+            t.check(W, 8, Some(read(1).as_bytes()), floor),
+            ReadCheck::Crossed(_)
+        ));
     }
 
     #[test]
@@ -187,7 +228,13 @@ mod tests {
             let s = t.issue();
             t.unknown(s);
         }
-        assert_eq!(t.check(W, 7, Some(W.value(7, 1).as_bytes()), None), ReadCheck::Ahead);
-        assert_eq!(t.check(W, 7, Some(W.value(7, 2).as_bytes()), None), ReadCheck::Exact);
+        assert_eq!(
+            t.check(W, 7, Some(W.value(7, 1).as_bytes()), None),
+            ReadCheck::Ahead
+        );
+        assert_eq!(
+            t.check(W, 7, Some(W.value(7, 2).as_bytes()), None),
+            ReadCheck::Exact
+        );
     }
 }
