@@ -62,13 +62,20 @@ struct SubState {
     nonce: u64,
     next_token: Cell<u64>,
     limit: usize,
+    /// For shard connections: the client's sharded subscriptions over all of them, which the
+    /// (s)subscribe confirmations must show, as one Redis would count them.
+    shard_total: Option<Rc<Cell<i64>>>,
 }
 
 impl SubState {
-    fn on_frame(&self, frame: Bytes) {
+    fn on_frame(&self, mut frame: Bytes) {
         if let Some(n) = confirmation_count(&frame) {
-            self.count.set(n);
+            let before = self.count.replace(n);
             self.pending.set(false);
+            if let Some(total) = &self.shard_total {
+                total.set(total.get() + n - before);
+                frame = with_count(&frame, total.get());
+            }
         }
         let mut gates = self.gates.borrow_mut();
         if let Some(front) = gates.front_mut() {
@@ -125,13 +132,33 @@ fn confirmation_count(frame: &[u8]) -> Option<i64> {
         .ok()
 }
 
+/// The confirmation `frame` with its count replaced by `count`.
+fn with_count(frame: &Bytes, count: i64) -> Bytes {
+    let Some(elems) = aggregate_elements(frame, 4).ok().flatten() else {
+        return frame.clone();
+    };
+    let Some(count_range) = elems.get(2) else {
+        return frame.clone();
+    };
+    let mut out = BytesMut::with_capacity(frame.len() + 8);
+    out.extend_from_slice(&frame[..count_range.start]);
+    encode::integer(&mut out, count);
+    out.extend_from_slice(&frame[count_range.end..]);
+    out.freeze()
+}
+
 struct Sub {
     be: Rc<Backend>,
     state: Rc<SubState>,
 }
 
 impl Sub {
-    fn open(worker: &Rc<Worker>, client: &ClientState, addr: &Arc<str>) -> Sub {
+    fn open(
+        worker: &Rc<Worker>,
+        client: &ClientState,
+        addr: &Arc<str>,
+        shard_total: Option<Rc<Cell<i64>>>,
+    ) -> Sub {
         let be = Backend::new(
             addr.clone(),
             client.proto,
@@ -147,6 +174,7 @@ impl Sub {
             nonce: rand::random(),
             next_token: Cell::new(0),
             limit: worker.shared.config.client.output_buffer_limit,
+            shard_total,
         });
         let handler_state = state.clone();
         be.set_push_handler(Rc::new(move |frame| handler_state.on_frame(frame)), true);
@@ -183,6 +211,8 @@ impl Sub {
 pub struct PubSub {
     main: Option<Sub>,
     shards: Vec<Sub>,
+    /// Sharded subscriptions over every shard connection.
+    shard_total: Rc<Cell<i64>>,
 }
 
 impl PubSub {
@@ -196,6 +226,7 @@ impl PubSub {
         for sub in self.main.take().into_iter().chain(self.shards.drain(..)) {
             sub.be.close();
         }
+        self.shard_total.set(0);
     }
 }
 
@@ -226,7 +257,7 @@ pub fn handle(
                     Ok(a) => a,
                     Err(e) => return client.reply_error(seq, &e.to_string()),
                 };
-                client.pubsub.main = Some(Sub::open(worker, client, &addr));
+                client.pubsub.main = Some(Sub::open(worker, client, &addr, None));
             }
             if let Some(sub) = &client.pubsub.main {
                 if cmd.subscribes() {
@@ -256,7 +287,8 @@ pub fn handle(
                 Err(e) => return client.reply_error(seq, &e.to_string()),
             };
             if !client.pubsub.shards.iter().any(|s| s.be.addr == addr) {
-                let sub = Sub::open(worker, client, &addr);
+                let total = client.pubsub.shard_total.clone();
+                let sub = Sub::open(worker, client, &addr, Some(total));
                 client.pubsub.shards.push(sub);
             }
             if let Some(sub) = client.pubsub.shards.iter().find(|s| s.be.addr == addr) {
@@ -343,6 +375,7 @@ mod tests {
             nonce: 1,
             next_token: Cell::new(0),
             limit: 1 << 20,
+            shard_total: None,
         };
         let seq = queue.reserve();
         state.gates.borrow_mut().push_back(Gate {
@@ -386,6 +419,7 @@ mod tests {
             nonce: 1,
             next_token: Cell::new(0),
             limit: 64,
+            shard_total: None,
         };
         for _ in 0..10 {
             state.on_frame(Bytes::from_static(
@@ -393,5 +427,36 @@ mod tests {
             ));
         }
         assert!(queue.killed().is_some());
+    }
+}
+
+#[cfg(test)]
+mod count_tests {
+    use super::*;
+
+    #[test]
+    fn sharded_confirmations_show_the_clients_total() {
+        let frame = Bytes::from_static(b"*3\r\n$10\r\nssubscribe\r\n$2\r\nc2\r\n:1\r\n");
+        assert_eq!(
+            &with_count(&frame, 2)[..],
+            b"*3\r\n$10\r\nssubscribe\r\n$2\r\nc2\r\n:2\r\n"
+        );
+        let total = Rc::new(Cell::new(1));
+        let queue = Rc::new(ReplyQueue::new());
+        let state = SubState {
+            queue: queue.clone(),
+            gates: RefCell::new(VecDeque::new()),
+            count: Cell::new(0),
+            pending: Cell::new(true),
+            nonce: 1,
+            next_token: Cell::new(0),
+            limit: 1 << 20,
+            shard_total: Some(total.clone()),
+        };
+        state.on_frame(frame);
+        assert_eq!(total.get(), 2);
+        let mut out = BytesMut::new();
+        queue.drain_ready(&mut out);
+        assert!(out.ends_with(b":2\r\n"), "{out:?}");
     }
 }

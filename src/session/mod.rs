@@ -227,8 +227,23 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         stats.responses.add(drained as u64);
         if !wbuf.is_empty() {
             stats.send_client_bytes.add(wbuf.len() as u64);
-            if let Err(e) = wr.write_all(&wbuf).await {
-                break format!("write failed: {e}");
+            // A client that does not read blocks this write; it must still be possible to
+            // disconnect it (output limit of a subscriber, CLIENT KILL).
+            let write = wr.write_all(&wbuf);
+            tokio::pin!(write);
+            let outcome = loop {
+                tokio::select! {
+                    r = &mut write => break r.map_err(|e| format!("write failed: {e}")),
+                    _ = queue.wait_ready() => {
+                        if let Some(reason) = queue.killed() {
+                            break Err(reason.to_string());
+                        }
+                    }
+                    _ = entry.kill.notified() => break Err("killed by CLIENT KILL".to_string()),
+                }
+            };
+            if let Err(reason) = outcome {
+                break reason;
             }
             wbuf.clear();
             if wbuf.capacity() > 4 * READ_CHUNK {

@@ -1,0 +1,674 @@
+//! Pub/sub through meridian against a real 3-master cluster: SUBSCRIBE/PSUBSCRIBE and the RESP2
+//! subscribed-mode rules (byte-exact), sharded SSUBSCRIBE/SPUBLISH, PUBSUB fan-out counts, RESP3
+//! push frames mixed with normal replies, a subscriber that does not read (killed at
+//! `client.output_buffer_limit`, memory bounded), and a subscriber that disconnects (backend
+//! subscription connections released).
+
+mod common;
+
+use common::{Cluster, Gateway, key_in_slot, value_text, wait_until};
+use redis::{Connection, ConnectionLike, Value};
+use std::collections::BTreeSet;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// Bound on one RESP frame read from a raw socket (bytes).
+const MAX_FRAME: usize = 1 << 20;
+const SETTLE: Duration = Duration::from_secs(15);
+
+fn cmd(args: &[&str]) -> redis::Cmd {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c
+}
+
+fn run(conn: &mut Connection, args: &[&str]) -> Value {
+    conn.req_command(&cmd(args))
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn int(v: &Value) -> i64 {
+    match v {
+        Value::Int(n) => *n,
+        other => panic!("expected an integer reply, got {other:?}"),
+    }
+}
+
+fn text(v: &Value) -> String {
+    value_text(v).unwrap_or_else(|| panic!("expected a string reply, got {v:?}"))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(items) | Value::Set(items) => items.iter().map(text).collect(),
+        other => panic!("expected an array reply, got {other:?}"),
+    }
+}
+
+/// `[name, n, name, n …]` (or a RESP3 map) as pairs.
+fn pairs(v: &Value) -> Vec<(String, i64)> {
+    match v {
+        Value::Array(items) => items.chunks(2).map(|p| (text(&p[0]), int(&p[1]))).collect(),
+        Value::Map(items) => items.iter().map(|(k, n)| (text(k), int(n))).collect(),
+        other => panic!("expected an array/map reply, got {other:?}"),
+    }
+}
+
+/// The RESP encoding of a command.
+fn encode(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn send(s: &mut TcpStream, args: &[&str]) {
+    s.write_all(&encode(args))
+        .unwrap_or_else(|e| panic!("send {args:?}: {e}"));
+}
+
+fn bulk(s: &str) -> String {
+    format!("${}\r\n{s}\r\n", s.len())
+}
+
+/// A byte-exact RESP frame reader over a raw socket.
+struct Raw {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    fn new(s: TcpStream) -> Raw {
+        Raw { s, buf: Vec::new() }
+    }
+
+    fn send(&mut self, args: &[&str]) {
+        send(&mut self.s, args);
+    }
+
+    fn fill(&mut self) {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = self
+            .s
+            .read(&mut chunk)
+            .unwrap_or_else(|e| panic!("read from meridian (have {:?}): {e}", self.shown()));
+        assert!(
+            n > 0,
+            "meridian closed the connection (have {:?})",
+            self.shown()
+        );
+        self.buf.extend_from_slice(&chunk[..n]);
+        assert!(self.buf.len() <= MAX_FRAME, "frame too large");
+    }
+
+    fn shown(&self) -> String {
+        String::from_utf8_lossy(&self.buf).into_owned()
+    }
+
+    /// The length of one complete frame at `at`, if the buffer holds it.
+    fn frame_len(buf: &[u8], at: usize) -> Option<usize> {
+        let rest = buf.get(at..)?;
+        let eol = rest.windows(2).position(|w| w == b"\r\n")?;
+        let line = std::str::from_utf8(&rest[1..eol]).expect("utf8 header");
+        let head = eol + 2;
+        match rest[0] {
+            b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(head),
+            b'$' | b'=' | b'!' => {
+                let n: i64 = line.parse().expect("bulk length");
+                if n < 0 {
+                    return Some(head);
+                }
+                let total = head + n as usize + 2;
+                (rest.len() >= total).then_some(total)
+            }
+            b'*' | b'>' | b'~' | b'%' | b'|' => {
+                let n: i64 = line.parse().expect("aggregate length");
+                let n = if n < 0 { 0 } else { n as usize };
+                let n = if matches!(rest[0], b'%' | b'|') {
+                    n * 2
+                } else {
+                    n
+                };
+                let mut off = head;
+                for _ in 0..n {
+                    off += Self::frame_len(buf, at + off)?;
+                }
+                Some(off)
+            }
+            other => panic!(
+                "unexpected RESP type byte {:?} in {:?}",
+                other as char,
+                String::from_utf8_lossy(rest)
+            ),
+        }
+    }
+
+    /// Reads one complete frame, as text.
+    fn frame(&mut self) -> String {
+        for _ in 0..10_000 {
+            if let Some(n) = Self::frame_len(&self.buf, 0) {
+                let f: Vec<u8> = self.buf.drain(..n).collect();
+                return String::from_utf8_lossy(&f).into_owned();
+            }
+            self.fill();
+        }
+        panic!("no complete frame after many reads");
+    }
+
+    fn expect(&mut self, want: &str) {
+        let got = self.frame();
+        assert_eq!(got, want, "frame from meridian");
+    }
+}
+
+fn confirm(kind: &str, name: &str, n: i64) -> String {
+    format!("*3\r\n{}{}:{n}\r\n", bulk(kind), bulk(name))
+}
+
+fn message(channel: &str, payload: &str) -> String {
+    format!(
+        "*3\r\n{}{}{}",
+        bulk("message"),
+        bulk(channel),
+        bulk(payload)
+    )
+}
+
+/// PUBSUB NUMSUB for one channel, summed by meridian.
+fn numsub(conn: &mut Connection, sub: &str, channel: &str) -> i64 {
+    let v = run(conn, &["PUBSUB", sub, channel]);
+    let p = pairs(&v);
+    assert_eq!(p.len(), 1, "{v:?}");
+    p[0].1
+}
+
+#[test]
+fn resp2_subscribe_messages_and_subscribed_mode_rules() {
+    let cluster = Cluster::start(3, 0);
+    let gw = Gateway::start(&cluster, "");
+    let mut publisher = gw.client();
+    let mut sub = Raw::new(gw.raw());
+
+    sub.send(&["SUBSCRIBE", "a", "b"]);
+    sub.expect(&confirm("subscribe", "a", 1));
+    sub.expect(&confirm("subscribe", "b", 2));
+    sub.send(&["PSUBSCRIBE", "p*"]);
+    sub.expect(&confirm("psubscribe", "p*", 3));
+
+    run(&mut publisher, &["PUBLISH", "a", "hello"]);
+    sub.expect(&message("a", "hello"));
+    run(&mut publisher, &["PUBLISH", "pq", "x"]);
+    sub.expect(&format!(
+        "*4\r\n{}{}{}{}",
+        bulk("pmessage"),
+        bulk("p*"),
+        bulk("pq"),
+        bulk("x")
+    ));
+
+    sub.send(&["GET", "k"]);
+    sub.expect("-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n");
+    sub.send(&["PING"]);
+    sub.expect("*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    sub.send(&["PING", "hi"]);
+    sub.expect("*2\r\n$4\r\npong\r\n$2\r\nhi\r\n");
+
+    // Pipelined: error, message, ping stay in order with the subscription frames.
+    sub.send(&["SUBSCRIBE", "c"]);
+    sub.send(&["SET", "k", "v"]);
+    sub.send(&["PING", "after"]);
+    sub.expect(&confirm("subscribe", "c", 4));
+    sub.expect("-ERR Can't execute 'set': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n");
+    sub.expect("*2\r\n$4\r\npong\r\n$5\r\nafter\r\n");
+
+    // UNSUBSCRIBE without channels: one confirmation per channel, counts going down.
+    sub.send(&["UNSUBSCRIBE"]);
+    let mut seen = BTreeSet::new();
+    for n in [3, 2, 1] {
+        let f = sub.frame();
+        let ch = ["a", "b", "c"]
+            .into_iter()
+            .find(|ch| f == confirm("unsubscribe", ch, n))
+            .unwrap_or_else(|| {
+                panic!("expected an unsubscribe confirmation with count {n}, got {f:?}")
+            });
+        seen.insert(ch);
+    }
+    assert_eq!(seen.len(), 3);
+    sub.send(&["PUNSUBSCRIBE", "p*"]);
+    sub.expect(&confirm("punsubscribe", "p*", 0));
+
+    // Out of subscribed mode: normal commands work again.
+    sub.send(&["GET", "k"]);
+    sub.expect("$-1\r\n");
+    run(&mut publisher, &["PUBLISH", "a", "not for you"]);
+
+    // RESET leaves subscribed mode.
+    sub.send(&["SUBSCRIBE", "d"]);
+    sub.expect(&confirm("subscribe", "d", 1));
+    sub.send(&["RESET"]);
+    sub.expect("+RESET\r\n");
+    sub.send(&["SET", "k", "v2"]);
+    sub.expect("+OK\r\n");
+    run(&mut publisher, &["PUBLISH", "d", "after reset"]);
+    sub.send(&["GET", "k"]);
+    sub.expect("$2\r\nv2\r\n");
+    wait_until("d has no subscribers after RESET", SETTLE, || match numsub(
+        &mut publisher,
+        "NUMSUB",
+        "d",
+    ) {
+        0 => Ok(()),
+        n => Err(format!("NUMSUB d = {n}")),
+    });
+}
+
+#[test]
+fn sharded_subscribe_on_two_masters() {
+    let cluster = Cluster::start(3, 0);
+    let gw = Gateway::start(&cluster, "");
+    let mut publisher = gw.client();
+    let c1 = key_in_slot(0, "s1");
+    let c2 = key_in_slot(16383, "s2");
+    assert_ne!(cluster.master_of_slot(0), cluster.master_of_slot(16383));
+
+    let mut sub = Raw::new(gw.raw());
+    sub.send(&["SSUBSCRIBE", &c1]);
+    sub.expect(&confirm("ssubscribe", &c1, 1));
+    sub.send(&["SSUBSCRIBE", &c2]);
+    let f = sub.frame();
+    assert!(
+        f.starts_with(&format!("*3\r\n{}{}:", bulk("ssubscribe"), bulk(&c2))),
+        "{f:?}"
+    );
+
+    assert_eq!(int(&run(&mut publisher, &["SPUBLISH", &c1, "one"])), 1);
+    sub.expect(&format!(
+        "*3\r\n{}{}{}",
+        bulk("smessage"),
+        bulk(&c1),
+        bulk("one")
+    ));
+    assert_eq!(int(&run(&mut publisher, &["SPUBLISH", &c2, "two"])), 1);
+    sub.expect(&format!(
+        "*3\r\n{}{}{}",
+        bulk("smessage"),
+        bulk(&c2),
+        bulk("two")
+    ));
+
+    // Shard channels in two slots in one command: the cluster's CROSSSLOT error.
+    let mut other = Raw::new(gw.raw());
+    other.send(&["SSUBSCRIBE", &c1, &c2]);
+    other.expect("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    // Not subscribed by that: normal commands still work.
+    other.send(&["PING"]);
+    other.expect("+PONG\r\n");
+    sub.send(&["SSUBSCRIBE", &c1, &c2]);
+    sub.expect("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+
+    sub.send(&["SUNSUBSCRIBE", &c1]);
+    let f = sub.frame();
+    assert!(
+        f.starts_with(&format!("*3\r\n{}{}:", bulk("sunsubscribe"), bulk(&c1))),
+        "{f:?}"
+    );
+    // Still subscribed to c2: RESP2 subscribed-mode rules still apply.
+    sub.send(&["GET", "x"]);
+    sub.expect("-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n");
+    sub.send(&["SUNSUBSCRIBE", &c2]);
+    sub.expect(&confirm("sunsubscribe", &c2, 0));
+    sub.send(&["GET", "x"]);
+    sub.expect("$-1\r\n");
+}
+
+/// The subscription counts in (un)subscribe confirmations are those of the whole client
+/// connection, as one Redis node reports them (clients such as redis-py leave subscribed mode
+/// when a confirmation says 0).
+#[test]
+fn sharded_subscription_counts_cover_every_shard() {
+    let cluster = Cluster::start(3, 0);
+    let gw = Gateway::start(&cluster, "");
+    let c1 = key_in_slot(0, "s1");
+    let c2 = key_in_slot(16383, "s2");
+    assert_ne!(cluster.master_of_slot(0), cluster.master_of_slot(16383));
+    let mut sub = Raw::new(gw.raw());
+    sub.send(&["SSUBSCRIBE", &c1]);
+    sub.expect(&confirm("ssubscribe", &c1, 1));
+    sub.send(&["SSUBSCRIBE", &c2]);
+    sub.expect(&confirm("ssubscribe", &c2, 2));
+    sub.send(&["SUNSUBSCRIBE", &c1]);
+    sub.expect(&confirm("sunsubscribe", &c1, 1));
+    sub.send(&["SUNSUBSCRIBE", &c2]);
+    sub.expect(&confirm("sunsubscribe", &c2, 0));
+}
+
+#[test]
+fn pubsub_introspection_sums_over_masters() {
+    let cluster = Cluster::start(3, 0);
+    let gw = Gateway::start(&cluster, "");
+    let mut q = gw.client();
+    let sc = key_in_slot(5000, "sc");
+
+    let mut a = Raw::new(gw.raw());
+    a.send(&["SUBSCRIBE", "ch1", "ch2"]);
+    a.expect(&confirm("subscribe", "ch1", 1));
+    a.expect(&confirm("subscribe", "ch2", 2));
+    a.send(&["PSUBSCRIBE", "p*"]);
+    a.expect(&confirm("psubscribe", "p*", 3));
+    a.send(&["SSUBSCRIBE", &sc]);
+    a.expect(&confirm("ssubscribe", &sc, 1));
+
+    let mut b = Raw::new(gw.raw());
+    b.send(&["SUBSCRIBE", "ch1"]);
+    b.expect(&confirm("subscribe", "ch1", 1));
+    b.send(&["PSUBSCRIBE", "q*"]);
+    b.expect(&confirm("psubscribe", "q*", 2));
+    b.send(&["SSUBSCRIBE", &sc]);
+    b.expect(&confirm("ssubscribe", &sc, 1));
+
+    let mut chans = strings(&run(&mut q, &["PUBSUB", "CHANNELS"]));
+    chans.sort();
+    assert_eq!(chans, ["ch1", "ch2"]);
+    let mut chans = strings(&run(&mut q, &["PUBSUB", "CHANNELS", "ch1*"]));
+    chans.sort();
+    assert_eq!(chans, ["ch1"]);
+    assert_eq!(
+        pairs(&run(&mut q, &["PUBSUB", "NUMSUB", "ch1", "ch2", "none"])),
+        [
+            ("ch1".to_string(), 2),
+            ("ch2".to_string(), 1),
+            ("none".to_string(), 0)
+        ]
+    );
+    assert_eq!(int(&run(&mut q, &["PUBSUB", "NUMPAT"])), 2);
+    assert_eq!(
+        strings(&run(&mut q, &["PUBSUB", "SHARDCHANNELS"])),
+        std::slice::from_ref(&sc)
+    );
+    assert_eq!(
+        pairs(&run(&mut q, &["PUBSUB", "SHARDNUMSUB", &sc, "nope"])),
+        [(sc.clone(), 2), ("nope".to_string(), 0)]
+    );
+    assert_eq!(
+        pairs(&run(&mut q, &["PUBSUB", "NUMSUB"])),
+        Vec::<(String, i64)>::new()
+    );
+}
+
+#[test]
+fn resp3_push_frames_and_normal_commands_on_one_connection() {
+    let cluster = Cluster::start(3, 0);
+    let gw = Gateway::start(&cluster, "");
+    let mut publisher = gw.client();
+    let mut sub = Raw::new(gw.raw());
+    sub.send(&["HELLO", "3"]);
+    let hello = sub.frame();
+    assert!(hello.starts_with('%'), "HELLO 3 reply is a map: {hello:?}");
+
+    sub.send(&["SUBSCRIBE", "r3"]);
+    sub.expect(&format!(">3\r\n{}{}:1\r\n", bulk("subscribe"), bulk("r3")));
+    sub.send(&["PSUBSCRIBE", "r*"]);
+    sub.expect(&format!(">3\r\n{}{}:2\r\n", bulk("psubscribe"), bulk("r*")));
+
+    // Normal commands in subscribed mode (RESP3 allows them).
+    sub.send(&["SET", "k3", "v"]);
+    sub.expect("+OK\r\n");
+    sub.send(&["GET", "k3"]);
+    sub.expect("$1\r\nv\r\n");
+    sub.send(&["GET", "missing"]);
+    sub.expect("_\r\n");
+    sub.send(&["PING"]);
+    sub.expect("+PONG\r\n");
+
+    run(&mut publisher, &["PUBLISH", "r3", "hi"]);
+    sub.expect(&format!(
+        ">3\r\n{}{}{}",
+        bulk("message"),
+        bulk("r3"),
+        bulk("hi")
+    ));
+    sub.expect(&format!(
+        ">4\r\n{}{}{}{}",
+        bulk("pmessage"),
+        bulk("r*"),
+        bulk("r3"),
+        bulk("hi")
+    ));
+    // A reply after the messages is still a plain reply.
+    sub.send(&["GET", "k3"]);
+    sub.expect("$1\r\nv\r\n");
+
+    sub.send(&["UNSUBSCRIBE", "r3"]);
+    sub.expect(&format!(
+        ">3\r\n{}{}:1\r\n",
+        bulk("unsubscribe"),
+        bulk("r3")
+    ));
+    sub.send(&["PUNSUBSCRIBE"]);
+    sub.expect(&format!(
+        ">3\r\n{}{}:0\r\n",
+        bulk("punsubscribe"),
+        bulk("r*")
+    ));
+
+    // RESP3 sharded.
+    let sc = key_in_slot(9000, "r3s");
+    sub.send(&["SSUBSCRIBE", &sc]);
+    sub.expect(&format!(">3\r\n{}{}:1\r\n", bulk("ssubscribe"), bulk(&sc)));
+    run(&mut publisher, &["SPUBLISH", &sc, "s"]);
+    sub.expect(&format!(
+        ">3\r\n{}{}{}",
+        bulk("smessage"),
+        bulk(&sc),
+        bulk("s")
+    ));
+    sub.send(&["GET", "missing"]);
+    sub.expect("_\r\n");
+}
+
+fn vm_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS line")
+}
+
+#[test]
+fn a_subscriber_that_does_not_read_is_disconnected() {
+    let cluster = Cluster::start(3, 0);
+    let gw = Gateway::start(&cluster, "client: { output_buffer_limit: 256kb }\n");
+    let mut publisher = gw.client();
+    let mut bystander = gw.client();
+    run(&mut bystander, &["SET", "b", "1"]);
+
+    let mut slow = Raw::new(gw.raw());
+    slow.send(&["SUBSCRIBE", "flood"]);
+    slow.expect(&confirm("subscribe", "flood", 1));
+    let rss_before = vm_rss_kb(gw.pid());
+
+    // Up to ~10 MB in 64 KB messages; stop once meridian dropped the subscriber (the
+    // subscription disappears from the cluster).
+    let payload = "x".repeat(64 * 1024);
+    let mut published = 0usize;
+    let mut dropped = false;
+    let mut peak = rss_before;
+    for i in 0..160 {
+        run(&mut publisher, &["PUBLISH", "flood", &payload]);
+        published += payload.len();
+        if i % 8 == 7 {
+            peak = peak.max(vm_rss_kb(gw.pid()));
+            if numsub(&mut publisher, "NUMSUB", "flood") == 0 {
+                dropped = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        published >= 256 * 1024,
+        "dropped after only {published} bytes"
+    );
+
+    // Draining the socket ends in EOF (or a reset), after a bounded amount of data.
+    let mut drained = slow.buf.len();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut closed = false;
+    for _ in 0..100_000 {
+        match slow.s.read(&mut chunk) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(n) => drained += n,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                closed = true;
+                break;
+            }
+            Err(e) => panic!("reading the slow subscriber after {drained} bytes: {e}"),
+        }
+    }
+    if !dropped {
+        let master_lists: Vec<String> = cluster
+            .masters()
+            .iter()
+            .map(|m| text(&cluster.query(m, &["CLIENT", "LIST"])))
+            .flat_map(|l| {
+                l.lines()
+                    .filter(|x| x.contains("sub=1"))
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        panic!(
+            "the subscriber (which got EOF only after it drained {drained} bytes: {closed}) was still subscribed after {published} bytes were published \
+             (meridian RSS {rss_before} kB -> peak {peak} kB; subscribed backend clients: {master_lists:?})"
+        );
+    }
+    assert!(
+        closed,
+        "the slow subscriber was not closed ({drained} bytes drained)"
+    );
+    assert!(
+        drained < published,
+        "the slow subscriber got everything ({drained} of {published} bytes)"
+    );
+
+    // Others are unaffected.
+    assert_eq!(text(&run(&mut bystander, &["PING"])), "PONG");
+    assert_eq!(text(&run(&mut bystander, &["GET", "b"])), "1");
+    assert_eq!(text(&run(&mut publisher, &["PING"])), "PONG");
+    let rss_after = vm_rss_kb(gw.pid());
+    peak = peak.max(rss_after);
+    assert!(
+        peak < rss_before + 64 * 1024,
+        "meridian's RSS grew from {rss_before} kB to {peak} kB"
+    );
+}
+
+/// Clients with pub/sub subscriptions on every master, by `CLIENT LIST` (sub/psub/ssub fields).
+fn subscribed_backend_clients(cluster: &Cluster) -> usize {
+    cluster
+        .masters()
+        .iter()
+        .map(|m| {
+            let list = text(&cluster.query(m, &["CLIENT", "LIST"]));
+            list.lines()
+                .filter(|line| {
+                    line.split(' ').any(|f| {
+                        ["sub=", "psub=", "ssub="]
+                            .iter()
+                            .any(|p| f.strip_prefix(p).is_some_and(|n| n != "0"))
+                    })
+                })
+                .count()
+        })
+        .sum()
+}
+
+#[test]
+fn a_subscriber_that_disconnects_releases_its_backend_connections() {
+    let cluster = Cluster::start(3, 0);
+    let gw = Gateway::start(&cluster, "");
+    let mut q = gw.client();
+    let sc1 = key_in_slot(100, "g1");
+    let sc2 = key_in_slot(16000, "g2");
+    let clients_before: i64 = cluster
+        .masters()
+        .iter()
+        .map(|m| {
+            let info = text(&cluster.query(m, &["INFO", "clients"]));
+            info.lines()
+                .find_map(|l| l.strip_prefix("connected_clients:"))
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .expect("connected_clients")
+        })
+        .sum();
+
+    for round in 0..20 {
+        let mut s = Raw::new(gw.raw());
+        s.send(&["SUBSCRIBE", "gone"]);
+        s.expect(&confirm("subscribe", "gone", 1));
+        s.send(&["PSUBSCRIBE", "gone*"]);
+        s.expect(&confirm("psubscribe", "gone*", 2));
+        s.send(&["SSUBSCRIBE", &sc1]);
+        s.expect(&confirm("ssubscribe", &sc1, 1));
+        s.send(&["SSUBSCRIBE", &sc2]);
+        let f = s.frame();
+        assert!(
+            f.starts_with(&format!("*3\r\n{}{}", bulk("ssubscribe"), bulk(&sc2))),
+            "round {round}: {f:?}"
+        );
+        if round == 0 {
+            assert_eq!(numsub(&mut q, "NUMSUB", "gone"), 1);
+            assert_eq!(numsub(&mut q, "SHARDNUMSUB", &sc1), 1);
+            assert_eq!(numsub(&mut q, "SHARDNUMSUB", &sc2), 1);
+            assert_eq!(subscribed_backend_clients(&cluster), 3);
+        }
+        drop(s);
+    }
+
+    wait_until("every subscription connection is released", SETTLE, || {
+        let n = subscribed_backend_clients(&cluster);
+        let numsub = numsub(&mut q, "NUMSUB", "gone");
+        let numpat = int(&run(&mut q, &["PUBSUB", "NUMPAT"]));
+        let s1 = numsub_shard(&mut q, &sc1);
+        let s2 = numsub_shard(&mut q, &sc2);
+        if n == 0 && numsub == 0 && numpat == 0 && s1 == 0 && s2 == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "subscribed clients {n}, NUMSUB {numsub}, NUMPAT {numpat}, SHARDNUMSUB {s1}/{s2}"
+            ))
+        }
+    });
+    // The total connection count on the masters is back near where it was (meridian's own
+    // shared connections may have grown a little, but not by one per subscriber).
+    let clients_after: i64 = cluster
+        .masters()
+        .iter()
+        .map(|m| {
+            let info = text(&cluster.query(m, &["INFO", "clients"]));
+            info.lines()
+                .find_map(|l| l.strip_prefix("connected_clients:"))
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .expect("connected_clients")
+        })
+        .sum();
+    assert!(
+        clients_after < clients_before + 10,
+        "masters had {clients_before} clients before, {clients_after} after 20 subscribers left"
+    );
+}
+
+fn numsub_shard(q: &mut Connection, channel: &str) -> i64 {
+    numsub(q, "SHARDNUMSUB", channel)
+}
