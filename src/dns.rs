@@ -43,23 +43,7 @@ pub fn split_host_port(addr: &str) -> Result<(&str, u16), DnsError> {
 
 /// All IP addresses of `host` (an IP literal resolves to itself).
 pub async fn lookup_host(host: &str) -> Result<Vec<IpAddr>, DnsError> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![ip]);
-    }
-    let fail = |reason: String| DnsError::Lookup {
-        host: host.to_string(),
-        reason,
-    };
-    let resolver = resolver().ok_or_else(|| fail("no resolver configuration".into()))?;
-    let found = resolver
-        .lookup_ip(host)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let ips: Vec<IpAddr> = found.iter().collect();
-    if ips.is_empty() {
-        return Err(fail("no addresses".into()));
-    }
-    Ok(ips)
+    Ok(lookup_host_ttl(host).await?.0)
 }
 
 /// The addresses of `host` and until when the answer may be kept (its DNS TTL; literals and

@@ -68,6 +68,19 @@ struct SubState {
 }
 
 impl SubState {
+    fn new(queue: Rc<ReplyQueue>, limit: usize, shard_total: Option<Rc<Cell<i64>>>) -> SubState {
+        SubState {
+            queue,
+            gates: RefCell::new(VecDeque::new()),
+            count: Cell::new(0),
+            pending: Cell::new(false),
+            nonce: rand::random(),
+            next_token: Cell::new(0),
+            limit,
+            shard_total,
+        }
+    }
+
     fn on_frame(&self, mut frame: Bytes) {
         if let Some(n) = confirmation_count(&frame) {
             let before = self.count.replace(n);
@@ -166,16 +179,11 @@ impl Sub {
             worker.shared.health.node(addr),
             None,
         );
-        let state = Rc::new(SubState {
-            queue: client.queue.clone(),
-            gates: RefCell::new(VecDeque::new()),
-            count: Cell::new(0),
-            pending: Cell::new(false),
-            nonce: rand::random(),
-            next_token: Cell::new(0),
-            limit: worker.shared.config.client.output_buffer_limit,
+        let state = Rc::new(SubState::new(
+            client.queue.clone(),
+            worker.shared.config.client.output_buffer_limit,
             shard_total,
-        });
+        ));
         let handler_state = state.clone();
         be.set_push_handler(Rc::new(move |frame| handler_state.on_frame(frame)), true);
         let queue = client.queue.clone();
@@ -367,16 +375,9 @@ mod tests {
     #[test]
     fn gates_collect_frames_until_their_token() {
         let queue = Rc::new(ReplyQueue::new());
-        let state = SubState {
-            queue: queue.clone(),
-            gates: RefCell::new(VecDeque::new()),
-            count: Cell::new(0),
-            pending: Cell::new(true),
-            nonce: 1,
-            next_token: Cell::new(0),
-            limit: 1 << 20,
-            shard_total: None,
-        };
+        let state = SubState::new(queue.clone(), 1 << 20, None);
+        state.count.set(0);
+        state.pending.set(true);
         let seq = queue.reserve();
         state.gates.borrow_mut().push_back(Gate {
             seq,
@@ -411,16 +412,9 @@ mod tests {
     #[test]
     fn a_subscriber_past_its_limit_is_killed() {
         let queue = Rc::new(ReplyQueue::new());
-        let state = SubState {
-            queue: queue.clone(),
-            gates: RefCell::new(VecDeque::new()),
-            count: Cell::new(1),
-            pending: Cell::new(false),
-            nonce: 1,
-            next_token: Cell::new(0),
-            limit: 64,
-            shard_total: None,
-        };
+        let state = SubState::new(queue.clone(), 64, None);
+        state.count.set(1);
+        state.pending.set(false);
         for _ in 0..10 {
             state.on_frame(Bytes::from_static(
                 b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nx\r\n",
@@ -443,16 +437,9 @@ mod count_tests {
         );
         let total = Rc::new(Cell::new(1));
         let queue = Rc::new(ReplyQueue::new());
-        let state = SubState {
-            queue: queue.clone(),
-            gates: RefCell::new(VecDeque::new()),
-            count: Cell::new(0),
-            pending: Cell::new(true),
-            nonce: 1,
-            next_token: Cell::new(0),
-            limit: 1 << 20,
-            shard_total: Some(total.clone()),
-        };
+        let state = SubState::new(queue.clone(), 1 << 20, Some(total.clone()));
+        state.count.set(0);
+        state.pending.set(true);
         state.on_frame(frame);
         assert_eq!(total.get(), 2);
         let mut out = BytesMut::new();
