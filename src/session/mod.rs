@@ -234,10 +234,8 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
             let outcome = loop {
                 tokio::select! {
                     r = &mut write => break r.map_err(|e| format!("write failed: {e}")),
-                    _ = queue.wait_ready() => {
-                        if let Some(reason) = queue.killed() {
-                            break Err(reason.to_string());
-                        }
+                    _ = queue.wait_killed() => {
+                        break Err(queue.killed().unwrap_or("killed").to_string());
                     }
                     _ = entry.kill.notified() => break Err("killed by CLIENT KILL".to_string()),
                 }

@@ -19,6 +19,7 @@ pub struct ReplyQueue {
     ready: LocalNotify,
     closed: Cell<bool>,
     killed: Cell<Option<&'static str>>,
+    kill_signal: LocalNotify,
     /// Requests whose reply has not arrived yet.
     unanswered: Cell<usize>,
     /// Moving average of reply sizes (0 until the first reply).
@@ -143,6 +144,14 @@ impl ReplyQueue {
         }
         self.close();
         self.ready.notify();
+        self.kill_signal.notify();
+    }
+
+    /// Resolves once [`ReplyQueue::kill`] was called.
+    pub async fn wait_killed(&self) {
+        while self.killed.get().is_none() {
+            self.kill_signal.notified().await;
+        }
     }
 
     /// Why the client must be disconnected, if it must.
