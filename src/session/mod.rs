@@ -229,16 +229,10 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
             stats.send_client_bytes.add(wbuf.len() as u64);
             // A client that does not read blocks this write; it must still be possible to
             // disconnect it (output limit of a subscriber, CLIENT KILL).
-            let write = wr.write_all(&wbuf);
-            tokio::pin!(write);
-            let outcome = loop {
-                tokio::select! {
-                    r = &mut write => break r.map_err(|e| format!("write failed: {e}")),
-                    _ = queue.wait_killed() => {
-                        break Err(queue.killed().unwrap_or("killed").to_string());
-                    }
-                    _ = entry.kill.notified() => break Err("killed by CLIENT KILL".to_string()),
-                }
+            let outcome = tokio::select! {
+                r = wr.write_all(&wbuf) => r.map_err(|e| format!("write failed: {e}")),
+                _ = queue.wait_killed() => Err(queue.killed().unwrap_or("killed").to_string()),
+                _ = entry.kill.notified() => Err("killed by CLIENT KILL".to_string()),
             };
             if let Err(reason) = outcome {
                 break reason;
