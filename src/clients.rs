@@ -28,10 +28,12 @@ pub struct ClientEntry {
 }
 
 impl ClientEntry {
-    /// Notes activity now.
-    pub fn touch(&self) {
-        self.last_active_ms
-            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+    /// Notes activity at `now`.
+    pub fn touch_at(&self, now: Instant) {
+        self.last_active_ms.store(
+            now.saturating_duration_since(self.created).as_millis() as u64,
+            Ordering::Relaxed,
+        );
     }
 
     /// The CLIENT LIST line (without the newline).

@@ -54,6 +54,9 @@ struct Routes {
 /// Per-thread state of a worker.
 pub struct Worker {
     pub id: usize,
+    /// The time as of the current event-loop step: read once per batch of work and shared by
+    /// everything done in it (clock reads were ~8% of the CPU when taken per request).
+    clock: std::cell::Cell<Instant>,
     pub shared: Arc<Shared>,
     pub stats: Arc<WorkerStats>,
     routes: RefCell<Routes>,
@@ -69,6 +72,7 @@ impl Worker {
         let topo = Cached::new(&shared.topology);
         Rc::new(Worker {
             id,
+            clock: std::cell::Cell::new(Instant::now()),
             stats,
             routes: RefCell::new(Routes {
                 topo,
@@ -88,6 +92,18 @@ impl Worker {
         })
     }
 
+    /// Reads the clock and remembers it as the time of the current step.
+    pub fn tick(&self) -> Instant {
+        let now = Instant::now();
+        self.clock.set(now);
+        now
+    }
+
+    /// The time of the current step (see [`Worker::tick`]).
+    pub fn now(&self) -> Instant {
+        self.clock.get()
+    }
+
     /// The backend that serves `slot` for this kind of access.
     pub fn backend_for_slot(
         self: &Rc<Self>,
@@ -97,7 +113,7 @@ impl Worker {
     ) -> Result<Rc<Backend>, RouteError> {
         let mut routes = self.routes.borrow_mut();
         self.sync_routes(&mut routes);
-        let node = Self::pick(&mut routes, slot, access, proto)?;
+        let node = Self::pick(&mut routes, slot, access, proto, self.now())?;
         if let Some(be) = &routes.by_node[node as usize][proto_index(proto)] {
             return Ok(be.clone());
         }
@@ -109,7 +125,7 @@ impl Worker {
     pub fn addr_for_slot(&self, slot: Slot, access: Access) -> Result<Arc<str>, RouteError> {
         let mut routes = self.routes.borrow_mut();
         self.sync_routes(&mut routes);
-        let node = Self::pick(&mut routes, slot, access, 2)?;
+        let node = Self::pick(&mut routes, slot, access, 2, self.now())?;
         Ok(routes.topo.stale().node(node).addr.clone())
     }
 
@@ -120,6 +136,7 @@ impl Worker {
         slot: Slot,
         access: Access,
         proto: u8,
+        now: Instant,
     ) -> Result<NodeId, RouteError> {
         let Routes {
             topo,
@@ -140,7 +157,6 @@ impl Worker {
             _ => {
                 let h = &health[master as usize];
                 if !h.is_closed() {
-                    let now = Instant::now();
                     if !h.allow(now) {
                         let refusal = WriteRefusal {
                             retry_in: h.retry_in(now).unwrap_or_default(),
@@ -153,7 +169,6 @@ impl Worker {
                 return Ok(master);
             }
         };
-        let now = Instant::now();
         let pi = proto_index(proto);
         let list = &mut cands[shard];
         for c in list.iter_mut() {

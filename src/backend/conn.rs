@@ -120,6 +120,7 @@ async fn serve(
                 return Err(lost("closed by the server".into()));
             }
             be.stats.recv_bytes.add(n as u64);
+            let now = worker.tick();
             loop {
                 let len = match scanner.scan(&rbuf) {
                     Ok(Some(len)) => len,
@@ -139,11 +140,11 @@ async fn serve(
                 if is_push(&reply) {
                     continue;
                 }
-                let Some((p, waited)) = be.pop_pending() else {
+                let Some((p, waited)) = be.pop_pending(now) else {
                     return Err(lost("reply without a request".into()));
                 };
                 if let Some(rtt) = waited {
-                    be.rtt.borrow_mut().observe(rtt, std::time::Instant::now());
+                    be.rtt.borrow_mut().observe(rtt, now);
                 }
                 deliver(worker, be, p, reply)?;
             }

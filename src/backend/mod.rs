@@ -110,7 +110,7 @@ impl Backend {
         let mut st = self.state.borrow_mut();
         st.out.extend_from_slice(request);
         st.pending.push_back(pending);
-        st.queued_at.push_back(Instant::now());
+        st.queued_at.push_back(worker.now());
         drop(st);
         self.stats.requests.add(1);
         self.wake.notify();
@@ -256,11 +256,14 @@ impl Backend {
         self.stats.failures.add(failed);
     }
 
-    /// The oldest pending request and how long it waited for its reply.
-    fn pop_pending(&self) -> Option<(Pending, Option<Duration>)> {
+    /// The oldest pending request and how long it waited for its reply, as of `now`.
+    fn pop_pending(&self, now: Instant) -> Option<(Pending, Option<Duration>)> {
         let mut st = self.state.borrow_mut();
         let p = st.pending.pop_front()?;
-        let waited = st.queued_at.pop_front().map(|t| t.elapsed());
+        let waited = st
+            .queued_at
+            .pop_front()
+            .map(|t| now.saturating_duration_since(t));
         Some((p, waited))
     }
 

@@ -299,8 +299,8 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                     Err(e) => break format!("read failed: {e}"),
                     Ok(n) => {
                         stats.recv_client_bytes.add(n as u64);
-                        last_active = Instant::now();
-                        entry.touch();
+                        last_active = worker.tick();
+                        entry.touch_at(last_active);
                     }
                 }
                 let table = commands.get(&shared.commands).clone();
