@@ -156,15 +156,13 @@ impl Worker {
             (Access::Read, Some(params)) => params,
             _ => {
                 let h = &health[master as usize];
-                if !h.is_closed() {
-                    if !h.allow(now) {
-                        let refusal = WriteRefusal {
-                            retry_in: h.retry_in(now).unwrap_or_default(),
-                        };
-                        return Err(RouteError::CircuitOpen(
-                            refusal.client_message(&topo.node(master).addr, slot),
-                        ));
-                    }
+                if !h.is_closed() && !h.allow(now) {
+                    let refusal = WriteRefusal {
+                        retry_in: h.retry_in(now).unwrap_or_default(),
+                    };
+                    return Err(RouteError::CircuitOpen(
+                        refusal.client_message(&topo.node(master).addr, slot),
+                    ));
                 }
                 return Ok(master);
             }
