@@ -63,7 +63,7 @@ async fn connect(worker: &Worker, addr: &str) -> Result<TcpStream, BackendError>
         TcpSocket::new_v6()
     }
     .map_err(|e| fail(e.to_string()))?;
-    let _ = socket.set_keepalive(true);
+
     if let Some(src) = config.source_address
         && src.is_ipv4() == target.is_ipv4()
     {
@@ -78,6 +78,10 @@ async fn connect(worker: &Worker, addr: &str) -> Result<TcpStream, BackendError>
         })?
         .map_err(|e| fail(e.to_string()))?;
     let _ = stream.set_nodelay(true);
+    // TCP keepalive probes after `breaker.keepalive` of silence, so a peer that vanished
+    // without a FIN or RST is noticed even on an idle connection.
+    let keepalive = socket2::TcpKeepalive::new().with_time(config.breaker.keepalive);
+    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
     Ok(stream)
 }
 
