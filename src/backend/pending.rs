@@ -56,11 +56,11 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// A request whose reply goes straight to a client, redirectable (`request` kept).
-    pub fn to_client(queue: Rc<ReplyQueue>, seq: Seq, request: Bytes) -> Pending {
+    /// A request whose reply goes straight to a client; redirectable when `request` is kept.
+    pub fn to_client(queue: Rc<ReplyQueue>, seq: Seq, request: Option<Bytes>) -> Pending {
         Pending {
             sink: Sink::Client { queue, seq },
-            request: Some(request),
+            request,
             redirects: 0,
             pool: None,
         }

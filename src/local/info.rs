@@ -6,7 +6,6 @@ use std::rc::Rc;
 
 use bytes::BytesMut;
 
-use crate::backend::pending::{Pending, Sink};
 use crate::resp::encode;
 use crate::router::Request;
 use crate::router::merge::{Merge, MergeKind};
@@ -57,25 +56,7 @@ pub fn handle(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request
         return;
     }
     let wire = bytes::Bytes::from_static(b"*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n");
-    for (part, m) in masters.into_iter().enumerate() {
-        let sink = Sink::Part {
-            merge: merge.clone(),
-            part,
-        };
-        match worker.backend_for_node_id(m, 2) {
-            Some(be) => be.send(
-                worker,
-                &wire,
-                Pending {
-                    sink,
-                    request: None,
-                    redirects: 0,
-                    pool: None,
-                },
-            ),
-            None => sink.fail("ERR meridian: cluster map changed during INFO"),
-        }
-    }
+    crate::router::fanout::send_parts(worker, &merge, &masters, &wire, 2);
 }
 
 fn render(worker: &Worker, section: &str, out: &mut String) {

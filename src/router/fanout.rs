@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use crate::backend::pending::{Pending, Sink};
 use crate::policy::Access;
@@ -77,25 +77,27 @@ pub fn fan_out(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Reques
         let start = rand::random_range(0..nodes.len());
         nodes.rotate_left(start);
     }
-    let wire = req.wire();
     let merge = Merge::new(client.queue.clone(), seq, rule.merge, nodes.len());
-    for (part, node) in nodes.into_iter().enumerate() {
-        let sink = Sink::Part {
-            merge: merge.clone(),
-            part,
-        };
-        match worker.backend_for_node_id(node, client.proto) {
-            Some(be) => be.send(
-                worker,
-                &wire,
-                Pending {
-                    sink,
-                    request: None,
-                    redirects: 0,
-                    pool: None,
-                },
-            ),
-            None => sink.fail("ERR meridian: the cluster map changed, retry"),
+    send_parts(worker, &merge, &nodes, &req.wire(), client.proto);
+}
+
+/// Sends `wire` to each of `nodes` on the shared connections; the reply of `nodes[i]` is part
+/// `i` of `merge`.
+pub fn send_parts(
+    worker: &Rc<Worker>,
+    merge: &Rc<Merge>,
+    nodes: &[NodeId],
+    wire: &Bytes,
+    proto: u8,
+) {
+    for (part, &node) in nodes.iter().enumerate() {
+        match worker.backend_for_node_id(node, proto) {
+            Some(be) => be.send(worker, wire, Pending::to_part(merge.clone(), part, None)),
+            None => Sink::Part {
+                merge: merge.clone(),
+                part,
+            }
+            .fail("ERR meridian: the cluster map changed, retry"),
         }
     }
 }
@@ -175,16 +177,7 @@ pub fn scan(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request) 
         MergeKind::Scan { current, topo },
         1,
     );
-    be.send(
-        worker,
-        &wire,
-        Pending {
-            sink: Sink::Part { merge, part: 0 },
-            request: None,
-            redirects: 0,
-            pool: None,
-        },
-    );
+    be.send(worker, &wire, Pending::to_part(merge, 0, None));
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use bytes::{Bytes, BytesMut};
 
 use crate::backend::pending::{Pending, Sink};
-use crate::command::{CommandSpec, CommandTable};
+use crate::command::{CommandError, CommandSpec, CommandTable};
 use crate::local;
 use crate::policy::Access;
 use crate::resp::{ReqArgs, encode};
@@ -71,11 +71,23 @@ pub fn dispatch(
     let mut buf = [0u8; 32];
     let name = req.args.get(0).and_then(|n| lower_name(n, &mut buf));
     let class = name.map(class::of).unwrap_or(Class::Keyed);
-    let exclusive = is_exclusive(class, table, client, req);
+    // Resolved once here: the exclusivity check and the dispatch both use it.
+    let spec = match class {
+        Class::Local(_) => None,
+        _ => Some(table.resolve(&req.args)),
+    };
+    let exclusive = match class {
+        Class::Tx(_) | Class::PubSub(_) => true,
+        Class::Keyed if !client.tx.in_multi => matches!(
+            &spec,
+            Some(Ok(s)) if s.is_blocking() && !is_nonblocking_stream_read(s, &req.args)
+        ),
+        _ => false,
+    };
     if exclusive && client.queue.in_flight() > 0 {
         return Flow::Defer;
     }
-    dispatch_class(worker, table, client, req, name, class);
+    dispatch_class(worker, table, client, req, name, class, spec);
     if exclusive {
         Flow::Exclusive
     } else {
@@ -95,20 +107,9 @@ pub enum Flow {
     Defer,
 }
 
-/// Requests that run on a connection of the client's own (blocking commands, transactions,
-/// subscriptions) must neither overtake nor be overtaken by the client's other requests.
-fn is_exclusive(class: Class, table: &CommandTable, client: &ClientState, req: &Request) -> bool {
-    match class {
-        Class::Tx(_) | Class::PubSub(_) => true,
-        Class::Keyed if !client.tx.in_multi => req
-            .args
-            .get(0)
-            .and_then(|n| table.get(n))
-            .is_some_and(|spec| spec.is_blocking() && !is_nonblocking_stream_read(spec, &req.args)),
-        _ => false,
-    }
-}
-
+/// Handles a request of a known class. Requests that run on a connection of the client's own
+/// (blocking commands, transactions, subscriptions) were already held back by [`dispatch`] so
+/// that they neither overtake nor are overtaken by the client's other requests.
 fn dispatch_class(
     worker: &Rc<Worker>,
     table: &CommandTable,
@@ -116,6 +117,7 @@ fn dispatch_class(
     req: &Request,
     name: Option<&str>,
     class: Class,
+    spec: Option<Result<&CommandSpec, CommandError>>,
 ) {
     let seq = client.queue.reserve();
     worker.stats.requests.add(1);
@@ -145,7 +147,11 @@ fn dispatch_class(
         local::handle(cmd, worker, table, client, seq, req);
         return;
     }
-    let spec = match table.resolve(&req.args) {
+    // Every class but Local was resolved by `dispatch`.
+    let Some(spec) = spec else {
+        return;
+    };
+    let spec = match spec {
         Ok(spec) => spec,
         Err(e) => {
             if client.tx.in_multi {
@@ -314,7 +320,7 @@ pub fn send_to_slot(
             be.send(
                 worker,
                 &wire,
-                Pending::to_client(client.queue.clone(), seq, wire.clone()),
+                Pending::to_client(client.queue.clone(), seq, Some(wire.clone())),
             )
         }
         Err(e) => client.reply_error(seq, &e.to_string()),
@@ -345,7 +351,7 @@ pub fn send_dedicated(
         &wire,
         Pending {
             pool: Some(pool),
-            ..Pending::to_client(client.queue.clone(), seq, wire.clone())
+            ..Pending::to_client(client.queue.clone(), seq, Some(wire.clone()))
         },
     );
 }
@@ -468,15 +474,7 @@ fn split(
             Ok(be) => be.send(
                 worker,
                 &wire,
-                Pending {
-                    sink: Sink::Part {
-                        merge: merge.clone(),
-                        part,
-                    },
-                    request: Some(wire.clone()),
-                    redirects: 0,
-                    pool: None,
-                },
+                Pending::to_part(merge.clone(), part, Some(wire.clone())),
             ),
             Err(e) => Sink::Part {
                 merge: merge.clone(),

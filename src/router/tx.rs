@@ -62,10 +62,7 @@ fn forward(worker: &Rc<Worker>, client: &ClientState, conn: &Rc<Backend>, seq: S
     conn.send(
         worker,
         wire,
-        Pending {
-            request: None,
-            ..Pending::to_client(client.queue.clone(), seq, Bytes::new())
-        },
+        Pending::to_client(client.queue.clone(), seq, None),
     );
 }
 

@@ -244,26 +244,25 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         }
         if (exclusive || parked.is_some()) && queue.in_flight() == 0 {
             exclusive = false;
-            let table = commands.get(&shared.commands).clone();
             if let Some((frame, sp, inline)) = parked.take() {
                 let req = Request {
                     frame: &frame,
                     args: ReqArgs::new(&frame, &sp),
                     inline,
                 };
-                exclusive = router::dispatch(&worker, &table, &mut client, &req) == Flow::Exclusive;
+                let table = commands.get(&shared.commands);
+                exclusive = router::dispatch(&worker, table, &mut client, &req) == Flow::Exclusive;
                 continue;
             }
         }
         if client.quit && queue.in_flight() == 0 {
             break "closed by meridian".to_string();
         }
-        // Requests read earlier but held back by the pipeline/output limits.
+        // Requests just read, or read earlier and held back by the pipeline/output limits.
         if !rbuf.is_empty() && !exclusive && parked.is_none() {
-            let table = commands.get(&shared.commands).clone();
             process_input(
                 &worker,
-                &table,
+                commands.get(&shared.commands),
                 &mut client,
                 &mut rbuf,
                 &mut parser,
@@ -303,8 +302,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                         entry.touch_at(last_active);
                     }
                 }
-                let table = commands.get(&shared.commands).clone();
-                process_input(&worker, &table, &mut client, &mut rbuf, &mut parser, &mut spans, &limits, &mut parked, &mut exclusive, (max_pipeline, out_limit));
+                // Parsed and dispatched at the top of the loop.
             }
             _ = &mut idle_timer, if !idle.is_zero() => {
                 if queue.in_flight() == 0 && last_active.elapsed() >= idle {
