@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Cluster, Gateway, error_text, key_in_slot, key_slot, value_text, wait_until};
+use common::{Cluster, Gateway, cmd, err, key_in_slot, key_slot, run, text, wait_until};
 use redis::{Connection, ConnectionLike, Value};
 use std::collections::{BTreeSet, HashSet};
 use std::thread;
@@ -12,28 +12,6 @@ use std::time::{Duration, Instant};
 const FAILOVER: Duration = Duration::from_secs(60);
 /// Bound on SCAN calls in one full scan.
 const MAX_SCAN_CALLS: usize = 20_000;
-
-fn cmd(args: &[&str]) -> redis::Cmd {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c
-}
-
-/// Runs one command; the reply may be an error value. Panics on I/O errors.
-fn run(conn: &mut Connection, args: &[&str]) -> Value {
-    conn.req_command(&cmd(args))
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn text(v: &Value) -> String {
-    value_text(v).unwrap_or_else(|| panic!("expected a string reply, got {v:?}"))
-}
-
-fn err(v: &Value) -> String {
-    error_text(v).unwrap_or_else(|| panic!("expected an error reply, got {v:?}"))
-}
 
 fn int(v: &Value) -> i64 {
     match v {

@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{Cluster, Gateway, error_text, key_in_slot, key_slot, value_text};
-use redis::{Connection, ConnectionLike, Value};
+use common::{Cluster, Gateway, err, key_in_slot, key_slot, run, text, value_text};
+use redis::{ConnectionLike, Value};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -16,28 +16,6 @@ const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 const RAW_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on nesting when reading a reply.
 const MAX_DEPTH: usize = 32;
-
-fn cmd(args: &[&str]) -> redis::Cmd {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c
-}
-
-/// Runs one command; the reply may be an error value. Panics on I/O errors.
-fn run(conn: &mut Connection, args: &[&str]) -> Value {
-    conn.req_command(&cmd(args))
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn text(v: &Value) -> String {
-    value_text(v).unwrap_or_else(|| panic!("expected a string reply, got {v:?}"))
-}
-
-fn err(v: &Value) -> String {
-    error_text(v).unwrap_or_else(|| panic!("expected an error reply, got {v:?}"))
-}
 
 /// A raw RESP session (no client library in between), for byte-exact comparisons.
 struct Raw {

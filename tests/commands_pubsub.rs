@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::{Cluster, Gateway, key_in_slot, value_text, wait_until};
-use redis::{Connection, ConnectionLike, Value};
+use common::{Cluster, Gateway, key_in_slot, run, text, wait_until};
+use redis::{Connection, Value};
 use std::collections::BTreeSet;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -17,28 +17,11 @@ use std::time::Duration;
 const MAX_FRAME: usize = 1 << 20;
 const SETTLE: Duration = Duration::from_secs(15);
 
-fn cmd(args: &[&str]) -> redis::Cmd {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c
-}
-
-fn run(conn: &mut Connection, args: &[&str]) -> Value {
-    conn.req_command(&cmd(args))
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
 fn int(v: &Value) -> i64 {
     match v {
         Value::Int(n) => *n,
         other => panic!("expected an integer reply, got {other:?}"),
     }
-}
-
-fn text(v: &Value) -> String {
-    value_text(v).unwrap_or_else(|| panic!("expected a string reply, got {v:?}"))
 }
 
 fn strings(v: &Value) -> Vec<String> {

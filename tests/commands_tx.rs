@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{Cluster, Gateway, error_text, key_in_slot, value_text, wait_until};
-use redis::{Connection, ConnectionLike, Value};
+use common::{Cluster, Gateway, err, error_text, key_in_slot, run, text, wait_until};
+use redis::{Connection, Value};
 use std::fs;
 use std::io::Write;
 use std::net::TcpStream;
@@ -18,28 +18,6 @@ const SETTLE: Duration = Duration::from_secs(30);
 /// Read timeout of clients that block on purpose (longer than everything done meanwhile).
 const BLOCKED_READ: Duration = Duration::from_secs(120);
 const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
-
-fn cmd(args: &[&str]) -> redis::Cmd {
-    let mut c = redis::cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c
-}
-
-/// Runs one command; the reply may be an error value. Panics on I/O errors.
-fn run(conn: &mut Connection, args: &[&str]) -> Value {
-    conn.req_command(&cmd(args))
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn text(v: &Value) -> String {
-    value_text(v).unwrap_or_else(|| panic!("expected a string reply, got {v:?}"))
-}
-
-fn err(v: &Value) -> String {
-    error_text(v).unwrap_or_else(|| panic!("expected an error reply, got {v:?}"))
-}
 
 fn bulk(s: &str) -> Value {
     Value::BulkString(s.as_bytes().to_vec())

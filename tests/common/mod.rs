@@ -6,9 +6,11 @@
 // Not every test file uses every helper.
 #![allow(dead_code, unused_imports)]
 
+pub mod client;
 pub mod cluster;
 pub mod gateway;
 
+pub use client::{cmd, err, run, text};
 pub use cluster::{Cluster, ClusterBuilder, key_in_slot, key_slot};
 pub use gateway::{Gateway, GatewayOptions};
 
