@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what meridian's tests and demo need when it is missing: redis-server, redis-cli,
-# redis-benchmark and kill(1) from Debian's packages. Needs root (or sudo) only when something is missing.
+# redis-benchmark and kill(1) from Debian's packages, redis-py from PyPI. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 missing=()
 for tool in redis-server redis-cli redis-benchmark; do
@@ -17,3 +17,9 @@ if ((${#missing[@]})); then
   # The package may start a system instance on 6379; meridian's tests never use it.
 fi
 command -v redis-server >/dev/null
+# Real client libraries the compatibility tests drive meridian with.
+if ! python3 -c 'import redis' 2>/dev/null; then
+  echo "installing redis-py from PyPI" >&2
+  python3 -m pip install -q --disable-pip-version-check 'redis==8.0.0'
+fi
+python3 -c 'import redis' >/dev/null

@@ -110,9 +110,14 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Most clients connected at once.
     pub max_clients: usize,
-    /// Bytes of replies queued for a client that does not read before it stops being read.
+    /// Bytes of replies held for a client that does not read them: past it the client stops
+    /// being read.
     #[serde(deserialize_with = "units::size")]
     pub output_buffer_limit: usize,
+    /// How long a client past `output_buffer_limit` may go without taking any of its replies
+    /// before it is disconnected (a client that writes and never reads would otherwise hang).
+    #[serde(deserialize_with = "units::duration")]
+    pub output_stall: Duration,
 }
 
 impl Default for ClientConfig {
@@ -121,6 +126,7 @@ impl Default for ClientConfig {
             timeout: Duration::from_secs(300),
             max_clients: 10_000,
             output_buffer_limit: 64 << 20,
+            output_stall: Duration::from_secs(30),
         }
     }
 }

@@ -78,6 +78,7 @@ fn check_core(cfg: &Config, out: &mut Errors) {
     out.positive("cluster.refresh_interval", cfg.cluster.refresh_interval);
     out.at_least_one("client.max_clients", cfg.client.max_clients);
     out.at_least_one("client.output_buffer_limit", cfg.client.output_buffer_limit);
+    out.positive("client.output_stall", cfg.client.output_stall);
     if cfg.limits.max_bulk == 0 || cfg.limits.max_bulk > MAX_BULK_LIMIT {
         out.push(
             "limits.max_bulk",

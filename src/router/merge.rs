@@ -481,9 +481,9 @@ mod tests {
         m.part_done(1, b(":1\r\n"));
         m.part_done(1, b(":9\r\n"));
         let mut out = BytesMut::new();
-        assert_eq!(q.drain_ready(&mut out), 0);
+        assert_eq!(q.drain_ready(&mut out, usize::MAX), 0);
         m.part_done(0, b(":4\r\n"));
-        assert_eq!(q.drain_ready(&mut out), 1);
+        assert_eq!(q.drain_ready(&mut out, usize::MAX), 1);
         assert_eq!(&out[..], b":5\r\n");
     }
 }

@@ -84,7 +84,7 @@ pub fn dispatch(
         ),
         _ => false,
     };
-    if exclusive && client.queue.in_flight() > 0 {
+    if exclusive && client.queue.unanswered() > 0 {
         return Flow::Defer;
     }
     dispatch_class(worker, table, client, req, name, class, spec);

@@ -393,11 +393,11 @@ mod tests {
         assert_eq!(state.count.get(), 2);
         assert!(!state.pending.get());
         let mut out = BytesMut::new();
-        assert_eq!(queue.drain_ready(&mut out), 0);
+        assert_eq!(queue.drain_ready(&mut out, usize::MAX), 0);
         state.on_frame(Bytes::from_static(
             b"*2\r\n$4\r\npong\r\n$17\r\nmeridian:sync:1:0\r\n",
         ));
-        assert_eq!(queue.drain_ready(&mut out), 1);
+        assert_eq!(queue.drain_ready(&mut out, usize::MAX), 1);
         assert_eq!(
             &out[..],
             b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"
@@ -406,7 +406,7 @@ mod tests {
         state.on_frame(Bytes::from_static(
             b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nx\r\n",
         ));
-        assert_eq!(queue.drain_ready(&mut out), 1);
+        assert_eq!(queue.drain_ready(&mut out, usize::MAX), 1);
     }
 
     #[test]
@@ -443,7 +443,7 @@ mod count_tests {
         state.on_frame(frame);
         assert_eq!(total.get(), 2);
         let mut out = BytesMut::new();
-        queue.drain_ready(&mut out);
+        queue.drain_ready(&mut out, usize::MAX);
         assert!(out.ends_with(b":2\r\n"), "{out:?}");
     }
 }

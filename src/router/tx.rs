@@ -1,6 +1,8 @@
 //! Transactions: MULTI/EXEC/DISCARD/WATCH/UNWATCH on a connection of the client's own, on the
 //! master of the transaction's slot. Keys of another slot abort the transaction, as a cluster
-//! node would (CROSSSLOT now, EXECABORT at EXEC).
+//! node would (CROSSSLOT now, EXECABORT at EXEC). The first keyed command picks the node:
+//! keyless commands queued before it (PING, TIME, `EVAL … 0`) are answered `+QUEUED` here and
+//! sent once the node is known.
 
 use std::rc::Rc;
 
@@ -21,6 +23,7 @@ use super::{CROSSSLOT, Request, common_slot, random_slot};
 const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
 const DISCARD: &[u8] = b"*1\r\n$7\r\nDISCARD\r\n";
 const UNWATCH: &[u8] = b"*1\r\n$7\r\nUNWATCH\r\n";
+const QUEUED: &[u8] = b"+QUEUED\r\n";
 
 /// The transaction commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +46,8 @@ pub struct TxState {
     multi_sent: bool,
     failed: bool,
     watching: bool,
+    /// Keyless commands queued before any command chose the transaction's node.
+    held: Vec<Bytes>,
 }
 
 impl TxState {
@@ -64,6 +69,18 @@ fn forward(worker: &Rc<Worker>, client: &ClientState, conn: &Rc<Backend>, seq: S
         wire,
         Pending::to_client(client.queue.clone(), seq, None),
     );
+}
+
+/// Sends MULTI (once) and the keyless commands held until the node was known; their
+/// `+QUEUED` replies were already given by meridian.
+fn open_multi(worker: &Rc<Worker>, client: &mut ClientState, conn: &Rc<Backend>) {
+    if !client.tx.multi_sent {
+        conn.send(worker, MULTI, Pending::ignored());
+        client.tx.multi_sent = true;
+    }
+    for wire in client.tx.held.drain(..) {
+        conn.send(worker, &wire, Pending::ignored());
+    }
 }
 
 /// The transaction's connection, checking that `slot` agrees with the transaction's slot.
@@ -166,12 +183,18 @@ pub fn control(
                     );
                 }
                 Some(conn) => {
-                    if !client.tx.multi_sent {
-                        // WATCH then an empty MULTI/EXEC: the node still checks the watched keys.
-                        conn.send(worker, MULTI, Pending::ignored());
-                    }
+                    // WATCH then an empty MULTI/EXEC: the node still checks the watched keys.
+                    open_multi(worker, client, &conn);
                     forward(worker, client, &conn, seq, &req.wire());
                 }
+                // Only keyless commands: any master runs them.
+                None if !client.tx.held.is_empty() => match ensure_conn(worker, client, None) {
+                    Ok(conn) => {
+                        open_multi(worker, client, &conn);
+                        forward(worker, client, &conn, seq, &req.wire());
+                    }
+                    Err(e) => client.reply_error(seq, &e),
+                },
                 None => client.reply(seq, Bytes::from_static(b"*0\r\n")),
             }
             client.tx.reset();
@@ -221,12 +244,14 @@ pub fn queue(
     } else {
         request_slot(table, req)
     };
+    if matches!(slot, Ok(None)) && client.tx.conn.is_none() {
+        // A keyless command must not choose the node: the next keyed one does.
+        client.tx.held.push(req.wire());
+        return client.reply(seq, Bytes::from_static(QUEUED));
+    }
     match slot.and_then(|slot| ensure_conn(worker, client, slot)) {
         Ok(conn) => {
-            if !client.tx.multi_sent {
-                conn.send(worker, MULTI, Pending::ignored());
-                client.tx.multi_sent = true;
-            }
+            open_multi(worker, client, &conn);
             forward(worker, client, &conn, seq, &req.wire());
         }
         Err(e) => {

@@ -8,10 +8,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tracing::debug;
+use tokio::net::tcp::OwnedWriteHalf;
+use tracing::{debug, warn};
 
 use crate::backend::dedicated::DedicatedPool;
 use crate::clients::ClientEntry;
@@ -27,6 +28,8 @@ use crate::worker::Worker;
 use queue::{ReplyQueue, Seq};
 
 const READ_CHUNK: usize = 16 * 1024;
+/// Replies gathered from the queue for one write.
+const WRITE_CHUNK: usize = 64 * 1024;
 /// Input buffered while a request waits for the client's earlier replies.
 const HELD_INPUT_LIMIT: usize = 64 * 1024;
 
@@ -134,14 +137,17 @@ fn process_input(
     limits: &Limits,
     parked: &mut Option<(Bytes, Vec<std::ops::Range<usize>>, bool)>,
     exclusive: &mut bool,
-    (max_pipeline, out_limit): (usize, usize),
+    (max_pipeline, out_limit, unwritten): (usize, usize, usize),
 ) {
+    // Only requests still waiting on a backend count toward `max_pipeline`: replies that are
+    // merely waiting to be written are bounded by the output limit instead, so a client that
+    // writes a whole pipeline before reading a byte keeps being served.
     while !rbuf.is_empty()
         && !client.quit
         && !*exclusive
         && parked.is_none()
-        && client.queue.in_flight() < max_pipeline
-        && client.queue.has_room(out_limit)
+        && client.queue.unanswered() < max_pipeline
+        && client.queue.has_room(out_limit, unwritten)
     {
         match parser.parse(rbuf, limits, spans) {
             Ok(ParseOutcome::Incomplete) => break,
@@ -174,7 +180,30 @@ fn process_input(
     }
 }
 
+/// Writes as much of `wbuf` as the socket takes now, without waiting. Returns whether any
+/// byte left.
+fn write_some(wr: &OwnedWriteHalf, wbuf: &mut BytesMut) -> std::io::Result<bool> {
+    let mut progressed = false;
+    while !wbuf.is_empty() {
+        match wr.try_write(wbuf) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                wbuf.advance(n);
+                progressed = true;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(progressed)
+}
+
 /// Serves one client until it leaves, breaks the protocol, idles out, or the gateway stops.
+///
+/// Reading and writing never wait for each other: a client that writes a long pipeline
+/// before reading any reply keeps being read while its replies wait for the socket, up to
+/// `client.output_buffer_limit` bytes held; past that it stops being read, and if it then
+/// takes none of its replies for `client.output_stall` it is disconnected with a logged reason.
 pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let shared = worker.shared.clone();
     let stats = worker.stats.clone();
@@ -194,6 +223,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     };
     let max_pipeline = config.limits.max_pipeline.max(1);
     let out_limit = config.client.output_buffer_limit.max(1);
+    let stall = config.client.output_stall;
     let idle = config.client.timeout;
     let mut client = ClientState::new(shared.next_client_id(), peer);
     let entry = shared.clients_registry.add(client.id, peer, worker.id);
@@ -207,12 +237,16 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut shutdown = shared.shutdown_signal();
     let mut last_active = Instant::now();
+    // Last time the client took some of its replies (or had none waiting).
+    let mut last_drain = Instant::now();
     let idle_timer = tokio::time::sleep(if idle.is_zero() {
         Duration::from_secs(86400)
     } else {
         idle
     });
     tokio::pin!(idle_timer);
+    let stall_timer = tokio::time::sleep(stall);
+    tokio::pin!(stall_timer);
 
     // A request waiting for the client's earlier replies (see `router::Flow`).
     let mut parked: Option<(Bytes, Vec<std::ops::Range<usize>>, bool)> = None;
@@ -223,26 +257,38 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         if let Some(reason) = queue.killed() {
             break reason.to_string();
         }
-        let drained = queue.drain_ready(&mut wbuf);
-        stats.responses.add(drained as u64);
-        if !wbuf.is_empty() {
-            stats.send_client_bytes.add(wbuf.len() as u64);
-            // A client that does not read blocks this write; it must still be possible to
-            // disconnect it (output limit of a subscriber, CLIENT KILL).
-            let outcome = tokio::select! {
-                r = wr.write_all(&wbuf) => r.map_err(|e| format!("write failed: {e}")),
-                _ = queue.wait_killed() => Err(queue.killed().unwrap_or("killed").to_string()),
-                _ = entry.kill.notified() => Err("killed by CLIENT KILL".to_string()),
-            };
-            if let Err(reason) = outcome {
-                break reason;
+        // Replies leave in request order, at most WRITE_CHUNK at a time gathered from the
+        // queue, as long as the socket takes them; what waits stays counted as held.
+        let wrote = loop {
+            let drained = queue.drain_ready(&mut wbuf, WRITE_CHUNK);
+            stats.responses.add(drained as u64);
+            if wbuf.is_empty() {
+                break Ok(());
             }
-            wbuf.clear();
-            if wbuf.capacity() > 4 * READ_CHUNK {
+            let before = wbuf.len();
+            match write_some(&wr, &mut wbuf) {
+                Err(e) => break Err(e),
+                Ok(progressed) => {
+                    if progressed {
+                        stats.send_client_bytes.add((before - wbuf.len()) as u64);
+                        last_drain = worker.now();
+                    }
+                    if !wbuf.is_empty() {
+                        break Ok(());
+                    }
+                }
+            }
+        };
+        if let Err(e) = wrote {
+            break format!("write failed: {e}");
+        }
+        if wbuf.is_empty() {
+            last_drain = worker.now();
+            if wbuf.capacity() > 4 * WRITE_CHUNK {
                 wbuf = BytesMut::with_capacity(READ_CHUNK);
             }
         }
-        if (exclusive || parked.is_some()) && queue.in_flight() == 0 {
+        if (exclusive || parked.is_some()) && queue.unanswered() == 0 {
             exclusive = false;
             if let Some((frame, sp, inline)) = parked.take() {
                 let req = Request {
@@ -255,7 +301,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                 continue;
             }
         }
-        if client.quit && queue.in_flight() == 0 {
+        if client.quit && queue.in_flight() == 0 && wbuf.is_empty() {
             break "closed by meridian".to_string();
         }
         // Requests just read, or read earlier and held back by the pipeline/output limits.
@@ -270,16 +316,23 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                 &limits,
                 &mut parked,
                 &mut exclusive,
-                (max_pipeline, out_limit),
+                (max_pipeline, out_limit, wbuf.len()),
             );
         }
         // While a request waits for its turn, keep reading a little (so a client that leaves
         // is noticed and its blocked backend connection released) but not much.
         let holding = exclusive || parked.is_some();
+        let output_full = queue.held_bytes() + wbuf.len() >= out_limit;
         let can_read = !client.quit
             && (!holding || rbuf.len() < HELD_INPUT_LIMIT)
-            && queue.in_flight() < max_pipeline
-            && queue.held_bytes() < out_limit;
+            && queue.unanswered() < max_pipeline
+            && !output_full;
+        // Replies waiting for the socket: if the client takes none of them while it cannot be
+        // read (or while meridian waits to close it), nothing else ends the wait.
+        let blocked = !wbuf.is_empty();
+        if blocked {
+            stall_timer.as_mut().reset((last_drain + stall).into());
+        }
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
             rbuf.reserve(READ_CHUNK);
         }
@@ -291,6 +344,13 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                     // of the event loop: let them land so they leave in one write.
                     tokio::task::yield_now().await;
                 }
+            }
+            r = wr.writable(), if !wbuf.is_empty() => {
+                if let Err(e) = r {
+                    break format!("write failed: {e}");
+                }
+                worker.tick();
+                // Written at the top of the loop.
             }
             r = crate::io::read_some(&rd, &mut rbuf), if can_read => {
                 match r {
@@ -304,8 +364,29 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                 }
                 // Parsed and dispatched at the top of the loop.
             }
+            _ = &mut stall_timer, if blocked => {
+                let now = worker.tick();
+                let over = queue.held_bytes() + wbuf.len() >= out_limit || client.quit;
+                if !over {
+                    // Still within the limit: the stall period starts when it is passed.
+                    last_drain = now;
+                } else if now >= last_drain + stall {
+                    let held = queue.held_bytes() + wbuf.len();
+                    warn!(
+                        client = client.id,
+                        %peer,
+                        held_bytes = held,
+                        stalled_ms = stall.as_millis() as u64,
+                        "disconnecting a client that reads none of its replies"
+                    );
+                    break format!(
+                        "output buffer stalled: {held} bytes of replies untaken for {}ms",
+                        stall.as_millis()
+                    );
+                }
+            }
             _ = &mut idle_timer, if !idle.is_zero() => {
-                if queue.in_flight() == 0 && last_active.elapsed() >= idle {
+                if queue.in_flight() == 0 && wbuf.is_empty() && last_active.elapsed() >= idle {
                     break "idle timeout".to_string();
                 }
                 idle_timer.as_mut().reset((last_active + idle).max(Instant::now() + Duration::from_millis(10)).into());

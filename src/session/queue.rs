@@ -83,14 +83,15 @@ impl ReplyQueue {
         self.unanswered.get()
     }
 
-    /// Whether another request may be sent without the replies of those in flight, at their
-    /// expected size, passing `limit` bytes held for this client.
-    pub fn has_room(&self, limit: usize) -> bool {
+    /// Whether another request may be sent without the replies of those waiting on backends,
+    /// at their expected size, passing `limit` bytes held for this client; `unwritten` is
+    /// what already left the queue but not yet the socket.
+    pub fn has_room(&self, limit: usize, unwritten: usize) -> bool {
         let estimate = match self.avg_reply.get() {
             0 => FIRST_REPLY_GUESS,
             n => n,
         };
-        self.held_bytes() + self.unanswered.get() * estimate < limit
+        self.held_bytes() + unwritten + self.unanswered.get() * estimate < limit
     }
 
     /// Stores a reply made by meridian itself (an error or a local command's answer).
@@ -98,11 +99,14 @@ impl ReplyQueue {
         self.fill(seq, Bytes::copy_from_slice(reply));
     }
 
-    /// Appends every reply at the head of the queue that is ready to `out`; returns how many.
-    pub fn drain_ready(&self, out: &mut BytesMut) -> usize {
+    /// Appends the replies at the head of the queue that are ready to `out`, while `out` holds
+    /// less than `cap` bytes; returns how many. What stays behind still counts as held.
+    pub fn drain_ready(&self, out: &mut BytesMut, cap: usize) -> usize {
         let mut inner = self.inner.borrow_mut();
         let mut n = 0;
-        while let Some(Some(_)) = inner.slots.front() {
+        while out.len() < cap
+            && let Some(Some(_)) = inner.slots.front()
+        {
             if let Some(Some(reply)) = inner.slots.pop_front() {
                 inner.ready_bytes -= reply.len();
                 out.extend_from_slice(&reply);
@@ -181,10 +185,10 @@ mod tests {
         let mut out = BytesMut::new();
         q.fill(c, Bytes::from_static(b"+c\r\n"));
         q.fill(b, Bytes::from_static(b"+b\r\n"));
-        assert_eq!(q.drain_ready(&mut out), 0);
+        assert_eq!(q.drain_ready(&mut out, usize::MAX), 0);
         assert_eq!(q.held_bytes(), 8);
         q.fill(a, Bytes::from_static(b"+a\r\n"));
-        assert_eq!(q.drain_ready(&mut out), 3);
+        assert_eq!(q.drain_ready(&mut out, usize::MAX), 3);
         assert_eq!(&out[..], b"+a\r\n+b\r\n+c\r\n");
         assert_eq!(q.in_flight(), 0);
         let d = q.reserve();
