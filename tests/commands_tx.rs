@@ -5,11 +5,10 @@
 
 mod common;
 
+use common::raw::Raw;
 use common::{Cluster, Gateway, err, error_text, key_in_slot, run, text, wait_until};
 use redis::{Connection, Value};
 use std::fs;
-use std::io::Write;
-use std::net::TcpStream;
 use std::thread;
 use std::time::Duration;
 
@@ -575,15 +574,10 @@ fn blocked_then_disconnected_clients_leak_nothing() {
         .unwrap_or(3);
 
     for round in 0..rounds {
-        let mut streams: Vec<TcpStream> = Vec::with_capacity(CLIENTS);
+        let mut streams: Vec<Raw> = Vec::with_capacity(CLIENTS);
         for i in 0..CLIENTS {
             let mut s = gw.raw();
-            let key = key_in_slot(slot, &format!("q{i}"));
-            let frame = format!(
-                "*3\r\n$5\r\nBLPOP\r\n${}\r\n{key}\r\n$1\r\n0\r\n",
-                key.len()
-            );
-            s.write_all(frame.as_bytes()).expect("send BLPOP");
+            s.send(&["BLPOP", &key_in_slot(slot, &format!("q{i}")), "0"]);
             streams.push(s);
         }
         wait_clients(&cluster, &master, "blocked_clients", CLIENTS as i64);

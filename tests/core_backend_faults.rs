@@ -8,9 +8,9 @@ mod fakes;
 use std::thread;
 use std::time::Duration;
 
+use common::raw::{Raw, encode, show};
 use common::{Gateway, GatewayOptions, key_slot, wait_until};
 use fakes::probe::{Bystander, info, info_u64};
-use fakes::resp::{Raw, encode, show};
 use fakes::{Action, FakeNode};
 
 fn upper(arg: &[u8]) -> String {

@@ -2,14 +2,13 @@
 //! `meridian check` reporting config errors as `file:line: key: message`.
 
 mod common;
-mod fakes;
 
 use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
+use common::raw::{Raw, encode, show};
 use common::{Cluster, Gateway, TempDir, value_text};
-use fakes::resp::{Raw, encode, show};
 
 #[test]
 fn sigterm_lets_in_flight_requests_finish_and_exits_0() {

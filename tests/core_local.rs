@@ -6,9 +6,9 @@ mod fakes;
 
 use std::collections::HashMap;
 
+use common::raw::{Raw, encode, show};
 use common::{Cluster, Gateway, key_in_slot, key_slot, value_text};
 use fakes::probe::{info, info_section, info_text, info_u64};
-use fakes::resp::{Raw, encode, show};
 
 /// Collects differences between meridian and redis-server, so one run reports all of them.
 #[derive(Default)]

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::raw::{Raw, encode, show};
 use common::{Cluster, Gateway, GatewayOptions, key_in_slot, key_slot, value_text, wait_until};
 use fakes::probe::{info, info_u64};
-use fakes::resp::{Raw, encode, show};
 
 /// A command template: `K`, `H`, `L`, `Z`, `C`, `N` stand for keys of one slot, filled in per
 /// side so that meridian and the master run the same commands on different keys.

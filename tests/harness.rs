@@ -3,6 +3,7 @@
 mod common;
 
 use common::gateway::{GatewayOptions, parse_listening, render_config};
+use common::raw::{frame_len, show};
 use common::{Cluster, ClusterBuilder, Role, error_text, key_in_slot, key_slot, value_text};
 use redis::Value;
 use std::io::{BufRead, BufReader};
@@ -449,4 +450,27 @@ fn gateway_config_and_listening_line() {
     );
     assert_eq!(parse_listening("meridian: starting"), None);
     assert_eq!(parse_listening("listening on nowhere"), None);
+}
+
+/// The raw client finds where each kind of RESP2/RESP3 reply ends, and waits for the rest of one
+/// that is cut short.
+#[test]
+fn frames_of_every_type() {
+    let cases: &[&[u8]] = &[
+        b"+OK\r\n",
+        b"-ERR x\r\n",
+        b":12\r\n",
+        b"$-1\r\n",
+        b"$3\r\nabc\r\n",
+        b"*2\r\n$1\r\na\r\n*-1\r\n",
+        b"%1\r\n+k\r\n:1\r\n",
+        b"_\r\n",
+        b"|1\r\n+a\r\n+b\r\n:3\r\n",
+    ];
+    for case in cases {
+        let mut buf = case.to_vec();
+        buf.extend_from_slice(b"+next\r\n");
+        assert_eq!(frame_len(&buf), Ok(Some(case.len())), "{}", show(case));
+        assert_eq!(frame_len(&case[..case.len() - 1]), Ok(None));
+    }
 }

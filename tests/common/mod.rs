@@ -9,6 +9,7 @@
 pub mod client;
 pub mod cluster;
 pub mod gateway;
+pub mod raw;
 
 pub use client::{cmd, err, run, text};
 pub use cluster::{Cluster, ClusterBuilder, key_in_slot, key_slot};
@@ -359,7 +360,7 @@ impl Node {
     fn answering_pid(&self) -> Option<u32> {
         let mut conn = connect(&self.addr).ok()?;
         let info: String = redis::cmd("INFO").arg("server").query(&mut conn).ok()?;
-        parse_info(&info).get("process_id")?.parse().ok()
+        info_fields(&info).get("process_id")?.parse().ok()
     }
 
     /// The node's cluster id (stable across restarts: nodes.conf is kept).
@@ -520,7 +521,7 @@ impl Node {
             .map_err(|e| format!("{}: {e}", self.addr))?;
         let text = value_text(&reply)
             .ok_or_else(|| format!("{}: INFO {args:?} replied {reply:?}", self.addr))?;
-        Ok(parse_info(&text))
+        Ok(info_fields(&text))
     }
 
     /// The node's data dir (holds nodes.conf and redis.log).
@@ -551,7 +552,8 @@ fn command(args: &[&str]) -> redis::Cmd {
     cmd
 }
 
-fn parse_info(text: &str) -> Fields {
+/// `field:value` lines (INFO, CLUSTER INFO) keyed by field; later duplicates win.
+pub fn info_fields(text: &str) -> Fields {
     text.lines()
         .filter_map(|line| line.trim_end().split_once(':'))
         .map(|(k, v)| (k.to_string(), v.to_string()))
