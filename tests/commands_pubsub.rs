@@ -6,27 +6,13 @@
 
 mod common;
 
-use common::{Cluster, Gateway, key_in_slot, run, text, wait_until};
+use common::{Cluster, Gateway, int, key_in_slot, rss_kib, run, strings, text, wait_until};
 use redis::{Connection, Value};
 use std::collections::BTreeSet;
 use std::io::{ErrorKind, Read};
 use std::time::Duration;
 
 const SETTLE: Duration = Duration::from_secs(15);
-
-fn int(v: &Value) -> i64 {
-    match v {
-        Value::Int(n) => *n,
-        other => panic!("expected an integer reply, got {other:?}"),
-    }
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(items) | Value::Set(items) => items.iter().map(text).collect(),
-        other => panic!("expected an array reply, got {other:?}"),
-    }
-}
 
 /// `[name, n, name, n …]` (or a RESP3 map) as pairs.
 fn pairs(v: &Value) -> Vec<(String, i64)> {
@@ -343,16 +329,6 @@ fn resp3_push_frames_and_normal_commands_on_one_connection() {
     sub.expect("_\r\n");
 }
 
-fn vm_rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS line")
-}
-
 #[test]
 fn a_subscriber_that_does_not_read_is_disconnected() {
     let cluster = Cluster::start(3, 0);
@@ -364,7 +340,7 @@ fn a_subscriber_that_does_not_read_is_disconnected() {
     let mut slow = gw.raw();
     slow.send(&["SUBSCRIBE", "flood"]);
     slow.expect(confirm("subscribe", "flood", 1));
-    let rss_before = vm_rss_kb(gw.pid());
+    let rss_before = rss_kib(gw.pid());
 
     // Up to ~10 MB in 64 KB messages; stop once meridian dropped the subscriber (the
     // subscription disappears from the cluster).
@@ -376,7 +352,7 @@ fn a_subscriber_that_does_not_read_is_disconnected() {
         run(&mut publisher, &["PUBLISH", "flood", &payload]);
         published += payload.len();
         if i % 8 == 7 {
-            peak = peak.max(vm_rss_kb(gw.pid()));
+            peak = peak.max(rss_kib(gw.pid()));
             if numsub(&mut publisher, "NUMSUB", "flood") == 0 {
                 dropped = true;
                 break;
@@ -436,7 +412,7 @@ fn a_subscriber_that_does_not_read_is_disconnected() {
     assert_eq!(text(&run(&mut bystander, &["PING"])), "PONG");
     assert_eq!(text(&run(&mut bystander, &["GET", "b"])), "1");
     assert_eq!(text(&run(&mut publisher, &["PING"])), "PONG");
-    let rss_after = vm_rss_kb(gw.pid());
+    let rss_after = rss_kib(gw.pid());
     peak = peak.max(rss_after);
     assert!(
         peak < rss_before + 64 * 1024,

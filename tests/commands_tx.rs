@@ -6,9 +6,8 @@
 mod common;
 
 use common::raw::Raw;
-use common::{Cluster, Gateway, err, error_text, key_in_slot, run, text, wait_until};
+use common::{Cluster, Gateway, err, error_text, key_in_slot, rss_kib, run, text, wait_until};
 use redis::{Connection, Value};
-use std::fs;
 use std::thread;
 use std::time::Duration;
 
@@ -35,11 +34,7 @@ fn direct(addr: &str) -> Connection {
 
 /// An `INFO clients` field of a node, as a number.
 fn clients_field(cluster: &Cluster, addr: &str, field: &str) -> i64 {
-    let info = cluster.node(addr).info("clients");
-    let value = info
-        .get(field)
-        .unwrap_or_else(|| panic!("no {field} in INFO clients"));
-    value.parse().unwrap_or_else(|_| panic!("{field}:{value}"))
+    cluster.node(addr).info_i64("clients", field)
 }
 
 /// Waits until `field` of `addr`'s `INFO clients` equals `want`.
@@ -78,19 +73,6 @@ fn same_as_master(gw: &mut Connection, master: &mut Connection, keys: &[&str], s
     for ((args, got), want) in script.iter().zip(&via_gw).zip(&direct) {
         assert_eq!(got, want, "{args:?}: meridian vs the master itself");
     }
-}
-
-/// The resident set size of a process in kB.
-fn rss_kb(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS line");
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .expect("VmRSS value")
 }
 
 #[test]
@@ -565,7 +547,7 @@ fn blocked_then_disconnected_clients_leak_nothing() {
         Value::Okay
     );
     let baseline = clients_field(&cluster, &master, "connected_clients");
-    let rss_start = rss_kb(gw.pid());
+    let rss_start = rss_kib(gw.pid());
     const CLIENTS: usize = 300;
     // More rounds (e.g. 34 for the 10,000 clients) with MERIDIAN_BLOCK_ROUNDS.
     let rounds: usize = std::env::var("MERIDIAN_BLOCK_ROUNDS")
@@ -581,13 +563,13 @@ fn blocked_then_disconnected_clients_leak_nothing() {
             streams.push(s);
         }
         wait_clients(&cluster, &master, "blocked_clients", CLIENTS as i64);
-        let rss_blocked = rss_kb(gw.pid());
+        let rss_blocked = rss_kib(gw.pid());
         drop(streams);
         wait_clients(&cluster, &master, "blocked_clients", 0);
         // +1: meridian's health prober keeps one control connection per node, opened within
         // `health.probe_interval` of start, so it may appear after the baseline was taken.
         wait_at_most(&cluster, &master, baseline + 1);
-        let rss_after = rss_kb(gw.pid());
+        let rss_after = rss_kib(gw.pid());
         eprintln!(
             "round {round}: meridian VmRSS start {rss_start} kB, {CLIENTS} blocked {rss_blocked} kB, after disconnect {rss_after} kB"
         );

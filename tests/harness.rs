@@ -4,7 +4,7 @@ mod common;
 
 use common::gateway::{GatewayOptions, parse_listening, render_config};
 use common::raw::{frame_len, show};
-use common::{Cluster, ClusterBuilder, Role, error_text, key_in_slot, key_slot, value_text};
+use common::{Cluster, ClusterBuilder, Role, err, key_in_slot, key_slot, text};
 use redis::Value;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -14,14 +14,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const FAILOVER: Duration = Duration::from_secs(60);
-
-fn text(value: &Value) -> String {
-    value_text(value).unwrap_or_else(|| panic!("expected a string reply, got {value:?}"))
-}
-
-fn error(value: &Value) -> String {
-    error_text(value).unwrap_or_else(|| panic!("expected an error reply, got {value:?}"))
-}
 
 #[test]
 fn three_by_one_cluster_forms_with_every_slot_covered() {
@@ -169,7 +161,7 @@ fn migrate_slot_moves_every_key_and_the_ownership() {
         Value::Int(0)
     );
     assert_eq!(
-        error(&cluster.query(&from, &["GET", &keys[0]])),
+        err(&cluster.query(&from, &["GET", &keys[0]])),
         format!("MOVED {slot} {to}")
     );
     cluster.wait_healthy(FAILOVER);
@@ -192,12 +184,12 @@ fn half_finished_migration_answers_ask_until_finished() {
     cluster.begin_migration(slot, &from, &to);
     cluster.migrate_key(slot, &moved, &from, &to);
     assert_eq!(
-        error(&cluster.query(&from, &["GET", &moved])),
+        err(&cluster.query(&from, &["GET", &moved])),
         format!("ASK {slot} {to}")
     );
     assert_eq!(text(&cluster.query(&from, &["GET", &stays])), "s");
     assert_eq!(
-        error(&cluster.query(&to, &["GET", &moved])),
+        err(&cluster.query(&to, &["GET", &moved])),
         format!("MOVED {slot} {from}")
     );
     let asked = cluster.query_many(&to, &[&["ASKING"], &["GET", &moved]]);
@@ -208,7 +200,7 @@ fn half_finished_migration_answers_ask_until_finished() {
     cluster.finish_migration(slot, &from, &to);
     assert_eq!(cluster.master_of_slot(slot), to);
     assert_eq!(
-        error(&cluster.query(&from, &["GET", &stays])),
+        err(&cluster.query(&from, &["GET", &stays])),
         format!("MOVED {slot} {to}")
     );
     assert_eq!(text(&cluster.query(&to, &["GET", &stays])), "s");

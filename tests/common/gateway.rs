@@ -217,7 +217,7 @@ impl Drop for Gateway {
 }
 
 /// The meridian binary built by cargo for this test target.
-fn binary() -> &'static str {
+pub fn binary() -> &'static str {
     // option_env! (not env!) keeps this module compiling in a crate without the binary; the
     // tests that use it then fail here instead of being skipped.
     match option_env!("CARGO_BIN_EXE_meridian") {

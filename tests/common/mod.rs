@@ -11,9 +11,9 @@ pub mod cluster;
 pub mod gateway;
 pub mod raw;
 
-pub use client::{cmd, err, run, text};
+pub use client::{cmd, err, int, run, strings, text, try_run};
 pub use cluster::{Cluster, ClusterBuilder, key_in_slot, key_slot};
-pub use gateway::{Gateway, GatewayOptions};
+pub use gateway::{Gateway, GatewayOptions, binary};
 
 use redis::{ConnectionLike, Value};
 use std::collections::HashMap;
@@ -37,7 +37,8 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Fresh ports tried before giving up on starting one node.
 const START_ATTEMPTS: usize = 20;
-const INSTALL: &str = "apt-get install redis-server";
+/// How to install redis-server, for [`require_binary`].
+pub const INSTALL: &str = "apt-get install redis-server";
 
 /// First port handed to redis-server; its cluster bus port is `port + 10000`.
 const PORT_BASE: usize = 20000;
@@ -102,6 +103,18 @@ pub fn signal(pid: u32, sig: libc::c_int) {
     // have not reaped yet, so the pid cannot have been reused by another process.
     let rc = unsafe { libc::kill(target, sig) };
     assert_eq!(rc, 0, "kill({pid}, {sig}): {}", io::Error::last_os_error());
+}
+
+/// Resident memory of process `pid` in KiB (`VmRSS` of /proc/PID/status).
+pub fn rss_kib(pid: u32) -> u64 {
+    let path = format!("/proc/{pid}/status");
+    let status = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in {path}"))
 }
 
 /// The next port to try for a redis-server (20000..30000) after skipping `skip - 1`, starting
@@ -471,7 +484,7 @@ impl Node {
         commands
             .iter()
             .map(|args| {
-                conn.req_command(&command(args))
+                conn.req_command(&cmd(args))
                     .unwrap_or_else(|e| panic!("{args:?} on {}: {e}", self.addr))
             })
             .collect()
@@ -485,7 +498,7 @@ impl Node {
             None => connect(&self.addr)?,
         };
         conn.set_read_timeout(Some(timeout))?;
-        let reply = conn.req_command(&command(args))?;
+        let reply = conn.req_command(&cmd(args))?;
         // Only a connection that answered cleanly is reused; after a timeout it is out of sync.
         *lock(&self.conn) = Some(conn);
         Ok(reply)
@@ -506,6 +519,17 @@ impl Node {
     pub fn info(&self, section: &str) -> Fields {
         let fields = self.try_fields(&["INFO", section], QUERY_TIMEOUT);
         fields.unwrap_or_else(|e| panic!("INFO {section}: {e}"))
+    }
+
+    /// A numeric field of `INFO <section>`; panics if the node does not answer or lacks it.
+    pub fn info_i64(&self, section: &str, field: &str) -> i64 {
+        let info = self.info(section);
+        let value = info
+            .get(field)
+            .unwrap_or_else(|| panic!("no {field} in INFO {section} of {}", self.addr));
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{field}:{value} in INFO {section} of {}", self.addr))
     }
 
     /// `CLUSTER INFO` as a field → value map; panics if the node does not answer.
@@ -541,15 +565,6 @@ fn connect(addr: &str) -> redis::RedisResult<redis::Connection> {
     conn.set_read_timeout(Some(PROBE_TIMEOUT))?;
     conn.set_write_timeout(Some(PROBE_TIMEOUT))?;
     Ok(conn)
-}
-
-fn command(args: &[&str]) -> redis::Cmd {
-    let (name, rest) = args.split_first().expect("a command needs a name");
-    let mut cmd = redis::cmd(name);
-    for arg in rest {
-        cmd.arg(*arg);
-    }
-    cmd
 }
 
 /// `field:value` lines (INFO, CLUSTER INFO) keyed by field; later duplicates win.
