@@ -182,27 +182,17 @@ fn scan_visits_every_key_with_match_count_type() {
     let set: BTreeSet<String> = full_scan(&mut c, &[]).into_iter().collect();
     assert_eq!(set, written);
 
+    let written_with = |prefix: &str| -> BTreeSet<String> {
+        let keys = written.iter().filter(|k| k.starts_with(prefix));
+        keys.cloned().collect()
+    };
     // MATCH: only matching keys, and all of them.
-    let seen: BTreeSet<String> = full_scan(&mut c, &["MATCH", "k:1*", "COUNT", "50"])
-        .into_iter()
-        .collect();
-    let want: BTreeSet<String> = written
-        .iter()
-        .filter(|k| k.starts_with("k:1"))
-        .cloned()
-        .collect();
-    assert_eq!(seen, want);
+    let seen = full_scan(&mut c, &["MATCH", "k:1*", "COUNT", "50"]);
+    assert_eq!(BTreeSet::from_iter(seen), written_with("k:1"));
 
     // TYPE: hashes only.
-    let seen: BTreeSet<String> = full_scan(&mut c, &["TYPE", "hash", "COUNT", "40"])
-        .into_iter()
-        .collect();
-    let want: BTreeSet<String> = written
-        .iter()
-        .filter(|k| k.starts_with("h:"))
-        .cloned()
-        .collect();
-    assert_eq!(seen, want);
+    let seen = full_scan(&mut c, &["TYPE", "hash", "COUNT", "40"]);
+    assert_eq!(BTreeSet::from_iter(seen), written_with("h:"));
     let seen = full_scan(&mut c, &["MATCH", "h:2*", "TYPE", "string"]);
     assert!(seen.is_empty(), "TYPE string MATCH h:* gave {seen:?}");
 

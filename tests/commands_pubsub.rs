@@ -48,6 +48,12 @@ fn numsub(conn: &mut Connection, sub: &str, channel: &str) -> i64 {
     p[0].1
 }
 
+/// Two shard channels, in the first and the last slot, which two different masters own.
+fn shard_channels_on_two_masters(cluster: &Cluster) -> (String, String) {
+    assert_ne!(cluster.master_of_slot(0), cluster.master_of_slot(16383));
+    (key_in_slot(0, "s1"), key_in_slot(16383, "s2"))
+}
+
 #[test]
 fn resp2_subscribe_messages_and_subscribed_mode_rules() {
     let cluster = Cluster::start(3, 0);
@@ -134,9 +140,7 @@ fn sharded_subscribe_on_two_masters() {
     let cluster = Cluster::start(3, 0);
     let gw = Gateway::start(&cluster, "");
     let mut publisher = gw.client();
-    let c1 = key_in_slot(0, "s1");
-    let c2 = key_in_slot(16383, "s2");
-    assert_ne!(cluster.master_of_slot(0), cluster.master_of_slot(16383));
+    let (c1, c2) = shard_channels_on_two_masters(&cluster);
 
     let mut sub = gw.raw();
     sub.send(&["SSUBSCRIBE", &c1]);
@@ -195,9 +199,7 @@ fn sharded_subscribe_on_two_masters() {
 fn sharded_subscription_counts_cover_every_shard() {
     let cluster = Cluster::start(3, 0);
     let gw = Gateway::start(&cluster, "");
-    let c1 = key_in_slot(0, "s1");
-    let c2 = key_in_slot(16383, "s2");
-    assert_ne!(cluster.master_of_slot(0), cluster.master_of_slot(16383));
+    let (c1, c2) = shard_channels_on_two_masters(&cluster);
     let mut sub = gw.raw();
     sub.send(&["SSUBSCRIBE", &c1]);
     sub.expect(confirm("ssubscribe", &c1, 1));
@@ -440,6 +442,15 @@ fn subscribed_backend_clients(cluster: &Cluster) -> usize {
         .sum()
 }
 
+/// `connected_clients` of every master, summed.
+fn connected_clients(cluster: &Cluster) -> i64 {
+    let masters = cluster.masters();
+    masters
+        .iter()
+        .map(|m| cluster.node(m).info_i64("clients", "connected_clients"))
+        .sum()
+}
+
 #[test]
 fn a_subscriber_that_disconnects_releases_its_backend_connections() {
     let cluster = Cluster::start(3, 0);
@@ -447,17 +458,7 @@ fn a_subscriber_that_disconnects_releases_its_backend_connections() {
     let mut q = gw.client();
     let sc1 = key_in_slot(100, "g1");
     let sc2 = key_in_slot(16000, "g2");
-    let clients_before: i64 = cluster
-        .masters()
-        .iter()
-        .map(|m| {
-            let info = text(&cluster.query(m, &["INFO", "clients"]));
-            info.lines()
-                .find_map(|l| l.strip_prefix("connected_clients:"))
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .expect("connected_clients")
-        })
-        .sum();
+    let clients_before = connected_clients(&cluster);
 
     for round in 0..20 {
         let mut s = gw.raw();
@@ -498,17 +499,7 @@ fn a_subscriber_that_disconnects_releases_its_backend_connections() {
     });
     // The total connection count on the masters is back near where it was (meridian's own
     // shared connections may have grown a little, but not by one per subscriber).
-    let clients_after: i64 = cluster
-        .masters()
-        .iter()
-        .map(|m| {
-            let info = text(&cluster.query(m, &["INFO", "clients"]));
-            info.lines()
-                .find_map(|l| l.strip_prefix("connected_clients:"))
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .expect("connected_clients")
-        })
-        .sum();
+    let clients_after = connected_clients(&cluster);
     assert!(
         clients_after < clients_before + 10,
         "masters had {clients_before} clients before, {clients_after} after 20 subscribers left"

@@ -285,27 +285,13 @@ fn blocking_commands_wake_up_time_out_and_refuse_crossslot() {
     let k = |name: &str| key_in_slot(slot, name);
     let (l1, l2, dst, z, s, s2) = (k("l1"), k("l2"), k("dst"), k("z"), k("s"), k("s2"));
     let mut c = gw.client();
+    let wake_up = |blocking: &[&str], push: &[&str]| wake(&gw, &cluster, &master, blocking, push);
 
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
-        &["BLPOP", &l1, "0"],
-        &["RPUSH", &l1, "a"],
-    );
+    let got = wake_up(&["BLPOP", &l1, "0"], &["RPUSH", &l1, "a"]);
     assert_eq!(got, Value::Array(vec![bulk(&l1), bulk("a")]), "BLPOP");
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
-        &["BRPOP", &l1, &l2, "0"],
-        &["LPUSH", &l2, "b"],
-    );
+    let got = wake_up(&["BRPOP", &l1, &l2, "0"], &["LPUSH", &l2, "b"]);
     assert_eq!(got, Value::Array(vec![bulk(&l2), bulk("b")]), "BRPOP");
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
+    let got = wake_up(
         &["BLMOVE", &l1, &dst, "LEFT", "RIGHT", "0"],
         &["RPUSH", &l1, "c"],
     );
@@ -314,18 +300,9 @@ fn blocking_commands_wake_up_time_out_and_refuse_crossslot() {
         run(&mut c, &["LRANGE", &dst, "0", "-1"]),
         Value::Array(vec![bulk("c")])
     );
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
-        &["BRPOPLPUSH", &l1, &dst, "0"],
-        &["RPUSH", &l1, "d"],
-    );
+    let got = wake_up(&["BRPOPLPUSH", &l1, &dst, "0"], &["RPUSH", &l1, "d"]);
     assert_eq!(got, bulk("d"), "BRPOPLPUSH");
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
+    let got = wake_up(
         &["BLMPOP", "0", "2", &l1, &l2, "LEFT"],
         &["RPUSH", &l2, "e"],
     );
@@ -334,37 +311,19 @@ fn blocking_commands_wake_up_time_out_and_refuse_crossslot() {
         Value::Array(vec![bulk(&l2), Value::Array(vec![bulk("e")])]),
         "BLMPOP"
     );
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
-        &["BZPOPMIN", &z, "0"],
-        &["ZADD", &z, "1.5", "m"],
-    );
+    let got = wake_up(&["BZPOPMIN", &z, "0"], &["ZADD", &z, "1.5", "m"]);
     assert_eq!(
         got,
         Value::Array(vec![bulk(&z), bulk("m"), bulk("1.5")]),
         "BZPOPMIN"
     );
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
-        &["BZPOPMAX", &z, "0"],
-        &["ZADD", &z, "2", "n"],
-    );
+    let got = wake_up(&["BZPOPMAX", &z, "0"], &["ZADD", &z, "2", "n"]);
     assert_eq!(
         got,
         Value::Array(vec![bulk(&z), bulk("n"), bulk("2")]),
         "BZPOPMAX"
     );
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
-        &["BZMPOP", "0", "1", &z, "MIN"],
-        &["ZADD", &z, "3", "o"],
-    );
+    let got = wake_up(&["BZMPOP", "0", "1", &z, "MIN"], &["ZADD", &z, "3", "o"]);
     assert_eq!(
         got,
         Value::Array(vec![
@@ -374,10 +333,7 @@ fn blocking_commands_wake_up_time_out_and_refuse_crossslot() {
         "BZMPOP"
     );
     let entry = |id: &str| Value::Array(vec![bulk(id), Value::Array(vec![bulk("f"), bulk("v")])]);
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
+    let got = wake_up(
         &["XREAD", "BLOCK", "0", "STREAMS", &s, "$"],
         &["XADD", &s, "1-1", "f", "v"],
     );
@@ -393,10 +349,7 @@ fn blocking_commands_wake_up_time_out_and_refuse_crossslot() {
         run(&mut c, &["XGROUP", "CREATE", &s2, "g", "$", "MKSTREAM"]),
         Value::Okay
     );
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
+    let got = wake_up(
         &[
             "XREADGROUP",
             "GROUP",

@@ -134,16 +134,21 @@ fn sigstop_of_a_replica_is_survived_and_of_a_master_fails_over() {
     assert_eq!(cluster.replicas_of(&new), vec![master.addr.clone()]);
 }
 
+/// A master of `cluster` other than `than`.
+fn other_master(cluster: &Cluster, than: &str) -> String {
+    let masters = cluster.masters();
+    masters
+        .into_iter()
+        .find(|m| m != than)
+        .expect("another master")
+}
+
 #[test]
 fn migrate_slot_moves_every_key_and_the_ownership() {
     let cluster = Cluster::start(3, 1);
     let slot = 777;
     let from = cluster.master_of_slot(slot);
-    let to = cluster
-        .masters()
-        .into_iter()
-        .find(|m| *m != from)
-        .expect("another master");
+    let to = other_master(&cluster, &from);
     // More keys than one GETKEYSINSLOT batch, so the copy loop runs several rounds.
     let keys: Vec<String> = (0..250)
         .map(|i| key_in_slot(slot, &format!("k{i}")))
@@ -172,11 +177,7 @@ fn half_finished_migration_answers_ask_until_finished() {
     let cluster = Cluster::start(3, 1);
     let slot = 12345;
     let from = cluster.master_of_slot(slot);
-    let to = cluster
-        .masters()
-        .into_iter()
-        .find(|m| *m != from)
-        .expect("another master");
+    let to = other_master(&cluster, &from);
     let (moved, stays) = (key_in_slot(slot, "moved"), key_in_slot(slot, "stays"));
     assert_eq!(cluster.query(&from, &["SET", &moved, "m"]), Value::Okay);
     assert_eq!(cluster.query(&from, &["SET", &stays, "s"]), Value::Okay);
