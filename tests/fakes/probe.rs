@@ -140,6 +140,25 @@ pub fn info_section(text: &str, name: &str) -> Option<Vec<String>> {
     )
 }
 
+/// `Field:value` lines of INFO's `# Servers`, one map per server, in order.
+pub fn info_servers(text: &str) -> Vec<HashMap<String, String>> {
+    let lines = info_section(text, "Servers").expect("INFO has a # Servers section");
+    let mut out: Vec<HashMap<String, String>> = Vec::new();
+    for line in lines {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        if k == "Server" {
+            out.push(HashMap::new());
+        }
+        let current = out
+            .last_mut()
+            .expect("# Servers starts with a Server: line");
+        current.insert(k.to_string(), v.to_string());
+    }
+    out
+}
+
 /// INFO `section` through a raw connection, parsed.
 pub fn info(raw: &mut Raw, section: &str) -> HashMap<String, String> {
     let reply = raw.call(&["INFO", section]);
