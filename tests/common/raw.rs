@@ -1,5 +1,4 @@
-//! The tests' one raw RESP client: a blocking TCP connection that writes bytes (or commands)
-//! exactly as given and reads back each reply as the bytes of one complete RESP2/RESP3 frame.
+//! The one raw RESP test client: bytes or commands out, each reply back as one frame's bytes.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -109,6 +108,7 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, String> {
 
 /// A raw client: writes bytes as given, returns replies as the exact bytes received.
 pub struct Raw {
+    /// The connection itself, for tests that read or write around the client.
     pub stream: TcpStream,
     buf: Vec<u8>,
 }

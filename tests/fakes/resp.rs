@@ -1,5 +1,4 @@
-//! The fake node's side of RESP: splitting the multibulk requests meridian sends it (replies
-//! are read by the shared client in `common::raw`).
+//! The fake node's side of RESP: splitting the multibulk requests meridian sends it.
 
 use crate::common::raw::{line_end, number};
 

@@ -1,5 +1,4 @@
-//! The fuzz targets' source of read sizes: xorshift64*, seeded from the input, so that a crash
-//! replays with the same pieces.
+//! xorshift64*, seeded from the fuzz input, to pick the sizes of the pieces a target feeds.
 
 /// xorshift64* state; seed it with a nonzero value.
 pub struct Rng(pub u64);
