@@ -1,5 +1,6 @@
 //! The `meridian` command line: `serve` runs the gateway, `check` validates a config (or a lab
 //! topology), `lab` and `drill` run the multi-DC lab.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{Cluster, Gateway, cmd, err, key_in_slot, key_slot, run, text, wait_until};
+use common::{
+    Cluster, Gateway, err, int, key_in_slot, key_slot, run, strings, text, try_run, wait_until,
+};
 use redis::{Connection, ConnectionLike, Value};
 use std::collections::{BTreeSet, HashSet};
 use std::thread;
@@ -12,20 +14,6 @@ use std::time::{Duration, Instant};
 const FAILOVER: Duration = Duration::from_secs(60);
 /// Bound on SCAN calls in one full scan.
 const MAX_SCAN_CALLS: usize = 20_000;
-
-fn int(v: &Value) -> i64 {
-    match v {
-        Value::Int(n) => *n,
-        other => panic!("expected an integer reply, got {other:?}"),
-    }
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(items) | Value::Set(items) => items.iter().map(text).collect(),
-        other => panic!("expected an array reply, got {other:?}"),
-    }
-}
 
 /// Writes `n` string keys `k:i` (and every third one a hash `h:i`) through `conn`, pipelined.
 fn write_keys(conn: &mut Connection, n: usize) -> BTreeSet<String> {
@@ -47,14 +35,6 @@ fn write_keys(conn: &mut Connection, n: usize) -> BTreeSet<String> {
     written
 }
 
-fn dbsize_direct(cluster: &Cluster) -> i64 {
-    cluster
-        .masters()
-        .iter()
-        .map(|m| int(&cluster.query(m, &["DBSIZE"])))
-        .sum()
-}
-
 /// One SCAN page: (next cursor, keys).
 fn scan_page(
     conn: &mut Connection,
@@ -63,7 +43,7 @@ fn scan_page(
 ) -> Result<(String, Vec<String>), String> {
     let mut args = vec!["SCAN", cursor];
     args.extend_from_slice(extra);
-    let reply = conn.req_command(&cmd(&args)).map_err(|e| e.to_string())?;
+    let reply = try_run(conn, &args).map_err(|e| e.to_string())?;
     match &reply {
         Value::Array(items) if items.len() == 2 => Ok((text(&items[0]), strings(&items[1]))),
         other => Err(format!("SCAN {cursor} replied {other:?}")),
@@ -106,7 +86,7 @@ fn keyspace_fanout_flush_dbsize_keys_randomkey() {
         assert!(int(&cluster.query(m, &["DBSIZE"])) > 0, "{m} holds no key");
     }
     assert_eq!(int(&run(&mut c, &["DBSIZE"])), 600);
-    assert_eq!(dbsize_direct(&cluster), 600);
+    assert_eq!(cluster.dbsize(), 600);
 
     let keys: Vec<String> = strings(&run(&mut c, &["KEYS", "*"]));
     assert_eq!(keys.len(), 600, "KEYS * returned duplicates or missed keys");
@@ -155,14 +135,14 @@ fn keyspace_fanout_flush_dbsize_keys_randomkey() {
     ];
     for flush in flushes {
         write_keys(&mut c, 60);
-        let before = dbsize_direct(&cluster);
+        let before = cluster.dbsize();
         assert!(before >= 60);
         assert_eq!(int(&run(&mut c, &["DBSIZE"])), before);
         assert_eq!(run(&mut c, flush), Value::Okay, "{flush:?}");
         wait_until(
             &format!("{flush:?} to empty every master"),
             Duration::from_secs(10),
-            || match dbsize_direct(&cluster) {
+            || match cluster.dbsize() {
                 0 => Ok(()),
                 n => Err(format!("{n} keys left")),
             },
@@ -202,27 +182,17 @@ fn scan_visits_every_key_with_match_count_type() {
     let set: BTreeSet<String> = full_scan(&mut c, &[]).into_iter().collect();
     assert_eq!(set, written);
 
+    let written_with = |prefix: &str| -> BTreeSet<String> {
+        let keys = written.iter().filter(|k| k.starts_with(prefix));
+        keys.cloned().collect()
+    };
     // MATCH: only matching keys, and all of them.
-    let seen: BTreeSet<String> = full_scan(&mut c, &["MATCH", "k:1*", "COUNT", "50"])
-        .into_iter()
-        .collect();
-    let want: BTreeSet<String> = written
-        .iter()
-        .filter(|k| k.starts_with("k:1"))
-        .cloned()
-        .collect();
-    assert_eq!(seen, want);
+    let seen = full_scan(&mut c, &["MATCH", "k:1*", "COUNT", "50"]);
+    assert_eq!(BTreeSet::from_iter(seen), written_with("k:1"));
 
     // TYPE: hashes only.
-    let seen: BTreeSet<String> = full_scan(&mut c, &["TYPE", "hash", "COUNT", "40"])
-        .into_iter()
-        .collect();
-    let want: BTreeSet<String> = written
-        .iter()
-        .filter(|k| k.starts_with("h:"))
-        .cloned()
-        .collect();
-    assert_eq!(seen, want);
+    let seen = full_scan(&mut c, &["TYPE", "hash", "COUNT", "40"]);
+    assert_eq!(BTreeSet::from_iter(seen), written_with("h:"));
     let seen = full_scan(&mut c, &["MATCH", "h:2*", "TYPE", "string"]);
     assert!(seen.is_empty(), "TYPE string MATCH h:* gave {seen:?}");
 

@@ -4,115 +4,28 @@
 
 mod common;
 
+use common::raw::{Raw, show};
 use common::{Cluster, Gateway, err, key_in_slot, key_slot, run, text, value_text};
 use redis::{ConnectionLike, Value};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
-/// Read timeout of raw sessions.
-const RAW_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bound on nesting when reading a reply.
-const MAX_DEPTH: usize = 32;
 
-/// A raw RESP session (no client library in between), for byte-exact comparisons.
-struct Raw {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Raw {
-    /// Connects to `addr`; with `resp3`, switches to RESP3 with `HELLO 3` first.
-    fn connect(addr: &str, resp3: bool) -> Raw {
-        let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-        stream
-            .set_read_timeout(Some(RAW_TIMEOUT))
-            .expect("read timeout");
-        stream.set_nodelay(true).expect("nodelay");
-        let mut raw = Raw {
-            reader: BufReader::new(stream.try_clone().expect("clone stream")),
-            writer: stream,
-        };
-        if resp3 {
-            let hello = raw.call(&["HELLO", "3"]);
-            assert_eq!(
-                hello.first(),
-                Some(&b'%'),
-                "HELLO 3 on {addr}: {}",
-                show(&hello)
-            );
-        }
-        raw
+/// A raw session to `addr` (no client library in between, for byte-exact comparisons); with
+/// `resp3`, switched to RESP3 with `HELLO 3` first.
+fn session(addr: &str, resp3: bool) -> Raw {
+    let mut raw = Raw::connect(addr);
+    if resp3 {
+        let hello = raw.call(&["HELLO", "3"]);
+        assert_eq!(
+            hello.first(),
+            Some(&b'%'),
+            "HELLO 3 on {addr}: {}",
+            show(&hello)
+        );
     }
-
-    /// Sends one command and returns its complete reply, bytes as received.
-    fn call(&mut self, args: &[&str]) -> Vec<u8> {
-        self.call_bytes(&args.iter().map(|a| a.as_bytes()).collect::<Vec<_>>())
-    }
-
-    fn call_bytes(&mut self, args: &[&[u8]]) -> Vec<u8> {
-        let mut frame = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            frame.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            frame.extend_from_slice(a);
-            frame.extend_from_slice(b"\r\n");
-        }
-        self.writer.write_all(&frame).expect("send a command");
-        let mut out = Vec::new();
-        read_reply(&mut self.reader, &mut out, 0);
-        out
-    }
-}
-
-/// Reads one RESP2/RESP3 reply into `out`.
-fn read_reply(r: &mut impl BufRead, out: &mut Vec<u8>, depth: usize) {
-    assert!(depth < MAX_DEPTH, "reply nested too deep");
-    let mut line = Vec::new();
-    r.read_until(b'\n', &mut line).expect("read a reply line");
-    assert!(
-        line.len() >= 3 && line.ends_with(b"\r\n"),
-        "bad reply line {}",
-        show(&line)
-    );
-    out.extend_from_slice(&line);
-    let n = || -> i64 {
-        let digits = std::str::from_utf8(&line[1..line.len() - 2]).expect("utf-8 length");
-        digits
-            .parse()
-            .unwrap_or_else(|_| panic!("bad length in {}", show(&line)))
-    };
-    match line[0] {
-        b'$' | b'=' | b'!' => {
-            if let Ok(len) = usize::try_from(n()) {
-                let mut body = vec![0; len + 2];
-                r.read_exact(&mut body).expect("read a bulk body");
-                out.extend_from_slice(&body);
-            }
-        }
-        b'*' | b'~' | b'>' => {
-            for _ in 0..n().max(0) {
-                read_reply(r, out, depth + 1);
-            }
-        }
-        b'%' => {
-            for _ in 0..2 * n().max(0) {
-                read_reply(r, out, depth + 1);
-            }
-        }
-        b'|' => {
-            for _ in 0..2 * n().max(0) {
-                read_reply(r, out, depth + 1);
-            }
-            read_reply(r, out, depth + 1);
-        }
-        _ => {}
-    }
-}
-
-fn show(bytes: &[u8]) -> String {
-    bytes.escape_ascii().to_string()
+    raw
 }
 
 /// Runs `script` through meridian and then (after deleting `keys`) straight on the master, on
@@ -121,8 +34,8 @@ fn show(bytes: &[u8]) -> String {
 fn same_as_master(gw: &Gateway, master: &str, resp3: bool, keys: &[&str], script: &[Vec<&str>]) {
     let mut del = vec!["DEL"];
     del.extend_from_slice(keys);
-    let mut m = Raw::connect(master, resp3);
-    let mut g = Raw::connect(&gw.addr(), resp3);
+    let mut m = session(master, resp3);
+    let mut g = session(&gw.addr(), resp3);
     m.call(&del);
     let strip = |args: &Vec<&str>| -> (bool, Vec<String>) {
         let fails = args[0].starts_with('!');
@@ -141,11 +54,12 @@ fn same_as_master(gw: &Gateway, master: &str, resp3: bool, keys: &[&str], script
     for (args, got) in script.iter().zip(&via_gw) {
         let (fails, owned) = strip(args);
         let want = m.call(&owned.iter().map(String::as_str).collect::<Vec<_>>());
-        assert_eq!(
+        assert!(
+            *got == want,
+            "{owned:?} (resp{}): meridian {} vs the master itself {}",
+            if resp3 { 3 } else { 2 },
             show(got),
-            show(&want),
-            "{owned:?} (resp{}): meridian vs the master itself",
-            if resp3 { 3 } else { 2 }
+            show(&want)
         );
         let failed = want.first() == Some(&b'-') || want.first() == Some(&b'!');
         assert_eq!(failed, fails, "{owned:?} on the master: {}", show(&want));
@@ -399,14 +313,19 @@ fn dump_restore_and_crossslot_errors_as_a_cluster_node_gives_them() {
         vec!["XREAD", "STREAMS", &a, &b, "0", "0"],
         vec!["EVAL", "return 1", "2", &a, &b],
     ];
-    let mut g = Raw::connect(&gw.addr(), false);
-    let mut m = Raw::connect(&master, false);
+    let mut g = session(&gw.addr(), false);
+    let mut m = session(&master, false);
     let want_bytes = format!("-{CROSSSLOT}\r\n").into_bytes();
     for args in &cross {
         let got = g.call(args);
         let want = m.call(args);
-        assert_eq!(show(&got), show(&want), "{args:?}: meridian vs the node");
-        assert_eq!(show(&got), show(&want_bytes), "{args:?}");
+        assert!(
+            got == want,
+            "{args:?}: meridian {} vs the node {}",
+            show(&got),
+            show(&want)
+        );
+        assert!(got == want_bytes, "{args:?}: {}", show(&got));
     }
     // MSETNX across slots: a cluster node answers plain CROSSSLOT.
     let got = g.call(&["MSETNX", &a, "1", &b, "2"]);

@@ -6,30 +6,13 @@
 
 mod common;
 
-use common::{Cluster, Gateway, key_in_slot, run, text, wait_until};
+use common::{Cluster, Gateway, int, key_in_slot, rss_kib, run, strings, text, wait_until};
 use redis::{Connection, Value};
 use std::collections::BTreeSet;
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::io::{ErrorKind, Read};
 use std::time::Duration;
 
-/// Bound on one RESP frame read from a raw socket (bytes).
-const MAX_FRAME: usize = 1 << 20;
 const SETTLE: Duration = Duration::from_secs(15);
-
-fn int(v: &Value) -> i64 {
-    match v {
-        Value::Int(n) => *n,
-        other => panic!("expected an integer reply, got {other:?}"),
-    }
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    match v {
-        Value::Array(items) | Value::Set(items) => items.iter().map(text).collect(),
-        other => panic!("expected an array reply, got {other:?}"),
-    }
-}
 
 /// `[name, n, name, n …]` (or a RESP3 map) as pairs.
 fn pairs(v: &Value) -> Vec<(String, i64)> {
@@ -40,114 +23,8 @@ fn pairs(v: &Value) -> Vec<(String, i64)> {
     }
 }
 
-/// The RESP encoding of a command.
-fn encode(args: &[&str]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-fn send(s: &mut TcpStream, args: &[&str]) {
-    s.write_all(&encode(args))
-        .unwrap_or_else(|e| panic!("send {args:?}: {e}"));
-}
-
 fn bulk(s: &str) -> String {
     format!("${}\r\n{s}\r\n", s.len())
-}
-
-/// A byte-exact RESP frame reader over a raw socket.
-struct Raw {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Raw {
-    fn new(s: TcpStream) -> Raw {
-        Raw { s, buf: Vec::new() }
-    }
-
-    fn send(&mut self, args: &[&str]) {
-        send(&mut self.s, args);
-    }
-
-    fn fill(&mut self) {
-        let mut chunk = [0u8; 16 * 1024];
-        let n = self
-            .s
-            .read(&mut chunk)
-            .unwrap_or_else(|e| panic!("read from meridian (have {:?}): {e}", self.shown()));
-        assert!(
-            n > 0,
-            "meridian closed the connection (have {:?})",
-            self.shown()
-        );
-        self.buf.extend_from_slice(&chunk[..n]);
-        assert!(self.buf.len() <= MAX_FRAME, "frame too large");
-    }
-
-    fn shown(&self) -> String {
-        String::from_utf8_lossy(&self.buf).into_owned()
-    }
-
-    /// The length of one complete frame at `at`, if the buffer holds it.
-    fn frame_len(buf: &[u8], at: usize) -> Option<usize> {
-        let rest = buf.get(at..)?;
-        let eol = rest.windows(2).position(|w| w == b"\r\n")?;
-        let line = std::str::from_utf8(&rest[1..eol]).expect("utf8 header");
-        let head = eol + 2;
-        match rest[0] {
-            b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(head),
-            b'$' | b'=' | b'!' => {
-                let n: i64 = line.parse().expect("bulk length");
-                if n < 0 {
-                    return Some(head);
-                }
-                let total = head + n as usize + 2;
-                (rest.len() >= total).then_some(total)
-            }
-            b'*' | b'>' | b'~' | b'%' | b'|' => {
-                let n: i64 = line.parse().expect("aggregate length");
-                let n = if n < 0 { 0 } else { n as usize };
-                let n = if matches!(rest[0], b'%' | b'|') {
-                    n * 2
-                } else {
-                    n
-                };
-                let mut off = head;
-                for _ in 0..n {
-                    off += Self::frame_len(buf, at + off)?;
-                }
-                Some(off)
-            }
-            other => panic!(
-                "unexpected RESP type byte {:?} in {:?}",
-                other as char,
-                String::from_utf8_lossy(rest)
-            ),
-        }
-    }
-
-    /// Reads one complete frame, as text.
-    fn frame(&mut self) -> String {
-        for _ in 0..10_000 {
-            if let Some(n) = Self::frame_len(&self.buf, 0) {
-                let f: Vec<u8> = self.buf.drain(..n).collect();
-                return String::from_utf8_lossy(&f).into_owned();
-            }
-            self.fill();
-        }
-        panic!("no complete frame after many reads");
-    }
-
-    fn expect(&mut self, want: &str) {
-        let got = self.frame();
-        assert_eq!(got, want, "frame from meridian");
-    }
 }
 
 fn confirm(kind: &str, name: &str, n: i64) -> String {
@@ -171,23 +48,29 @@ fn numsub(conn: &mut Connection, sub: &str, channel: &str) -> i64 {
     p[0].1
 }
 
+/// Two shard channels, in the first and the last slot, which two different masters own.
+fn shard_channels_on_two_masters(cluster: &Cluster) -> (String, String) {
+    assert_ne!(cluster.master_of_slot(0), cluster.master_of_slot(16383));
+    (key_in_slot(0, "s1"), key_in_slot(16383, "s2"))
+}
+
 #[test]
 fn resp2_subscribe_messages_and_subscribed_mode_rules() {
     let cluster = Cluster::start(3, 0);
     let gw = Gateway::start(&cluster, "");
     let mut publisher = gw.client();
-    let mut sub = Raw::new(gw.raw());
+    let mut sub = gw.raw();
 
     sub.send(&["SUBSCRIBE", "a", "b"]);
-    sub.expect(&confirm("subscribe", "a", 1));
-    sub.expect(&confirm("subscribe", "b", 2));
+    sub.expect(confirm("subscribe", "a", 1));
+    sub.expect(confirm("subscribe", "b", 2));
     sub.send(&["PSUBSCRIBE", "p*"]);
-    sub.expect(&confirm("psubscribe", "p*", 3));
+    sub.expect(confirm("psubscribe", "p*", 3));
 
     run(&mut publisher, &["PUBLISH", "a", "hello"]);
-    sub.expect(&message("a", "hello"));
+    sub.expect(message("a", "hello"));
     run(&mut publisher, &["PUBLISH", "pq", "x"]);
-    sub.expect(&format!(
+    sub.expect(format!(
         "*4\r\n{}{}{}{}",
         bulk("pmessage"),
         bulk("p*"),
@@ -206,7 +89,7 @@ fn resp2_subscribe_messages_and_subscribed_mode_rules() {
     sub.send(&["SUBSCRIBE", "c"]);
     sub.send(&["SET", "k", "v"]);
     sub.send(&["PING", "after"]);
-    sub.expect(&confirm("subscribe", "c", 4));
+    sub.expect(confirm("subscribe", "c", 4));
     sub.expect("-ERR Can't execute 'set': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n");
     sub.expect("*2\r\n$4\r\npong\r\n$5\r\nafter\r\n");
 
@@ -214,7 +97,7 @@ fn resp2_subscribe_messages_and_subscribed_mode_rules() {
     sub.send(&["UNSUBSCRIBE"]);
     let mut seen = BTreeSet::new();
     for n in [3, 2, 1] {
-        let f = sub.frame();
+        let f = sub.read_text();
         let ch = ["a", "b", "c"]
             .into_iter()
             .find(|ch| f == confirm("unsubscribe", ch, n))
@@ -225,7 +108,7 @@ fn resp2_subscribe_messages_and_subscribed_mode_rules() {
     }
     assert_eq!(seen.len(), 3);
     sub.send(&["PUNSUBSCRIBE", "p*"]);
-    sub.expect(&confirm("punsubscribe", "p*", 0));
+    sub.expect(confirm("punsubscribe", "p*", 0));
 
     // Out of subscribed mode: normal commands work again.
     sub.send(&["GET", "k"]);
@@ -234,7 +117,7 @@ fn resp2_subscribe_messages_and_subscribed_mode_rules() {
 
     // RESET leaves subscribed mode.
     sub.send(&["SUBSCRIBE", "d"]);
-    sub.expect(&confirm("subscribe", "d", 1));
+    sub.expect(confirm("subscribe", "d", 1));
     sub.send(&["RESET"]);
     sub.expect("+RESET\r\n");
     sub.send(&["SET", "k", "v2"]);
@@ -257,29 +140,27 @@ fn sharded_subscribe_on_two_masters() {
     let cluster = Cluster::start(3, 0);
     let gw = Gateway::start(&cluster, "");
     let mut publisher = gw.client();
-    let c1 = key_in_slot(0, "s1");
-    let c2 = key_in_slot(16383, "s2");
-    assert_ne!(cluster.master_of_slot(0), cluster.master_of_slot(16383));
+    let (c1, c2) = shard_channels_on_two_masters(&cluster);
 
-    let mut sub = Raw::new(gw.raw());
+    let mut sub = gw.raw();
     sub.send(&["SSUBSCRIBE", &c1]);
-    sub.expect(&confirm("ssubscribe", &c1, 1));
+    sub.expect(confirm("ssubscribe", &c1, 1));
     sub.send(&["SSUBSCRIBE", &c2]);
-    let f = sub.frame();
+    let f = sub.read_text();
     assert!(
         f.starts_with(&format!("*3\r\n{}{}:", bulk("ssubscribe"), bulk(&c2))),
         "{f:?}"
     );
 
     assert_eq!(int(&run(&mut publisher, &["SPUBLISH", &c1, "one"])), 1);
-    sub.expect(&format!(
+    sub.expect(format!(
         "*3\r\n{}{}{}",
         bulk("smessage"),
         bulk(&c1),
         bulk("one")
     ));
     assert_eq!(int(&run(&mut publisher, &["SPUBLISH", &c2, "two"])), 1);
-    sub.expect(&format!(
+    sub.expect(format!(
         "*3\r\n{}{}{}",
         bulk("smessage"),
         bulk(&c2),
@@ -287,7 +168,7 @@ fn sharded_subscribe_on_two_masters() {
     ));
 
     // Shard channels in two slots in one command: the cluster's CROSSSLOT error.
-    let mut other = Raw::new(gw.raw());
+    let mut other = gw.raw();
     other.send(&["SSUBSCRIBE", &c1, &c2]);
     other.expect("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
     // Not subscribed by that: normal commands still work.
@@ -297,7 +178,7 @@ fn sharded_subscribe_on_two_masters() {
     sub.expect("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
 
     sub.send(&["SUNSUBSCRIBE", &c1]);
-    let f = sub.frame();
+    let f = sub.read_text();
     assert!(
         f.starts_with(&format!("*3\r\n{}{}:", bulk("sunsubscribe"), bulk(&c1))),
         "{f:?}"
@@ -306,7 +187,7 @@ fn sharded_subscribe_on_two_masters() {
     sub.send(&["GET", "x"]);
     sub.expect("-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n");
     sub.send(&["SUNSUBSCRIBE", &c2]);
-    sub.expect(&confirm("sunsubscribe", &c2, 0));
+    sub.expect(confirm("sunsubscribe", &c2, 0));
     sub.send(&["GET", "x"]);
     sub.expect("$-1\r\n");
 }
@@ -318,18 +199,16 @@ fn sharded_subscribe_on_two_masters() {
 fn sharded_subscription_counts_cover_every_shard() {
     let cluster = Cluster::start(3, 0);
     let gw = Gateway::start(&cluster, "");
-    let c1 = key_in_slot(0, "s1");
-    let c2 = key_in_slot(16383, "s2");
-    assert_ne!(cluster.master_of_slot(0), cluster.master_of_slot(16383));
-    let mut sub = Raw::new(gw.raw());
+    let (c1, c2) = shard_channels_on_two_masters(&cluster);
+    let mut sub = gw.raw();
     sub.send(&["SSUBSCRIBE", &c1]);
-    sub.expect(&confirm("ssubscribe", &c1, 1));
+    sub.expect(confirm("ssubscribe", &c1, 1));
     sub.send(&["SSUBSCRIBE", &c2]);
-    sub.expect(&confirm("ssubscribe", &c2, 2));
+    sub.expect(confirm("ssubscribe", &c2, 2));
     sub.send(&["SUNSUBSCRIBE", &c1]);
-    sub.expect(&confirm("sunsubscribe", &c1, 1));
+    sub.expect(confirm("sunsubscribe", &c1, 1));
     sub.send(&["SUNSUBSCRIBE", &c2]);
-    sub.expect(&confirm("sunsubscribe", &c2, 0));
+    sub.expect(confirm("sunsubscribe", &c2, 0));
 }
 
 #[test]
@@ -339,22 +218,22 @@ fn pubsub_introspection_sums_over_masters() {
     let mut q = gw.client();
     let sc = key_in_slot(5000, "sc");
 
-    let mut a = Raw::new(gw.raw());
+    let mut a = gw.raw();
     a.send(&["SUBSCRIBE", "ch1", "ch2"]);
-    a.expect(&confirm("subscribe", "ch1", 1));
-    a.expect(&confirm("subscribe", "ch2", 2));
+    a.expect(confirm("subscribe", "ch1", 1));
+    a.expect(confirm("subscribe", "ch2", 2));
     a.send(&["PSUBSCRIBE", "p*"]);
-    a.expect(&confirm("psubscribe", "p*", 3));
+    a.expect(confirm("psubscribe", "p*", 3));
     a.send(&["SSUBSCRIBE", &sc]);
-    a.expect(&confirm("ssubscribe", &sc, 1));
+    a.expect(confirm("ssubscribe", &sc, 1));
 
-    let mut b = Raw::new(gw.raw());
+    let mut b = gw.raw();
     b.send(&["SUBSCRIBE", "ch1"]);
-    b.expect(&confirm("subscribe", "ch1", 1));
+    b.expect(confirm("subscribe", "ch1", 1));
     b.send(&["PSUBSCRIBE", "q*"]);
-    b.expect(&confirm("psubscribe", "q*", 2));
+    b.expect(confirm("psubscribe", "q*", 2));
     b.send(&["SSUBSCRIBE", &sc]);
-    b.expect(&confirm("ssubscribe", &sc, 1));
+    b.expect(confirm("ssubscribe", &sc, 1));
 
     let mut chans = strings(&run(&mut q, &["PUBSUB", "CHANNELS"]));
     chans.sort();
@@ -390,15 +269,15 @@ fn resp3_push_frames_and_normal_commands_on_one_connection() {
     let cluster = Cluster::start(3, 0);
     let gw = Gateway::start(&cluster, "");
     let mut publisher = gw.client();
-    let mut sub = Raw::new(gw.raw());
+    let mut sub = gw.raw();
     sub.send(&["HELLO", "3"]);
-    let hello = sub.frame();
+    let hello = sub.read_text();
     assert!(hello.starts_with('%'), "HELLO 3 reply is a map: {hello:?}");
 
     sub.send(&["SUBSCRIBE", "r3"]);
-    sub.expect(&format!(">3\r\n{}{}:1\r\n", bulk("subscribe"), bulk("r3")));
+    sub.expect(format!(">3\r\n{}{}:1\r\n", bulk("subscribe"), bulk("r3")));
     sub.send(&["PSUBSCRIBE", "r*"]);
-    sub.expect(&format!(">3\r\n{}{}:2\r\n", bulk("psubscribe"), bulk("r*")));
+    sub.expect(format!(">3\r\n{}{}:2\r\n", bulk("psubscribe"), bulk("r*")));
 
     // Normal commands in subscribed mode (RESP3 allows them).
     sub.send(&["SET", "k3", "v"]);
@@ -411,13 +290,13 @@ fn resp3_push_frames_and_normal_commands_on_one_connection() {
     sub.expect("+PONG\r\n");
 
     run(&mut publisher, &["PUBLISH", "r3", "hi"]);
-    sub.expect(&format!(
+    sub.expect(format!(
         ">3\r\n{}{}{}",
         bulk("message"),
         bulk("r3"),
         bulk("hi")
     ));
-    sub.expect(&format!(
+    sub.expect(format!(
         ">4\r\n{}{}{}{}",
         bulk("pmessage"),
         bulk("r*"),
@@ -429,13 +308,9 @@ fn resp3_push_frames_and_normal_commands_on_one_connection() {
     sub.expect("$1\r\nv\r\n");
 
     sub.send(&["UNSUBSCRIBE", "r3"]);
-    sub.expect(&format!(
-        ">3\r\n{}{}:1\r\n",
-        bulk("unsubscribe"),
-        bulk("r3")
-    ));
+    sub.expect(format!(">3\r\n{}{}:1\r\n", bulk("unsubscribe"), bulk("r3")));
     sub.send(&["PUNSUBSCRIBE"]);
-    sub.expect(&format!(
+    sub.expect(format!(
         ">3\r\n{}{}:0\r\n",
         bulk("punsubscribe"),
         bulk("r*")
@@ -444,9 +319,9 @@ fn resp3_push_frames_and_normal_commands_on_one_connection() {
     // RESP3 sharded.
     let sc = key_in_slot(9000, "r3s");
     sub.send(&["SSUBSCRIBE", &sc]);
-    sub.expect(&format!(">3\r\n{}{}:1\r\n", bulk("ssubscribe"), bulk(&sc)));
+    sub.expect(format!(">3\r\n{}{}:1\r\n", bulk("ssubscribe"), bulk(&sc)));
     run(&mut publisher, &["SPUBLISH", &sc, "s"]);
-    sub.expect(&format!(
+    sub.expect(format!(
         ">3\r\n{}{}{}",
         bulk("smessage"),
         bulk(&sc),
@@ -454,16 +329,6 @@ fn resp3_push_frames_and_normal_commands_on_one_connection() {
     ));
     sub.send(&["GET", "missing"]);
     sub.expect("_\r\n");
-}
-
-fn vm_rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS line")
 }
 
 #[test]
@@ -474,10 +339,10 @@ fn a_subscriber_that_does_not_read_is_disconnected() {
     let mut bystander = gw.client();
     run(&mut bystander, &["SET", "b", "1"]);
 
-    let mut slow = Raw::new(gw.raw());
+    let mut slow = gw.raw();
     slow.send(&["SUBSCRIBE", "flood"]);
-    slow.expect(&confirm("subscribe", "flood", 1));
-    let rss_before = vm_rss_kb(gw.pid());
+    slow.expect(confirm("subscribe", "flood", 1));
+    let rss_before = rss_kib(gw.pid());
 
     // Up to ~10 MB in 64 KB messages; stop once meridian dropped the subscriber (the
     // subscription disappears from the cluster).
@@ -489,7 +354,7 @@ fn a_subscriber_that_does_not_read_is_disconnected() {
         run(&mut publisher, &["PUBLISH", "flood", &payload]);
         published += payload.len();
         if i % 8 == 7 {
-            peak = peak.max(vm_rss_kb(gw.pid()));
+            peak = peak.max(rss_kib(gw.pid()));
             if numsub(&mut publisher, "NUMSUB", "flood") == 0 {
                 dropped = true;
                 break;
@@ -502,11 +367,11 @@ fn a_subscriber_that_does_not_read_is_disconnected() {
     );
 
     // Draining the socket ends in EOF (or a reset), after a bounded amount of data.
-    let mut drained = slow.buf.len();
+    let mut drained = slow.buffered();
     let mut chunk = vec![0u8; 64 * 1024];
     let mut closed = false;
     for _ in 0..100_000 {
-        match slow.s.read(&mut chunk) {
+        match slow.stream.read(&mut chunk) {
             Ok(0) => {
                 closed = true;
                 break;
@@ -549,7 +414,7 @@ fn a_subscriber_that_does_not_read_is_disconnected() {
     assert_eq!(text(&run(&mut bystander, &["PING"])), "PONG");
     assert_eq!(text(&run(&mut bystander, &["GET", "b"])), "1");
     assert_eq!(text(&run(&mut publisher, &["PING"])), "PONG");
-    let rss_after = vm_rss_kb(gw.pid());
+    let rss_after = rss_kib(gw.pid());
     peak = peak.max(rss_after);
     assert!(
         peak < rss_before + 64 * 1024,
@@ -577,6 +442,15 @@ fn subscribed_backend_clients(cluster: &Cluster) -> usize {
         .sum()
 }
 
+/// `connected_clients` of every master, summed.
+fn connected_clients(cluster: &Cluster) -> i64 {
+    let masters = cluster.masters();
+    masters
+        .iter()
+        .map(|m| cluster.node(m).info_i64("clients", "connected_clients"))
+        .sum()
+}
+
 #[test]
 fn a_subscriber_that_disconnects_releases_its_backend_connections() {
     let cluster = Cluster::start(3, 0);
@@ -584,28 +458,18 @@ fn a_subscriber_that_disconnects_releases_its_backend_connections() {
     let mut q = gw.client();
     let sc1 = key_in_slot(100, "g1");
     let sc2 = key_in_slot(16000, "g2");
-    let clients_before: i64 = cluster
-        .masters()
-        .iter()
-        .map(|m| {
-            let info = text(&cluster.query(m, &["INFO", "clients"]));
-            info.lines()
-                .find_map(|l| l.strip_prefix("connected_clients:"))
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .expect("connected_clients")
-        })
-        .sum();
+    let clients_before = connected_clients(&cluster);
 
     for round in 0..20 {
-        let mut s = Raw::new(gw.raw());
+        let mut s = gw.raw();
         s.send(&["SUBSCRIBE", "gone"]);
-        s.expect(&confirm("subscribe", "gone", 1));
+        s.expect(confirm("subscribe", "gone", 1));
         s.send(&["PSUBSCRIBE", "gone*"]);
-        s.expect(&confirm("psubscribe", "gone*", 2));
+        s.expect(confirm("psubscribe", "gone*", 2));
         s.send(&["SSUBSCRIBE", &sc1]);
-        s.expect(&confirm("ssubscribe", &sc1, 1));
+        s.expect(confirm("ssubscribe", &sc1, 1));
         s.send(&["SSUBSCRIBE", &sc2]);
-        let f = s.frame();
+        let f = s.read_text();
         assert!(
             f.starts_with(&format!("*3\r\n{}{}", bulk("ssubscribe"), bulk(&sc2))),
             "round {round}: {f:?}"
@@ -635,17 +499,7 @@ fn a_subscriber_that_disconnects_releases_its_backend_connections() {
     });
     // The total connection count on the masters is back near where it was (meridian's own
     // shared connections may have grown a little, but not by one per subscriber).
-    let clients_after: i64 = cluster
-        .masters()
-        .iter()
-        .map(|m| {
-            let info = text(&cluster.query(m, &["INFO", "clients"]));
-            info.lines()
-                .find_map(|l| l.strip_prefix("connected_clients:"))
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .expect("connected_clients")
-        })
-        .sum();
+    let clients_after = connected_clients(&cluster);
     assert!(
         clients_after < clients_before + 10,
         "masters had {clients_before} clients before, {clients_after} after 20 subscribers left"

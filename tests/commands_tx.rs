@@ -5,11 +5,9 @@
 
 mod common;
 
-use common::{Cluster, Gateway, err, error_text, key_in_slot, run, text, wait_until};
+use common::raw::Raw;
+use common::{Cluster, Gateway, err, error_text, key_in_slot, rss_kib, run, text, wait_until};
 use redis::{Connection, Value};
-use std::fs;
-use std::io::Write;
-use std::net::TcpStream;
 use std::thread;
 use std::time::Duration;
 
@@ -36,11 +34,7 @@ fn direct(addr: &str) -> Connection {
 
 /// An `INFO clients` field of a node, as a number.
 fn clients_field(cluster: &Cluster, addr: &str, field: &str) -> i64 {
-    let info = cluster.node(addr).info("clients");
-    let value = info
-        .get(field)
-        .unwrap_or_else(|| panic!("no {field} in INFO clients"));
-    value.parse().unwrap_or_else(|_| panic!("{field}:{value}"))
+    cluster.node(addr).info_i64("clients", field)
 }
 
 /// Waits until `field` of `addr`'s `INFO clients` equals `want`.
@@ -79,19 +73,6 @@ fn same_as_master(gw: &mut Connection, master: &mut Connection, keys: &[&str], s
     for ((args, got), want) in script.iter().zip(&via_gw).zip(&direct) {
         assert_eq!(got, want, "{args:?}: meridian vs the master itself");
     }
-}
-
-/// The resident set size of a process in kB.
-fn rss_kb(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS line");
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .expect("VmRSS value")
 }
 
 #[test]
@@ -304,27 +285,13 @@ fn blocking_commands_wake_up_time_out_and_refuse_crossslot() {
     let k = |name: &str| key_in_slot(slot, name);
     let (l1, l2, dst, z, s, s2) = (k("l1"), k("l2"), k("dst"), k("z"), k("s"), k("s2"));
     let mut c = gw.client();
+    let wake_up = |blocking: &[&str], push: &[&str]| wake(&gw, &cluster, &master, blocking, push);
 
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
-        &["BLPOP", &l1, "0"],
-        &["RPUSH", &l1, "a"],
-    );
+    let got = wake_up(&["BLPOP", &l1, "0"], &["RPUSH", &l1, "a"]);
     assert_eq!(got, Value::Array(vec![bulk(&l1), bulk("a")]), "BLPOP");
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
-        &["BRPOP", &l1, &l2, "0"],
-        &["LPUSH", &l2, "b"],
-    );
+    let got = wake_up(&["BRPOP", &l1, &l2, "0"], &["LPUSH", &l2, "b"]);
     assert_eq!(got, Value::Array(vec![bulk(&l2), bulk("b")]), "BRPOP");
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
+    let got = wake_up(
         &["BLMOVE", &l1, &dst, "LEFT", "RIGHT", "0"],
         &["RPUSH", &l1, "c"],
     );
@@ -333,18 +300,9 @@ fn blocking_commands_wake_up_time_out_and_refuse_crossslot() {
         run(&mut c, &["LRANGE", &dst, "0", "-1"]),
         Value::Array(vec![bulk("c")])
     );
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
-        &["BRPOPLPUSH", &l1, &dst, "0"],
-        &["RPUSH", &l1, "d"],
-    );
+    let got = wake_up(&["BRPOPLPUSH", &l1, &dst, "0"], &["RPUSH", &l1, "d"]);
     assert_eq!(got, bulk("d"), "BRPOPLPUSH");
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
+    let got = wake_up(
         &["BLMPOP", "0", "2", &l1, &l2, "LEFT"],
         &["RPUSH", &l2, "e"],
     );
@@ -353,37 +311,19 @@ fn blocking_commands_wake_up_time_out_and_refuse_crossslot() {
         Value::Array(vec![bulk(&l2), Value::Array(vec![bulk("e")])]),
         "BLMPOP"
     );
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
-        &["BZPOPMIN", &z, "0"],
-        &["ZADD", &z, "1.5", "m"],
-    );
+    let got = wake_up(&["BZPOPMIN", &z, "0"], &["ZADD", &z, "1.5", "m"]);
     assert_eq!(
         got,
         Value::Array(vec![bulk(&z), bulk("m"), bulk("1.5")]),
         "BZPOPMIN"
     );
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
-        &["BZPOPMAX", &z, "0"],
-        &["ZADD", &z, "2", "n"],
-    );
+    let got = wake_up(&["BZPOPMAX", &z, "0"], &["ZADD", &z, "2", "n"]);
     assert_eq!(
         got,
         Value::Array(vec![bulk(&z), bulk("n"), bulk("2")]),
         "BZPOPMAX"
     );
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
-        &["BZMPOP", "0", "1", &z, "MIN"],
-        &["ZADD", &z, "3", "o"],
-    );
+    let got = wake_up(&["BZMPOP", "0", "1", &z, "MIN"], &["ZADD", &z, "3", "o"]);
     assert_eq!(
         got,
         Value::Array(vec![
@@ -393,10 +333,7 @@ fn blocking_commands_wake_up_time_out_and_refuse_crossslot() {
         "BZMPOP"
     );
     let entry = |id: &str| Value::Array(vec![bulk(id), Value::Array(vec![bulk("f"), bulk("v")])]);
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
+    let got = wake_up(
         &["XREAD", "BLOCK", "0", "STREAMS", &s, "$"],
         &["XADD", &s, "1-1", "f", "v"],
     );
@@ -412,10 +349,7 @@ fn blocking_commands_wake_up_time_out_and_refuse_crossslot() {
         run(&mut c, &["XGROUP", "CREATE", &s2, "g", "$", "MKSTREAM"]),
         Value::Okay
     );
-    let got = wake(
-        &gw,
-        &cluster,
-        &master,
+    let got = wake_up(
         &[
             "XREADGROUP",
             "GROUP",
@@ -566,7 +500,7 @@ fn blocked_then_disconnected_clients_leak_nothing() {
         Value::Okay
     );
     let baseline = clients_field(&cluster, &master, "connected_clients");
-    let rss_start = rss_kb(gw.pid());
+    let rss_start = rss_kib(gw.pid());
     const CLIENTS: usize = 300;
     // More rounds (e.g. 34 for the 10,000 clients) with MERIDIAN_BLOCK_ROUNDS.
     let rounds: usize = std::env::var("MERIDIAN_BLOCK_ROUNDS")
@@ -575,25 +509,20 @@ fn blocked_then_disconnected_clients_leak_nothing() {
         .unwrap_or(3);
 
     for round in 0..rounds {
-        let mut streams: Vec<TcpStream> = Vec::with_capacity(CLIENTS);
+        let mut streams: Vec<Raw> = Vec::with_capacity(CLIENTS);
         for i in 0..CLIENTS {
             let mut s = gw.raw();
-            let key = key_in_slot(slot, &format!("q{i}"));
-            let frame = format!(
-                "*3\r\n$5\r\nBLPOP\r\n${}\r\n{key}\r\n$1\r\n0\r\n",
-                key.len()
-            );
-            s.write_all(frame.as_bytes()).expect("send BLPOP");
+            s.send(&["BLPOP", &key_in_slot(slot, &format!("q{i}")), "0"]);
             streams.push(s);
         }
         wait_clients(&cluster, &master, "blocked_clients", CLIENTS as i64);
-        let rss_blocked = rss_kb(gw.pid());
+        let rss_blocked = rss_kib(gw.pid());
         drop(streams);
         wait_clients(&cluster, &master, "blocked_clients", 0);
         // +1: meridian's health prober keeps one control connection per node, opened within
         // `health.probe_interval` of start, so it may appear after the baseline was taken.
         wait_at_most(&cluster, &master, baseline + 1);
-        let rss_after = rss_kb(gw.pid());
+        let rss_after = rss_kib(gw.pid());
         eprintln!(
             "round {round}: meridian VmRSS start {rss_start} kB, {CLIENTS} blocked {rss_blocked} kB, after disconnect {rss_after} kB"
         );

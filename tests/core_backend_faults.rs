@@ -8,9 +8,9 @@ mod fakes;
 use std::thread;
 use std::time::Duration;
 
-use common::{Gateway, GatewayOptions, key_slot, wait_until};
+use common::raw::{Raw, encode, show};
+use common::{Gateway, GatewayOptions, key_slot, rss_kib, wait_until};
 use fakes::probe::{Bystander, info, info_u64};
-use fakes::resp::{Raw, encode, show};
 use fakes::{Action, FakeNode};
 
 fn upper(arg: &[u8]) -> String {
@@ -183,16 +183,6 @@ fn redirect_storm_ends_after_five_redirects_with_the_last_redirect_error() {
         info_u64(&stats, "Redirects") >= 10,
         "INFO Redirects counts the storm: {stats:?}"
     );
-}
-
-/// Resident memory of process `pid` in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
 }
 
 /// Size of the value the slow-reader fake returns for `GET big`.

@@ -2,14 +2,14 @@
 //! `meridian check` reporting config errors as `file:line: key: message`.
 
 mod common;
-mod fakes;
 
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::thread;
 use std::time::Duration;
 
-use common::{Cluster, Gateway, TempDir, value_text};
-use fakes::resp::{Raw, encode, show};
+use common::raw::{Raw, encode, show};
+use common::{Cluster, Gateway, TempDir, binary};
 
 #[test]
 fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
@@ -85,41 +85,38 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
         "--log-format json writes one JSON object per line:\n{logs}"
     );
     // Everything pipelined was really written.
-    let written: u64 = cluster
-        .masters()
-        .iter()
-        .map(|m| {
-            value_text(&cluster.query(m, &["DBSIZE"]))
-                .unwrap()
-                .parse::<u64>()
-                .unwrap()
-        })
-        .sum();
-    assert_eq!(written, 3000);
+    assert_eq!(cluster.dbsize(), 3000);
     assert!(
         Raw::try_connect(&addr).is_err(),
         "still accepting after exit"
     );
 }
 
-fn meridian() -> &'static str {
-    env!("CARGO_BIN_EXE_meridian")
+/// Runs `meridian check -c PATH`.
+fn check(path: &Path) -> Output {
+    let out = Command::new(binary())
+        .args(["check", "-c"])
+        .arg(path)
+        .output();
+    out.unwrap_or_else(|e| panic!("run meridian check: {e}"))
+}
+
+/// Writes `yaml` to the file `name` in `dir` and runs `meridian check -c` on it.
+fn check_yaml(dir: &TempDir, name: &str, yaml: &str) -> (PathBuf, Output) {
+    let path = dir.path().join(name);
+    std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    let out = check(&path);
+    (path, out)
 }
 
 #[test]
 fn check_prints_file_line_key_message_and_fails_on_a_broken_file() {
     let dir = TempDir::new();
-    let broken = dir.path().join("broken.yaml");
-    std::fs::write(
-        &broken,
+    let (broken, out) = check_yaml(
+        &dir,
+        "broken.yaml",
         "listen: nowhere\nworkers: 1\ncluster:\n  seeds: []\n  refresh_interval: 0\nlimits: { max_bulk: 1tb, max_args: 0 }\n",
-    )
-    .unwrap();
-    let out = Command::new(meridian())
-        .args(["check", "-c"])
-        .arg(&broken)
-        .output()
-        .unwrap();
+    );
     assert!(!out.status.success(), "check accepted a broken file");
     let text = format!(
         "{}{}",
@@ -155,12 +152,8 @@ fn check_prints_file_line_key_message_and_fails_on_a_broken_file() {
         );
     }
 
-    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/meridian.yaml");
-    let out = Command::new(meridian())
-        .args(["check", "-c"])
-        .arg(&conf)
-        .output()
-        .unwrap();
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/meridian.yaml");
+    let out = check(&conf);
     assert!(
         out.status.success(),
         "conf/meridian.yaml: {}{}",
@@ -184,13 +177,7 @@ fn check_names_the_key_of_unknown_fields() {
             "cluster.refresh_intervall",
         ),
     ] {
-        let path = dir.path().join("unknown.yaml");
-        std::fs::write(&path, yaml).unwrap();
-        let out = Command::new(meridian())
-            .args(["check", "-c"])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let (path, out) = check_yaml(&dir, "unknown.yaml", yaml);
         assert!(!out.status.success());
         let text = String::from_utf8_lossy(&out.stderr).into_owned();
         let want = format!("{}:{line}: {key}: ", path.display());
@@ -205,17 +192,11 @@ fn check_names_the_key_of_unknown_fields() {
 fn check_reports_every_error_even_after_a_value_that_does_not_parse() {
     // A value that does not parse (a duration without unit) must not hide the other problems.
     let dir = TempDir::new();
-    let path = dir.path().join("two.yaml");
-    std::fs::write(
-        &path,
+    let (path, out) = check_yaml(
+        &dir,
+        "two.yaml",
         "listen: nowhere\ncluster:\n  seeds: [127.0.0.1:7001]\n  refresh_interval: 5\n",
-    )
-    .unwrap();
-    let out = Command::new(meridian())
-        .args(["check", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    );
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stderr).into_owned();
     for want in [

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::raw::{Raw, encode, show};
 use common::{Cluster, ClusterBuilder, Gateway, key_in_slot, key_slot, wait_until};
 use fakes::probe::{Bystander, info, info_u64};
-use fakes::resp::{Raw, encode, show};
 
 /// Bound on a failover being visible in every node's CLUSTER SLOTS.
 const FAILOVER: Duration = Duration::from_secs(60);

@@ -6,9 +6,9 @@ mod fakes;
 
 use std::collections::HashMap;
 
-use common::{Cluster, Gateway, key_in_slot, key_slot, value_text};
-use fakes::probe::{info, info_section, info_text, info_u64};
-use fakes::resp::{Raw, encode, show};
+use common::raw::{Raw, encode, show};
+use common::{Cluster, Gateway, key_in_slot, key_slot};
+use fakes::probe::{info, info_section, info_servers, info_text, info_u64};
 
 /// Collects differences between meridian and redis-server, so one run reports all of them.
 #[derive(Default)]
@@ -299,25 +299,6 @@ fn local_connection_commands_answer_like_redis() {
     d.assert_none();
 }
 
-/// `Field:value` lines of INFO's `# Servers`, one map per server, in order.
-fn servers(text: &str) -> Vec<HashMap<String, String>> {
-    let lines = info_section(text, "Servers").expect("INFO has a # Servers section");
-    let mut out: Vec<HashMap<String, String>> = Vec::new();
-    for line in lines {
-        let Some((k, v)) = line.split_once(':') else {
-            continue;
-        };
-        if k == "Server" {
-            out.push(HashMap::new());
-        }
-        let current = out
-            .last_mut()
-            .expect("# Servers starts with a Server: line");
-        current.insert(k.to_string(), v.to_string());
-    }
-    out
-}
-
 #[test]
 fn info_has_proxy_stats_servers_and_a_summed_keyspace() {
     let cluster = Cluster::start(3, 1);
@@ -362,7 +343,7 @@ fn info_has_proxy_stats_servers_and_a_summed_keyspace() {
     assert_eq!(info_u64(&stats, "ProtocolErrors"), 0, "{stats:?}");
 
     let text = info_text(&via.call(&["INFO", "servers"]));
-    let list = servers(&text);
+    let list = info_servers(&text);
     assert_eq!(list.len(), 6, "one entry per node:\n{text}");
     let masters = cluster.masters();
     for fields in &list {
@@ -405,16 +386,7 @@ fn info_has_proxy_stats_servers_and_a_summed_keyspace() {
     }
 
     // Keyspace: summed over the masters, equal to DBSIZE through meridian and on the nodes.
-    let dbsize: u64 = masters
-        .iter()
-        .map(|m| {
-            value_text(&cluster.query(m, &["DBSIZE"]))
-                .unwrap()
-                .parse::<u64>()
-                .unwrap()
-        })
-        .sum();
-    assert_eq!(dbsize, 300);
+    assert_eq!(cluster.dbsize(), 300);
     assert_eq!(via.call(&["DBSIZE"]), b":300\r\n");
     let keyspace_reply = via.call(&["INFO", "keyspace"]);
     let keyspace = info_text(&keyspace_reply);

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::raw::{Raw, encode, show};
 use common::{Cluster, Gateway, key_in_slot, value_text};
 use fakes::probe::{info, info_u64};
-use fakes::resp::{Raw, encode, show};
 
 /// Runs GETs of `keys` (each holding its own name) through meridian until stopped; returns
 /// (rounds, unexpected replies).

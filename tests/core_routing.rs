@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::raw::{Raw, encode, show};
 use common::{Cluster, Gateway, GatewayOptions, key_in_slot, key_slot, value_text, wait_until};
 use fakes::probe::{info, info_u64};
-use fakes::resp::{Raw, encode, show};
 
 /// A command template: `K`, `H`, `L`, `Z`, `C`, `N` stand for keys of one slot, filled in per
 /// side so that meridian and the master run the same commands on different keys.
@@ -521,14 +521,10 @@ fn two_workers_share_the_port_and_serve_many_clients() {
     // Both workers served clients: each opened its own connection to every master.
     let reply = admin.call(&["INFO", "servers"]);
     let text = fakes::probe::info_text(&reply);
-    let lines = fakes::probe::info_section(&text, "Servers").expect("# Servers");
     let mut connections: HashMap<String, u64> = HashMap::new();
-    let mut server = String::new();
-    for line in &lines {
-        if let Some(s) = line.strip_prefix("Server:") {
-            server = s.to_string();
-        } else if let Some(n) = line.strip_prefix("Connections:") {
-            connections.insert(server.clone(), n.parse().unwrap());
+    for server in fakes::probe::info_servers(&text) {
+        if let Some(n) = server.get("Connections") {
+            connections.insert(server["Server"].clone(), n.parse().unwrap());
         }
     }
     for master in cluster.masters() {

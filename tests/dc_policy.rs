@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, ClusterBuilder, Gateway, GatewayOptions, Node, error_text, key_in_slot};
-use common::{key_slot, value_text};
-use redis::{ConnectionLike, Value};
+use common::{Cluster, ClusterBuilder, Gateway, Node, error_text, key_in_slot};
+use common::{key_slot, try_run, value_text};
+use redis::Value;
 
 /// Bound on a failover being visible in every node's CLUSTER SLOTS.
 const FAILOVER: Duration = Duration::from_secs(60);
@@ -71,14 +71,6 @@ fn deltas(before: &[u64], after: &[u64]) -> Vec<u64> {
     before.iter().zip(after).map(|(b, a)| a - b).collect()
 }
 
-fn call(conn: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<Value> {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    conn.req_command(&cmd)
-}
-
 /// `Ok(text)` for a normal reply, `Err(text)` for an error reply or an I/O error.
 fn outcome(r: redis::RedisResult<Value>) -> Result<String, String> {
     match r {
@@ -109,13 +101,7 @@ fn reads_land_in_the_local_dc_and_survive_a_stopped_local_replica() {
         "west",
         "{ server_timeout: 300ms, failure_limit: 2, retry_timeout: 500ms }",
     );
-    let gw = Gateway::start_with(
-        &cluster,
-        GatewayOptions {
-            extra_yaml: yaml,
-            ..GatewayOptions::default()
-        },
-    );
+    let gw = Gateway::start(&cluster, &yaml);
     let mut conn = gw.client();
 
     // Writes: all on the masters, none tried on a replica.
@@ -124,7 +110,7 @@ fn reads_land_in_the_local_dc_and_survive_a_stopped_local_replica() {
     let rej_r0 = snapshot(&replicas, "set", "rejected_calls");
     let fail_r0 = snapshot(&replicas, "set", "failed_calls");
     for k in &keys {
-        let r = outcome(call(&mut conn, &["SET", k, &format!("v-{k}")]));
+        let r = outcome(try_run(&mut conn, &["SET", k, &format!("v-{k}")]));
         assert_eq!(r, Ok("OK".to_string()), "SET {k}");
     }
     let set_m = deltas(&set_m0, &snapshot(&masters, "set", "calls"));
@@ -165,7 +151,7 @@ fn reads_land_in_the_local_dc_and_survive_a_stopped_local_replica() {
     let get_r0 = snapshot(&replicas, "get", "calls");
     for i in 0..2000 {
         let k = &keys[i % keys.len()];
-        let r = outcome(call(&mut conn, &["GET", k]));
+        let r = outcome(try_run(&mut conn, &["GET", k]));
         assert_eq!(r, Ok(format!("v-{k}")), "GET {k} (#{i})");
     }
     let get_m = deltas(&get_m0, &snapshot(&masters, "get", "calls"));
@@ -202,7 +188,7 @@ fn reads_land_in_the_local_dc_and_survive_a_stopped_local_replica() {
             break;
         }
         let k = shard0_keys[i % shard0_keys.len()];
-        let r = outcome(call(&mut conn, &["GET", k]));
+        let r = outcome(try_run(&mut conn, &["GET", k]));
         if matches!(&r, Err(e) if e.starts_with("client error")) {
             conn = gw.client();
         }
@@ -263,7 +249,7 @@ fn reads_land_in_the_local_dc_and_survive_a_stopped_local_replica() {
         let r_before = cmdstat(replica0, "get", "calls");
         for i in 0..100 {
             let k = shard0_keys[i % shard0_keys.len()];
-            let r = outcome(call(&mut conn, &["GET", k]));
+            let r = outcome(try_run(&mut conn, &["GET", k]));
             if matches!(&r, Err(e) if e.starts_with("client error")) {
                 conn = gw.client();
             }
@@ -276,7 +262,7 @@ fn reads_land_in_the_local_dc_and_survive_a_stopped_local_replica() {
             break;
         }
         if Instant::now() >= back || rounds >= 300 {
-            let info = outcome(call(&mut conn, &["INFO"])).unwrap_or_else(|e| e);
+            let info = outcome(try_run(&mut conn, &["INFO"])).unwrap_or_else(|e| e);
             panic!(
                 "reads did not come back to {} after SIGCONT: last round it served {served}/100 \
                  (it had served {r0_before} before the stop); meridian INFO:\n{info}",
@@ -292,13 +278,7 @@ fn killed_master_fails_writes_fast_until_the_failover() {
     let cluster = east_west_cluster(1000, &["--cluster-require-full-coverage", "no"]);
     let nodes = cluster.nodes();
     let yaml = dc_yaml("east", "{ failure_limit: 3, retry_timeout: 1s }");
-    let gw = Gateway::start_with(
-        &cluster,
-        GatewayOptions {
-            extra_yaml: yaml,
-            ..GatewayOptions::default()
-        },
-    );
+    let gw = Gateway::start(&cluster, &yaml);
     let mut conn = gw.client();
     let victim = &nodes[0];
     let slot: u16 = 100; // shard 0: 0..=5460
@@ -308,7 +288,7 @@ fn killed_master_fails_writes_fast_until_the_failover() {
     assert_ne!(cluster.master_of_slot(6000), victim.addr);
     assert_ne!(cluster.master_of_slot(12000), victim.addr);
     assert_eq!(
-        outcome(call(&mut conn, &["SET", &key, "before"])),
+        outcome(try_run(&mut conn, &["SET", &key, "before"])),
         Ok("OK".into())
     );
 
@@ -325,7 +305,7 @@ fn killed_master_fails_writes_fast_until_the_failover() {
         if refused >= 10 || Instant::now() >= deadline {
             break;
         }
-        match outcome(call(&mut conn, &["SET", &key, &format!("during-{i}")])) {
+        match outcome(try_run(&mut conn, &["SET", &key, &format!("during-{i}")])) {
             Ok(v) => {
                 // Only possible once the failover is done; then the test cannot see the breaker.
                 assert_eq!(v, "OK");
@@ -348,7 +328,7 @@ fn killed_master_fails_writes_fast_until_the_failover() {
         }
         for o in &others {
             assert_eq!(
-                outcome(call(&mut conn, &["SET", o, &format!("x{i}")])),
+                outcome(try_run(&mut conn, &["SET", o, &format!("x{i}")])),
                 Ok("OK".into()),
                 "write to {o} (another master) while {} is down",
                 victim.addr
@@ -379,7 +359,7 @@ fn killed_master_fails_writes_fast_until_the_failover() {
         if Instant::now() >= deadline {
             break;
         }
-        match outcome(call(&mut conn, &["SET", &key, "after"])) {
+        match outcome(try_run(&mut conn, &["SET", &key, "after"])) {
             Ok(v) => {
                 assert_eq!(v, "OK");
                 done = true;
@@ -398,7 +378,10 @@ fn killed_master_fails_writes_fast_until_the_failover() {
         done,
         "writes to slot {slot} never succeeded on {new_master}; last {last}"
     );
-    assert_eq!(outcome(call(&mut conn, &["GET", &key])), Ok("after".into()));
+    assert_eq!(
+        outcome(try_run(&mut conn, &["GET", &key])),
+        Ok("after".into())
+    );
     let on_new = cluster.node(&new_master).query(&["GET", &key]);
     assert_eq!(value_text(&on_new).as_deref(), Some("after"));
 }

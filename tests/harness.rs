@@ -3,7 +3,8 @@
 mod common;
 
 use common::gateway::{GatewayOptions, parse_listening, render_config};
-use common::{Cluster, ClusterBuilder, Role, error_text, key_in_slot, key_slot, value_text};
+use common::raw::{frame_len, show};
+use common::{Cluster, ClusterBuilder, Role, err, key_in_slot, key_slot, text};
 use redis::Value;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -13,14 +14,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const FAILOVER: Duration = Duration::from_secs(60);
-
-fn text(value: &Value) -> String {
-    value_text(value).unwrap_or_else(|| panic!("expected a string reply, got {value:?}"))
-}
-
-fn error(value: &Value) -> String {
-    error_text(value).unwrap_or_else(|| panic!("expected an error reply, got {value:?}"))
-}
 
 #[test]
 fn three_by_one_cluster_forms_with_every_slot_covered() {
@@ -141,16 +134,21 @@ fn sigstop_of_a_replica_is_survived_and_of_a_master_fails_over() {
     assert_eq!(cluster.replicas_of(&new), vec![master.addr.clone()]);
 }
 
+/// A master of `cluster` other than `than`.
+fn other_master(cluster: &Cluster, than: &str) -> String {
+    let masters = cluster.masters();
+    masters
+        .into_iter()
+        .find(|m| m != than)
+        .expect("another master")
+}
+
 #[test]
 fn migrate_slot_moves_every_key_and_the_ownership() {
     let cluster = Cluster::start(3, 1);
     let slot = 777;
     let from = cluster.master_of_slot(slot);
-    let to = cluster
-        .masters()
-        .into_iter()
-        .find(|m| *m != from)
-        .expect("another master");
+    let to = other_master(&cluster, &from);
     // More keys than one GETKEYSINSLOT batch, so the copy loop runs several rounds.
     let keys: Vec<String> = (0..250)
         .map(|i| key_in_slot(slot, &format!("k{i}")))
@@ -168,7 +166,7 @@ fn migrate_slot_moves_every_key_and_the_ownership() {
         Value::Int(0)
     );
     assert_eq!(
-        error(&cluster.query(&from, &["GET", &keys[0]])),
+        err(&cluster.query(&from, &["GET", &keys[0]])),
         format!("MOVED {slot} {to}")
     );
     cluster.wait_healthy(FAILOVER);
@@ -179,11 +177,7 @@ fn half_finished_migration_answers_ask_until_finished() {
     let cluster = Cluster::start(3, 1);
     let slot = 12345;
     let from = cluster.master_of_slot(slot);
-    let to = cluster
-        .masters()
-        .into_iter()
-        .find(|m| *m != from)
-        .expect("another master");
+    let to = other_master(&cluster, &from);
     let (moved, stays) = (key_in_slot(slot, "moved"), key_in_slot(slot, "stays"));
     assert_eq!(cluster.query(&from, &["SET", &moved, "m"]), Value::Okay);
     assert_eq!(cluster.query(&from, &["SET", &stays, "s"]), Value::Okay);
@@ -191,12 +185,12 @@ fn half_finished_migration_answers_ask_until_finished() {
     cluster.begin_migration(slot, &from, &to);
     cluster.migrate_key(slot, &moved, &from, &to);
     assert_eq!(
-        error(&cluster.query(&from, &["GET", &moved])),
+        err(&cluster.query(&from, &["GET", &moved])),
         format!("ASK {slot} {to}")
     );
     assert_eq!(text(&cluster.query(&from, &["GET", &stays])), "s");
     assert_eq!(
-        error(&cluster.query(&to, &["GET", &moved])),
+        err(&cluster.query(&to, &["GET", &moved])),
         format!("MOVED {slot} {from}")
     );
     let asked = cluster.query_many(&to, &[&["ASKING"], &["GET", &moved]]);
@@ -207,7 +201,7 @@ fn half_finished_migration_answers_ask_until_finished() {
     cluster.finish_migration(slot, &from, &to);
     assert_eq!(cluster.master_of_slot(slot), to);
     assert_eq!(
-        error(&cluster.query(&from, &["GET", &stays])),
+        err(&cluster.query(&from, &["GET", &stays])),
         format!("MOVED {slot} {to}")
     );
     assert_eq!(text(&cluster.query(&to, &["GET", &stays])), "s");
@@ -449,4 +443,27 @@ fn gateway_config_and_listening_line() {
     );
     assert_eq!(parse_listening("meridian: starting"), None);
     assert_eq!(parse_listening("listening on nowhere"), None);
+}
+
+/// The raw client finds where each kind of RESP2/RESP3 reply ends, and waits for the rest of one
+/// that is cut short.
+#[test]
+fn frames_of_every_type() {
+    let cases: &[&[u8]] = &[
+        b"+OK\r\n",
+        b"-ERR x\r\n",
+        b":12\r\n",
+        b"$-1\r\n",
+        b"$3\r\nabc\r\n",
+        b"*2\r\n$1\r\na\r\n*-1\r\n",
+        b"%1\r\n+k\r\n:1\r\n",
+        b"_\r\n",
+        b"|1\r\n+a\r\n+b\r\n:3\r\n",
+    ];
+    for case in cases {
+        let mut buf = case.to_vec();
+        buf.extend_from_slice(b"+next\r\n");
+        assert_eq!(frame_len(&buf), Ok(Some(case.len())), "{}", show(case));
+        assert_eq!(frame_len(&case[..case.len() - 1]), Ok(None));
+    }
 }

@@ -5,6 +5,8 @@
 //!
 //! They need `redis-server`; without it they fail, saying how to install it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,16 +16,6 @@ use serde_yaml_ng::Value;
 /// Bound on one drill run, lab start and teardown included.
 const DRILL_TIMEOUT: Duration = Duration::from_secs(300);
 
-fn require_redis() {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path).any(|dir| dir.join("redis-server").is_file());
-    assert!(
-        found,
-        "`redis-server` was not found on PATH; the lab drills need it: install it with \
-         `sudo apt-get install redis-server` (or run scripts/install-deps.sh)"
-    );
-}
-
 fn topology(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("topologies")
@@ -31,7 +23,7 @@ fn topology(name: &str) -> PathBuf {
 }
 
 fn meridian() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_meridian"))
+    Command::new(common::binary())
 }
 
 /// Takes the lab down if a failed test left it running.
@@ -77,7 +69,7 @@ fn wait_bounded(mut child: Child, what: &str) -> (bool, String) {
 
 /// Runs a drill on a fresh lab and returns the parsed JSON report and the printed text.
 fn drill(file: &str, scenario: &str, port_offset: u16) -> (Value, String) {
-    require_redis();
+    common::require_binary("redis-server", common::INSTALL);
     let file = topology(file);
     // A fixed name: a run killed half-way leaves its lab here, and the next run finds it.
     let dir = std::env::temp_dir().join(format!("meridian-lab-test-{scenario}"));
@@ -130,6 +122,22 @@ fn drill(file: &str, scenario: &str, port_offset: u16) -> (Value, String) {
 fn num(v: &Value, what: &str) -> f64 {
     v.as_f64()
         .unwrap_or_else(|| panic!("{what} is not a number: {v:?}"))
+}
+
+/// The `what` of every event in the report, in order.
+fn events(r: &Value) -> Vec<&str> {
+    let events = r["events"].as_sequence().expect("events is a list");
+    events.iter().filter_map(|e| e["what"].as_str()).collect()
+}
+
+/// Asserts that, for each prefix, some event starts with it.
+fn assert_events(events: &[&str], prefixes: &[&str]) {
+    for prefix in prefixes {
+        assert!(
+            events.iter().any(|e| e.starts_with(prefix)),
+            "no event starting {prefix:?}: {events:?}"
+        );
+    }
 }
 
 /// Checks what every report must hold, whatever the scenario.
@@ -230,27 +238,14 @@ fn check_report(r: &Value, scenario: &str, dcs: &[&str], text: &str) {
 fn kill_master_on_two_dc() {
     let (r, text) = drill("two-dc.yaml", "kill-master", 1000);
     check_report(&r, "kill-master", &["east", "west"], &text);
-    let events: Vec<&str> = r["events"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["what"].as_str())
-        .collect();
-    assert!(
-        events.iter().any(|e| e.starts_with("fault: kill east-1")),
-        "{events:?}"
-    );
-    assert!(
-        events.iter().any(|e| e.starts_with("failover done")),
-        "{events:?}"
-    );
-    assert!(
-        events.iter().any(|e| e.starts_with("heal: restart east-1")),
-        "{events:?}"
-    );
-    assert!(
-        events.iter().any(|e| e.starts_with("cluster healthy")),
-        "{events:?}"
+    assert_events(
+        &events(&r),
+        &[
+            "fault: kill east-1",
+            "failover done",
+            "heal: restart east-1",
+            "cluster healthy",
+        ],
     );
     // The killed master's slots lost writes for a while, and got them back.
     let gateways = r["gateways"].as_sequence().unwrap();
@@ -274,23 +269,13 @@ fn kill_master_on_two_dc() {
 fn hang_node_on_single_dc() {
     let (r, text) = drill("single-dc.yaml", "hang-node", 1000);
     check_report(&r, "hang-node", &["local"], &text);
-    let events: Vec<&str> = r["events"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["what"].as_str())
-        .collect();
-    assert!(
-        events.iter().any(|e| e.starts_with("fault: stop local-1")),
-        "{events:?}"
-    );
-    assert!(
-        events.iter().any(|e| e.starts_with("heal: cont local-1")),
-        "{events:?}"
-    );
-    assert!(
-        events.iter().any(|e| e.starts_with("cluster healthy")),
-        "{events:?}"
+    assert_events(
+        &events(&r),
+        &[
+            "fault: stop local-1",
+            "heal: cont local-1",
+            "cluster healthy",
+        ],
     );
     let g = &r["gateways"][0];
     assert_eq!(g["read_command"].as_str(), Some("get"));

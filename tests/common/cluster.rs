@@ -1,6 +1,6 @@
 //! A real Redis Cluster of redis-server [`Node`]s on loopback: formation, health, slot moves.
 
-use super::{Node, PROBE_TIMEOUT, Role, TempDir, tail, value_text, wait_until};
+use super::{Node, PROBE_TIMEOUT, Role, TempDir, int, tail, value_text, wait_until};
 use redis::Value;
 use std::path::Path;
 use std::thread;
@@ -295,6 +295,15 @@ impl Cluster {
             }
         }
         panic!("no running node could name the master of slot {slot}: {why:?}");
+    }
+
+    /// Keys on every slot-owning master together, each asked with `DBSIZE` directly.
+    pub fn dbsize(&self) -> i64 {
+        let masters = self.masters();
+        masters
+            .iter()
+            .map(|m| int(&self.query(m, &["DBSIZE"])))
+            .sum()
     }
 
     /// Masters that own slots (sorted), per the first running node.

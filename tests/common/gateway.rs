@@ -1,9 +1,10 @@
 //! The meridian binary as a child process in front of a test cluster.
 
+use super::raw::Raw;
 use super::{Cluster, TempDir, signal, spawn, tail};
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -138,19 +139,9 @@ impl Gateway {
         conn
     }
 
-    /// A raw TCP connection to meridian (10 s read/write timeouts), for malformed-input tests.
-    pub fn raw(&self) -> TcpStream {
-        let addr: SocketAddr = self.addr.parse().expect("listen address");
-        let stream = TcpStream::connect_timeout(&addr, CLIENT_TIMEOUT)
-            .unwrap_or_else(|e| panic!("connect to meridian at {}: {e}", self.addr));
-        stream
-            .set_read_timeout(Some(CLIENT_TIMEOUT))
-            .expect("set read timeout");
-        stream
-            .set_write_timeout(Some(CLIENT_TIMEOUT))
-            .expect("set write timeout");
-        stream.set_nodelay(true).expect("set nodelay");
-        stream
+    /// A raw RESP client connected to meridian, for byte-exact and malformed-input tests.
+    pub fn raw(&self) -> Raw {
+        Raw::connect(&self.addr)
     }
 
     /// The process id.
@@ -226,7 +217,7 @@ impl Drop for Gateway {
 }
 
 /// The meridian binary built by cargo for this test target.
-fn binary() -> &'static str {
+pub fn binary() -> &'static str {
     // option_env! (not env!) keeps this module compiling in a crate without the binary; the
     // tests that use it then fail here instead of being skipped.
     match option_env!("CARGO_BIN_EXE_meridian") {

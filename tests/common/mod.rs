@@ -9,10 +9,11 @@
 pub mod client;
 pub mod cluster;
 pub mod gateway;
+pub mod raw;
 
-pub use client::{cmd, err, run, text};
+pub use client::{cmd, err, int, run, strings, text, try_run};
 pub use cluster::{Cluster, ClusterBuilder, key_in_slot, key_slot};
-pub use gateway::{Gateway, GatewayOptions};
+pub use gateway::{Gateway, GatewayOptions, binary};
 
 use redis::{ConnectionLike, Value};
 use std::collections::HashMap;
@@ -36,7 +37,8 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Fresh ports tried before giving up on starting one node.
 const START_ATTEMPTS: usize = 20;
-const INSTALL: &str = "apt-get install redis-server";
+/// How to install redis-server, for [`require_binary`].
+pub const INSTALL: &str = "apt-get install redis-server";
 
 /// First port handed to redis-server; its cluster bus port is `port + 10000`.
 const PORT_BASE: usize = 20000;
@@ -101,6 +103,18 @@ pub fn signal(pid: u32, sig: libc::c_int) {
     // have not reaped yet, so the pid cannot have been reused by another process.
     let rc = unsafe { libc::kill(target, sig) };
     assert_eq!(rc, 0, "kill({pid}, {sig}): {}", io::Error::last_os_error());
+}
+
+/// Resident memory of process `pid` in KiB (`VmRSS` of /proc/PID/status).
+pub fn rss_kib(pid: u32) -> u64 {
+    let path = format!("/proc/{pid}/status");
+    let status = fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in {path}"))
 }
 
 /// The next port to try for a redis-server (20000..30000) after skipping `skip - 1`, starting
@@ -359,7 +373,7 @@ impl Node {
     fn answering_pid(&self) -> Option<u32> {
         let mut conn = connect(&self.addr).ok()?;
         let info: String = redis::cmd("INFO").arg("server").query(&mut conn).ok()?;
-        parse_info(&info).get("process_id")?.parse().ok()
+        info_fields(&info).get("process_id")?.parse().ok()
     }
 
     /// The node's cluster id (stable across restarts: nodes.conf is kept).
@@ -470,7 +484,7 @@ impl Node {
         commands
             .iter()
             .map(|args| {
-                conn.req_command(&command(args))
+                conn.req_command(&cmd(args))
                     .unwrap_or_else(|e| panic!("{args:?} on {}: {e}", self.addr))
             })
             .collect()
@@ -484,7 +498,7 @@ impl Node {
             None => connect(&self.addr)?,
         };
         conn.set_read_timeout(Some(timeout))?;
-        let reply = conn.req_command(&command(args))?;
+        let reply = conn.req_command(&cmd(args))?;
         // Only a connection that answered cleanly is reused; after a timeout it is out of sync.
         *lock(&self.conn) = Some(conn);
         Ok(reply)
@@ -507,6 +521,17 @@ impl Node {
         fields.unwrap_or_else(|e| panic!("INFO {section}: {e}"))
     }
 
+    /// A numeric field of `INFO <section>`; panics if the node does not answer or lacks it.
+    pub fn info_i64(&self, section: &str, field: &str) -> i64 {
+        let info = self.info(section);
+        let value = info
+            .get(field)
+            .unwrap_or_else(|| panic!("no {field} in INFO {section} of {}", self.addr));
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{field}:{value} in INFO {section} of {}", self.addr))
+    }
+
     /// `CLUSTER INFO` as a field → value map; panics if the node does not answer.
     pub fn cluster_info(&self) -> Fields {
         let fields = self.try_fields(&["CLUSTER", "INFO"], QUERY_TIMEOUT);
@@ -520,7 +545,7 @@ impl Node {
             .map_err(|e| format!("{}: {e}", self.addr))?;
         let text = value_text(&reply)
             .ok_or_else(|| format!("{}: INFO {args:?} replied {reply:?}", self.addr))?;
-        Ok(parse_info(&text))
+        Ok(info_fields(&text))
     }
 
     /// The node's data dir (holds nodes.conf and redis.log).
@@ -542,16 +567,8 @@ fn connect(addr: &str) -> redis::RedisResult<redis::Connection> {
     Ok(conn)
 }
 
-fn command(args: &[&str]) -> redis::Cmd {
-    let (name, rest) = args.split_first().expect("a command needs a name");
-    let mut cmd = redis::cmd(name);
-    for arg in rest {
-        cmd.arg(*arg);
-    }
-    cmd
-}
-
-fn parse_info(text: &str) -> Fields {
+/// `field:value` lines (INFO, CLUSTER INFO) keyed by field; later duplicates win.
+pub fn info_fields(text: &str) -> Fields {
     text.lines()
         .filter_map(|line| line.trim_end().split_once(':'))
         .map(|(k, v)| (k.to_string(), v.to_string()))

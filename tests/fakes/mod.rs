@@ -4,6 +4,8 @@
 //! A [`FakeNode`] listens on 127.0.0.1:0, claims every slot for itself in `CLUSTER SLOTS`, says
 //! `cluster_state:ok`, refuses `COMMAND` (so meridian falls back to its built-in table), and
 //! hands every other request to the test's script. Threads stop when the fake is dropped.
+//! A test crate that declares `mod fakes;` declares `mod common;` too: tests talk to fakes (and
+//! to meridian in front of them) with the raw client in `common::raw`.
 // Not every test file uses every helper.
 #![allow(dead_code)]
 

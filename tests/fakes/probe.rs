@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::resp::{Raw, show};
+use crate::common::info_fields;
+use crate::common::raw::{Raw, encode, show};
 
 /// Bound on one bystander's life (a failure guard; tests stop it much earlier).
 const BYSTANDER_LIMIT: Duration = Duration::from_secs(300);
@@ -30,7 +31,7 @@ impl Bystander {
         let rounds = Arc::new(AtomicU64::new(0));
         let errors = Arc::new(Mutex::new(Vec::new()));
         let mut raw = Raw::connect(addr);
-        let get = super::resp::encode(&["GET", key]);
+        let get = encode(&["GET", key]);
         let want_get = format!("${}\r\n{value}\r\n", value.len()).into_bytes();
         let handle = {
             let (stop, rounds, errors) = (stop.clone(), rounds.clone(), errors.clone());
@@ -110,14 +111,6 @@ impl Drop for Bystander {
     }
 }
 
-/// One INFO section's `field:value` lines, keyed by field (later duplicates win).
-pub fn info_fields(text: &str) -> HashMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.trim_end().split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 /// The text of INFO's reply (bulk string or RESP3 verbatim string) as raw bytes.
 pub fn info_text(reply: &[u8]) -> String {
     let text = String::from_utf8_lossy(reply);
@@ -145,6 +138,25 @@ pub fn info_section(text: &str, name: &str) -> Option<Vec<String>> {
             .map(str::to_string)
             .collect(),
     )
+}
+
+/// `Field:value` lines of INFO's `# Servers`, one map per server, in order.
+pub fn info_servers(text: &str) -> Vec<HashMap<String, String>> {
+    let lines = info_section(text, "Servers").expect("INFO has a # Servers section");
+    let mut out: Vec<HashMap<String, String>> = Vec::new();
+    for line in lines {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        if k == "Server" {
+            out.push(HashMap::new());
+        }
+        let current = out
+            .last_mut()
+            .expect("# Servers starts with a Server: line");
+        current.insert(k.to_string(), v.to_string());
+    }
+    out
 }
 
 /// INFO `section` through a raw connection, parsed.

@@ -3,22 +3,13 @@
 //! accepts, a decoded value must encode back to a decodable reply, and nothing may panic.
 #![no_main]
 
+mod rng;
+
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use meridian::resp::reply::{ReplyScanner, aggregate_elements, scan_reply};
 use meridian::resp::value::decode;
-
-/// xorshift64*, seeded from the input, to pick the read sizes.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        ((self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize) % n.max(1)
-    }
-}
+use rng::Rng;
 
 fuzz_target!(|data: &[u8]| {
     let [a, input @ ..] = data else {

@@ -2,23 +2,14 @@
 //! and spans whether each request arrives at once or in random pieces, and nothing may panic.
 #![no_main]
 
+mod rng;
+
 use std::ops::Range;
 
 use libfuzzer_sys::fuzz_target;
 use meridian::resp::ProtocolError;
 use meridian::resp::request::{Limits, ParseOutcome, RequestParser, parse_request};
-
-/// xorshift64*, seeded from the input, to pick the read sizes.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        ((self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize) % n.max(1)
-    }
-}
+use rng::Rng;
 
 type Outcome = (Result<ParseOutcome, ProtocolError>, Vec<Range<usize>>);
 
