@@ -52,7 +52,7 @@ fn a_pipeline_written_before_any_read_completes() {
 fn a_raw_client_writing_100_mb_before_reading_gets_every_reply() {
     let cluster = Cluster::start(3, 0);
     let gw = Gateway::start(&cluster, "");
-    let mut stream = gw.raw();
+    let mut stream = gw.raw().stream;
     stream.set_write_timeout(Some(HANG_GUARD)).expect("timeout");
     stream.set_read_timeout(Some(HANG_GUARD)).expect("timeout");
     // ~1 KB SETs over many slots, 100 MB in all, written by one thread before anything is read.
@@ -60,15 +60,7 @@ fn a_raw_client_writing_100_mb_before_reading_gets_every_reply() {
     let mut batch = Vec::new();
     let per_batch = 1000;
     for i in 0..per_batch {
-        let key = format!("raw:{i}");
-        batch.extend_from_slice(
-            format!(
-                "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n",
-                key.len(),
-                value.len()
-            )
-            .as_bytes(),
-        );
+        batch.extend_from_slice(&common::raw::encode(&["SET", &format!("raw:{i}"), &value]));
     }
     let rounds = (100 << 20) / batch.len() + 1;
     let total = rounds * per_batch;
@@ -77,7 +69,9 @@ fn a_raw_client_writing_100_mb_before_reading_gets_every_reply() {
         for _ in 0..rounds {
             writer.write_all(&batch).expect("meridian keeps reading");
         }
-        writer.write_all(b"*1\r\n$4\r\nPING\r\n").expect("PING");
+        writer
+            .write_all(&common::raw::encode(&["PING"]))
+            .expect("PING");
         rounds * batch.len()
     });
     assert!(written >= 100 << 20);
@@ -104,15 +98,15 @@ fn a_client_that_never_reads_is_disconnected_with_a_reason() {
     let big = "b".repeat(100 * 1024);
     assert_eq!(run(&mut other, &["SET", "big", &big]), Value::Okay);
     // 2,000 GETs of 100 KB: 200 MB of replies, far more than the limit and socket buffers.
-    let mut stream = gw.raw();
+    let mut stream = gw.raw().stream;
     stream.set_write_timeout(Some(HANG_GUARD)).expect("timeout");
     stream.set_read_timeout(Some(HANG_GUARD)).expect("timeout");
     let mut writer = stream.try_clone().expect("clone");
     let wrote = join_within("writing GETs", move || {
-        let get = b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n";
+        let get = common::raw::encode(&["GET", "big"]);
         let mut n = 0;
         for _ in 0..2000 {
-            if writer.write_all(get).is_err() {
+            if writer.write_all(&get).is_err() {
                 break;
             }
             n += 1;
