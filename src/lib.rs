@@ -1,19 +1,26 @@
 //! meridian: a multi-datacenter aware gateway for Redis Cluster.
 //!
-//! Layout of the data path (one module each):
+//! The data path, top to bottom; each layer uses only the layers below it:
 //! - [`server`]: worker threads, listeners, shutdown.
-//! - [`session`]: one client: parse requests, keep reply order ([`session::queue`]).
-//! - [`router`]: command class → keys → slot(s) → backend; multi-key split and merge.
-//! - [`policy`]: pure node selection for a slot.
-//! - [`backend`]: one pipelined connection per node per worker, FIFO reply matching.
-//! - [`local`]: commands answered by meridian itself, INFO.
+//! - [`session`]: one client socket: read, parse, write replies back in request order.
+//! - [`router`]: command class → handler: keyed (split by slot), fan-out, transactions,
+//!   pub/sub, commands answered locally; [`router::worker`] is the per-thread context.
+//! - [`client`]: what meridian knows about one client (transaction, subscriptions, own
+//!   connections).
+//! - [`route`]: slot + access → node, through the one decision in [`policy`].
+//! - [`backend`]: pipelined connections, pending FIFO, registry of nodes; redirections and
+//!   failures reported upward through [`backend::env`].
+//! - [`reply`]: the client reply queue, merges of split replies, the SCAN cursor codec.
 //!
-//! Beside it: [`resp`] (wire format), [`command`] (command table), [`slot`] (hashing),
-//! [`topology`] (cluster map and its refresher), [`config`], [`stats`], [`snapshot`].
+//! Beside it, shared and swapped atomically: [`topology`], [`health`], [`snapshot`],
+//! [`shared`], [`stats`]. At the bottom, pure: [`command`], [`resp`], [`config`], [`slot`],
+//! [`clock`].
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod client;
 pub mod clients;
+pub mod clock;
 pub mod command;
 pub mod config;
 pub mod control;
@@ -22,11 +29,12 @@ pub mod error;
 pub mod health;
 pub mod io;
 pub mod lab;
-pub mod local;
 pub mod notify;
 pub mod policy;
 pub mod predixy;
+pub mod reply;
 pub mod resp;
+pub mod route;
 pub mod router;
 pub mod server;
 pub mod session;
@@ -35,4 +43,3 @@ pub mod slot;
 pub mod snapshot;
 pub mod stats;
 pub mod topology;
-pub mod worker;

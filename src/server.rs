@@ -10,10 +10,10 @@ use tokio::net::{TcpListener, TcpSocket};
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::router::worker::Worker;
 use crate::session;
 use crate::shared::Shared;
 use crate::topology::refresh;
-use crate::worker::Worker;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

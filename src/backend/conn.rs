@@ -10,11 +10,11 @@ use tokio::net::{TcpSocket, TcpStream};
 use tracing::debug;
 
 use crate::error::BackendError;
+use crate::reply::sink::Sink;
 use crate::resp::reply::{ReplyScanner, parse_redirect};
-use crate::worker::Worker;
 
-use super::pending::{Pending, Sink};
-use super::{Backend, is_push};
+use super::env::Redirected;
+use super::{Backend, Pending, is_push};
 
 /// Most redirections followed for one request (as redis-cli and cluster clients do).
 pub const MAX_REDIRECTS: u8 = 5;
@@ -23,13 +23,13 @@ const MAX_REPLY_DEPTH: usize = 128;
 const READ_CHUNK: usize = 16 * 1024;
 
 /// Runs one connection of `be` from connect to close.
-pub async fn run(worker: Rc<Worker>, be: Rc<Backend>) {
-    let err = match connect(&worker, &be.addr).await {
+pub async fn run(be: Rc<Backend>) {
+    let err = match connect(&be).await {
         Ok(stream) => {
             be.mark_up();
             be.stats.connects.add(1);
             be.stats.connections.add(1);
-            let result = serve(&worker, &be, stream).await;
+            let result = serve(&be, stream).await;
             be.stats.connections.sub(1);
             result
         }
@@ -41,13 +41,14 @@ pub async fn run(worker: Rc<Worker>, be: Rc<Backend>) {
             debug!(addr = %be.addr, error = %e, "backend connection ended");
             be.health.on_failure(std::time::Instant::now());
             be.fail_all(&e.client_message());
-            worker.shared.request_refresh();
+            be.env.shared.request_refresh();
         }
     }
 }
 
-async fn connect(worker: &Worker, addr: &str) -> Result<TcpStream, BackendError> {
-    let config = &worker.shared.config;
+async fn connect(be: &Backend) -> Result<TcpStream, BackendError> {
+    let addr: &str = &be.addr;
+    let config = &be.env.shared.config;
     let timeout = config.breaker.connect_timeout;
     let fail = |reason: String| BackendError::Connect {
         addr: addr.to_string(),
@@ -85,11 +86,7 @@ async fn connect(worker: &Worker, addr: &str) -> Result<TcpStream, BackendError>
     Ok(stream)
 }
 
-async fn serve(
-    worker: &Rc<Worker>,
-    be: &Rc<Backend>,
-    stream: TcpStream,
-) -> Result<(), BackendError> {
+async fn serve(be: &Rc<Backend>, stream: TcpStream) -> Result<(), BackendError> {
     let (rd, mut wr) = stream.into_split();
     let lost = |reason: String| BackendError::Lost {
         addr: be.addr.to_string(),
@@ -124,7 +121,7 @@ async fn serve(
                 return Err(lost("closed by the server".into()));
             }
             be.stats.recv_bytes.add(n as u64);
-            let now = worker.tick();
+            let now = be.env.clock.tick();
             loop {
                 let len = match scanner.scan(&rbuf) {
                     Ok(Some(len)) => len,
@@ -150,7 +147,7 @@ async fn serve(
                 if let Some(rtt) = waited {
                     be.rtt.borrow_mut().observe(rtt, now);
                 }
-                deliver(worker, be, p, reply)?;
+                deliver(be, p, reply)?;
             }
             if be.should_close() {
                 be.wake.notify();
@@ -179,13 +176,8 @@ async fn serve(
     }
 }
 
-/// Hands a reply to its sink, following MOVED/ASK redirections.
-fn deliver(
-    worker: &Rc<Worker>,
-    be: &Backend,
-    p: Pending,
-    reply: Bytes,
-) -> Result<(), BackendError> {
+/// Hands a reply to its sink; a MOVED/ASK reply is reported to the router instead.
+fn deliver(be: &Backend, p: Pending, reply: Bytes) -> Result<(), BackendError> {
     be.stats.responses.add(1);
     if !be.health.is_closed() || be.health.consecutive_failures() > 0 {
         be.health.on_success(std::time::Instant::now());
@@ -195,11 +187,12 @@ fn deliver(
             && p.request.is_some()
             && let Some(redirect) = parse_redirect(&reply)
         {
-            worker.redirect(redirect, &be.addr, be.proto, p);
+            be.env
+                .report_redirect(Redirected::new(redirect, &be.addr, be.proto, p));
             return Ok(());
         }
         if reply.starts_with(b"-READONLY") || reply.starts_with(b"-CLUSTERDOWN") {
-            worker.shared.request_refresh();
+            be.env.shared.request_refresh();
         }
         if let Sink::Internal { fatal: true } = p.sink {
             return Err(BackendError::Handshake {

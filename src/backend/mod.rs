@@ -1,9 +1,13 @@
-//! One pipelined connection per backend node per worker: every client of the worker queues its
-//! requests here; replies come back in FIFO order and are handed to their [`pending::Sink`].
+//! Connections to cluster nodes: one pipelined [`Backend`] per node per worker that every
+//! client of the worker queues its requests on, replies matched in FIFO order to their
+//! [`Pending`] entries and handed to their [`Sink`]; the connections a client owns
+//! ([`DedicatedPool`]); the worker's registry of shared connections ([`registry`]). The I/O
+//! task of a connection is in [`conn`]. Redirections and failures are reported to the layer
+//! above through [`env::Env`]; nothing here knows the router or the session.
 
 pub mod conn;
-pub mod dedicated;
-pub mod pending;
+pub mod env;
+pub mod registry;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -16,11 +20,13 @@ use bytes::{Bytes, BytesMut};
 use crate::health::ewma::PeakEwma;
 use crate::health::table::NodeHealth;
 use crate::notify::LocalNotify;
+use crate::reply::merge::Merge;
+use crate::reply::queue::{ReplyQueue, Seq};
+use crate::reply::sink::Sink;
 use crate::resp::encode;
 use crate::stats::NodeStats;
-use crate::worker::Worker;
 
-use pending::Pending;
+use env::Env;
 
 /// Time constant of the round-trip EWMA.
 const RTT_DECAY: Duration = Duration::from_secs(5);
@@ -52,6 +58,7 @@ struct State {
 
 /// A worker's connection to one node, speaking one protocol version.
 pub struct Backend {
+    pub(crate) env: Rc<Env>,
     pub addr: Arc<str>,
     /// RESP version negotiated on this connection (2 or 3).
     pub proto: u8,
@@ -74,18 +81,13 @@ pub struct Backend {
 impl Backend {
     /// A backend connection; `timeout` fails requests that wait longer (None for a client's
     /// own connections, where blocking for long is the point).
-    pub fn new(
-        addr: Arc<str>,
-        proto: u8,
-        stats: Arc<NodeStats>,
-        health: Arc<NodeHealth>,
-        timeout: Option<Duration>,
-    ) -> Rc<Backend> {
+    pub fn new(env: &Rc<Env>, addr: Arc<str>, proto: u8, timeout: Option<Duration>) -> Rc<Backend> {
         Rc::new(Backend {
+            stats: env.stats.node(&addr),
+            health: env.shared.health.node(&addr),
+            env: env.clone(),
             addr,
             proto,
-            stats,
-            health,
             readonly: std::cell::Cell::new(false),
             timeout,
             rtt: RefCell::new(PeakEwma::new(RTT_DECAY)),
@@ -105,12 +107,12 @@ impl Backend {
 
     /// Queues `request` (complete RESP bytes) and remembers where its reply goes. Opens the
     /// connection first when there is none.
-    pub fn send(self: &Rc<Self>, worker: &Rc<Worker>, request: &[u8], pending: Pending) {
-        self.ensure_connecting(worker);
+    pub fn send(self: &Rc<Self>, request: &[u8], pending: Pending) {
+        self.ensure_connecting();
         let mut st = self.state.borrow_mut();
         st.out.extend_from_slice(request);
         st.pending.push_back(pending);
-        st.queued_at.push_back(worker.now());
+        st.queued_at.push_back(self.env.clock.now());
         drop(st);
         self.stats.requests.add(1);
         self.wake.notify();
@@ -118,17 +120,17 @@ impl Backend {
 
     /// Queues bytes whose replies are not matched to requests (a pub/sub connection, where a
     /// push handler takes every frame).
-    pub fn send_raw(self: &Rc<Self>, worker: &Rc<Worker>, request: &[u8]) {
-        self.ensure_connecting(worker);
+    pub fn send_raw(self: &Rc<Self>, request: &[u8]) {
+        self.ensure_connecting();
         self.state.borrow_mut().out.extend_from_slice(request);
         self.stats.requests.add(1);
         self.wake.notify();
     }
 
     /// Queues `ASKING` followed by `request`, back to back (an ASK redirection).
-    pub fn send_asking(self: &Rc<Self>, worker: &Rc<Worker>, request: &[u8], pending: Pending) {
-        self.send(worker, b"*1\r\n$6\r\nASKING\r\n", Pending::ignored());
-        self.send(worker, request, pending);
+    pub fn send_asking(self: &Rc<Self>, request: &[u8], pending: Pending) {
+        self.send(b"*1\r\n$6\r\nASKING\r\n", Pending::ignored());
+        self.send(request, pending);
     }
 
     /// Requests waiting for a reply.
@@ -175,7 +177,7 @@ impl Backend {
         let handshake = matches!(
             self.state.borrow().pending.front(),
             Some(Pending {
-                sink: pending::Sink::Internal { .. },
+                sink: Sink::Internal { .. },
                 ..
             })
         );
@@ -195,7 +197,7 @@ impl Backend {
         }
     }
 
-    fn ensure_connecting(self: &Rc<Self>, worker: &Rc<Worker>) {
+    fn ensure_connecting(self: &Rc<Self>) {
         let mut st = self.state.borrow_mut();
         if st.link != Link::Down {
             return;
@@ -203,7 +205,7 @@ impl Backend {
         st.link = Link::Connecting;
         st.retired = false;
         st.closed = false;
-        let creds = worker.shared.credentials();
+        let creds = self.env.shared.credentials();
         let password = creds.password.as_deref().map(str::as_bytes);
         let user = creds.username.as_deref().unwrap_or("default").as_bytes();
         // The handshake goes first: nothing else can be queued while the link is Down.
@@ -233,7 +235,8 @@ impl Backend {
             st.queued_at.push_back(Instant::now());
         }
         drop(st);
-        tokio::task::spawn_local(conn::run(worker.clone(), self.clone()));
+        // The connection's I/O task: it drives this backend and reports back through `env`.
+        tokio::task::spawn_local(conn::run(self.clone()));
     }
 
     /// Fails every pending request with `msg` and marks the link down.
@@ -248,7 +251,7 @@ impl Backend {
         };
         let mut failed = 0;
         for p in drained {
-            if !matches!(p.sink, pending::Sink::Internal { .. }) {
+            if !p.sink.is_internal() {
                 failed += 1;
             }
             p.sink.fail(msg);
@@ -306,4 +309,95 @@ impl Backend {
 /// RESP3 push frames are out-of-band messages, not replies to a pending request.
 pub(crate) fn is_push(reply: &Bytes) -> bool {
     reply.first() == Some(&b'>')
+}
+
+/// A request sent (or queued) on a backend connection, waiting for its reply.
+pub struct Pending {
+    pub sink: Sink,
+    /// The request bytes, kept so a MOVED/ASK reply can resend it elsewhere.
+    pub request: Option<Bytes>,
+    /// Redirections followed so far.
+    pub redirects: u8,
+    /// Set for a client's own connections: a redirection opens another one of the client's
+    /// own instead of using the shared connection.
+    pub pool: Option<Rc<DedicatedPool>>,
+}
+
+impl Pending {
+    /// A request whose reply goes to `sink`; redirectable when `request` is kept.
+    pub fn new(sink: Sink, request: Option<Bytes>) -> Pending {
+        Pending {
+            sink,
+            request,
+            redirects: 0,
+            pool: None,
+        }
+    }
+
+    /// A request whose reply goes straight to a client; redirectable when `request` is kept.
+    pub fn to_client(queue: Rc<ReplyQueue>, seq: Seq, request: Option<Bytes>) -> Pending {
+        Pending::new(Sink::Client { queue, seq }, request)
+    }
+
+    /// A request whose reply is one part of a merge; not redirectable when `request` is None.
+    pub fn to_part(merge: Rc<Merge>, part: usize, request: Option<Bytes>) -> Pending {
+        Pending::new(Sink::Part { merge, part }, request)
+    }
+
+    /// A handshake step whose error reply is fatal to the connection.
+    pub fn handshake() -> Pending {
+        Pending::new(Sink::Internal { fatal: true }, None)
+    }
+
+    /// A step whose reply is ignored (ASKING, MULTI of a transaction).
+    pub fn ignored() -> Pending {
+        Pending::new(Sink::Internal { fatal: false }, None)
+    }
+}
+
+/// Connections owned by one client: for blocking commands, transactions and subscriptions,
+/// so that nothing a client waits for holds up the shared pipelined connections. All of them
+/// close when the client leaves. At most one per (node, protocol).
+#[derive(Default)]
+pub struct DedicatedPool {
+    conns: RefCell<Vec<Rc<Backend>>>,
+}
+
+impl DedicatedPool {
+    pub fn new() -> Rc<DedicatedPool> {
+        Rc::new(DedicatedPool::default())
+    }
+
+    /// The client's connection to `addr`, opened on first use.
+    pub fn get(&self, env: &Rc<Env>, addr: &Arc<str>, proto: u8) -> Rc<Backend> {
+        let mut conns = self.conns.borrow_mut();
+        if let Some(be) = conns.iter().find(|b| b.addr == *addr && b.proto == proto) {
+            return be.clone();
+        }
+        let be = Backend::new(env, addr.clone(), proto, None);
+        conns.push(be.clone());
+        be
+    }
+
+    /// Open connections.
+    pub fn len(&self) -> usize {
+        self.conns.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.borrow().is_empty()
+    }
+
+    /// Closes and forgets one connection.
+    pub fn close(&self, be: &Rc<Backend>) {
+        be.close();
+        self.conns.borrow_mut().retain(|b| !Rc::ptr_eq(b, be));
+    }
+
+    /// Closes every connection (the client left).
+    pub fn close_all(&self) {
+        for be in self.conns.borrow_mut().drain(..) {
+            be.close();
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //!
 //! Both are pure: they take the time as an argument and own no clock, socket or task. The
 //! connection layer reports results into them; the read policy reads their outputs through
-//! [`crate::policy::Candidate`].
+//! the `Candidate`s of the policy module.
 
 pub mod breaker;
 pub mod ewma;

@@ -1,9 +1,9 @@
-//! Node selection: (snapshot, slot, access) → node. Pure, so it is tested with a fake clock and
-//! a seeded RNG and the data path only calls it.
+//! Node selection: (candidates of a slot, access, read policy) → node. Pure, so it is tested
+//! with a fake clock and a seeded RNG; the data path calls [`choose`] and nothing else.
 //!
-//! [`select`] is the path without DC or health information: the slot master for everything.
-//! The read policy engine ([`choose_read`], [`choose_write`]) decides from [`Candidate`]s the
-//! caller builds from the topology snapshot and the health table.
+//! The caller (the `route` layer) builds [`Candidate`]s from the topology snapshot and the
+//! health table; [`choose`] applies the write rule ([`choose_write`]: the master, or a fast
+//! refusal while its breaker is open) or the DC-aware read policy ([`choose_read`]).
 
 mod read;
 #[cfg(test)]
@@ -13,10 +13,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rand::Rng;
+
 use crate::config::{Config, LatencySource};
 use crate::health::breaker::BreakerState;
 use crate::slot::Slot;
-use crate::topology::{Node, NodeId, Role, Topology};
+use crate::topology::{Node, NodeId, Role};
 
 pub use read::choose_read;
 
@@ -27,11 +29,23 @@ pub enum Access {
     Write,
 }
 
-/// The node a request for `slot` goes to when no DC or health information is at hand: the
-/// slot's master, for reads and writes alike.
-pub fn select(topo: &Topology, slot: Slot, access: Access) -> Option<NodeId> {
-    match access {
-        Access::Read | Access::Write => topo.master_of(slot),
+/// The node a request for one slot goes to. `cands[0]` is the slot's master, the rest its
+/// replicas. Writes — and reads when no read policy is configured (`params` is None) — go to
+/// the master under the write rule; reads otherwise follow the read policy, whose
+/// [`Choice::None`] (no candidate may be read from) the caller turns into the master.
+pub fn choose(
+    params: Option<&PolicyParams>,
+    access: Access,
+    cands: &[Candidate],
+    now: Instant,
+    rng: &mut impl Rng,
+) -> Result<Choice, WriteRefusal> {
+    match (access, params) {
+        (Access::Read, Some(params)) => Ok(choose_read(params, cands, now, rng)),
+        _ => match cands.first() {
+            Some(master) => choose_write(master, now).map(Choice::Node),
+            None => Ok(Choice::None),
+        },
     }
 }
 

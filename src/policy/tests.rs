@@ -140,7 +140,8 @@ fn run(t0: Instant, cases: Vec<Case>) {
         let mut rng = StdRng::seed_from_u64(7);
         let mut seen = BTreeMap::new();
         for _ in 0..400 {
-            let got = choose_read(&p, &case.cands, t0, &mut rng);
+            let got = choose(Some(&p), Access::Read, &case.cands, t0, &mut rng)
+                .expect("reads are never refused");
             let (ok, node) = match (&case.want, got) {
                 (Want::Node(set), Choice::Node(n)) | (Want::Fallback(set), Choice::Fallback(n)) => {
                     (set.contains(&n), Some(n))

@@ -4,8 +4,36 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::pubsub::PubSubCmd;
-use super::tx::TxCmd;
+/// The transaction commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxCmd {
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
+}
+
+/// The subscribe-family commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PubSubCmd {
+    Subscribe,
+    Psubscribe,
+    Unsubscribe,
+    Punsubscribe,
+    Ssubscribe,
+    Sunsubscribe,
+}
+
+impl PubSubCmd {
+    /// SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE (not their UNSUBSCRIBEs).
+    pub fn subscribes(self) -> bool {
+        matches!(
+            self,
+            PubSubCmd::Subscribe | PubSubCmd::Psubscribe | PubSubCmd::Ssubscribe
+        )
+    }
+}
 
 /// How a multi-key command is split and merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

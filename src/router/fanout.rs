@@ -4,19 +4,20 @@
 
 use std::rc::Rc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
-use crate::backend::pending::{Pending, Sink};
+use crate::backend::Pending;
+use crate::client::ClientState;
 use crate::policy::Access;
+use crate::reply::merge::{Merge, MergeKind};
+use crate::reply::queue::Seq;
+use crate::reply::scan;
 use crate::resp::encode;
-use crate::session::ClientState;
-use crate::session::queue::Seq;
 use crate::topology::NodeId;
-use crate::worker::Worker;
 
-use super::Request;
-use super::merge::{Merge, MergeKind};
-use super::scan;
+use super::request::Request;
+use super::send::send_parts;
+use super::worker::Worker;
 
 /// Which nodes a fan-out reaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,27 +82,6 @@ pub fn fan_out(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Reques
     send_parts(worker, &merge, &nodes, &req.wire(), client.proto);
 }
 
-/// Sends `wire` to each of `nodes` on the shared connections; the reply of `nodes[i]` is part
-/// `i` of `merge`.
-pub fn send_parts(
-    worker: &Rc<Worker>,
-    merge: &Rc<Merge>,
-    nodes: &[NodeId],
-    wire: &Bytes,
-    proto: u8,
-) {
-    for (part, &node) in nodes.iter().enumerate() {
-        match worker.backend_for_node_id(node, proto) {
-            Some(be) => be.send(worker, wire, Pending::to_part(merge.clone(), part, None)),
-            None => Sink::Part {
-                merge: merge.clone(),
-                part,
-            }
-            .fail("ERR meridian: the cluster map changed, retry"),
-        }
-    }
-}
-
 /// WAIT numreplicas timeout: on every master this client wrote to (all masters when none),
 /// over the shared connections, the smallest count wins. WAIT holds a shared connection while
 /// it waits, so its timeout is capped at `breaker.server_timeout` (0, "forever", included).
@@ -144,7 +124,7 @@ pub fn wait(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request) 
     let merge = Merge::new(client.queue.clone(), seq, MergeKind::MinInt, addrs.len());
     for (part, addr) in addrs.iter().enumerate() {
         let be = worker.backend_for_addr(addr, client.proto);
-        be.send(worker, &wire, Pending::to_part(merge.clone(), part, None));
+        be.send(&wire, Pending::to_part(merge.clone(), part, None));
     }
 }
 
@@ -177,7 +157,7 @@ pub fn scan(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request) 
         MergeKind::Scan { current, topo },
         1,
     );
-    be.send(worker, &wire, Pending::to_part(merge, 0, None));
+    be.send(&wire, Pending::to_part(merge, 0, None));
 }
 
 #[cfg(test)]

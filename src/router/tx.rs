@@ -8,78 +8,36 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
-use crate::backend::Backend;
-use crate::backend::pending::Pending;
+use crate::backend::{Backend, Pending};
+use crate::client::ClientState;
 use crate::command::CommandTable;
 use crate::policy::Access;
-use crate::session::ClientState;
-use crate::session::queue::Seq;
+use crate::reply::queue::Seq;
 use crate::slot::Slot;
-use crate::worker::Worker;
 
-use super::class::{Class, Local};
-use super::{CROSSSLOT, Request, common_slot, random_slot};
+use super::class::{Class, Local, TxCmd};
+use super::request::Request;
+use super::send::{CROSSSLOT, common_slot, random_slot};
+use super::worker::Worker;
 
 const MULTI: &[u8] = b"*1\r\n$5\r\nMULTI\r\n";
 const DISCARD: &[u8] = b"*1\r\n$7\r\nDISCARD\r\n";
 const UNWATCH: &[u8] = b"*1\r\n$7\r\nUNWATCH\r\n";
 const QUEUED: &[u8] = b"+QUEUED\r\n";
 
-/// The transaction commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TxCmd {
-    Multi,
-    Exec,
-    Discard,
-    Watch,
-    Unwatch,
-}
-
-/// A client's transaction state.
-#[derive(Default)]
-pub struct TxState {
-    /// Between MULTI and EXEC/DISCARD.
-    pub in_multi: bool,
-    /// The connection the transaction runs on, once something chose its node.
-    conn: Option<Rc<Backend>>,
-    slot: Option<Slot>,
-    multi_sent: bool,
-    failed: bool,
-    watching: bool,
-    /// Keyless commands queued before any command chose the transaction's node.
-    held: Vec<Bytes>,
-}
-
-impl TxState {
-    /// An error while queuing: EXEC will answer EXECABORT.
-    pub fn mark_failed(&mut self) {
-        self.failed = true;
-    }
-
-    fn reset(&mut self) {
-        let conn = self.conn.take();
-        *self = TxState::default();
-        drop(conn);
-    }
-}
-
-fn forward(worker: &Rc<Worker>, client: &ClientState, conn: &Rc<Backend>, seq: Seq, wire: &[u8]) {
-    conn.send(
-        worker,
-        wire,
-        Pending::to_client(client.queue.clone(), seq, None),
-    );
+fn forward(client: &ClientState, conn: &Rc<Backend>, seq: Seq, wire: &[u8]) {
+    conn.send(wire, Pending::to_client(client.queue.clone(), seq, None));
 }
 
 /// Sends MULTI (once) and the keyless commands held until the node was known; their
 /// `+QUEUED` replies were already given by meridian.
-fn open_multi(worker: &Rc<Worker>, client: &mut ClientState, conn: &Rc<Backend>) {
+fn open_multi(client: &mut ClientState, conn: &Rc<Backend>) {
     if !client.tx.multi_sent {
-        conn.send(worker, MULTI, Pending::ignored());
+        conn.send(MULTI, Pending::ignored());
         client.tx.multi_sent = true;
     }
     for wire in client.tx.held.drain(..) {
-        conn.send(worker, &wire, Pending::ignored());
+        conn.send(&wire, Pending::ignored());
     }
 }
 
@@ -108,7 +66,7 @@ fn ensure_conn(
     let addr = worker
         .addr_for_slot(slot.unwrap_or_else(random_slot), Access::Write)
         .map_err(|e| e.to_string())?;
-    let conn = client.pool().get(worker, &addr, client.proto);
+    let conn = client.pool().get(&worker.env, &addr, client.proto);
     client.tx.conn = Some(conn.clone());
     client.tx.slot = slot;
     Ok(conn)
@@ -149,17 +107,17 @@ pub fn control(
             match conn {
                 Ok(conn) => {
                     client.tx.watching = true;
-                    forward(worker, client, &conn, seq, &req.wire());
+                    forward(client, &conn, seq, &req.wire());
                 }
                 Err(e) => client.reply_error(seq, &e),
             }
         }
         TxCmd::Unwatch => match client.tx.conn.clone() {
             Some(conn) if !client.tx.in_multi => {
-                forward(worker, client, &conn, seq, &req.wire());
+                forward(client, &conn, seq, &req.wire());
                 client.tx.reset();
             }
-            Some(conn) => forward(worker, client, &conn, seq, &req.wire()),
+            Some(conn) => forward(client, &conn, seq, &req.wire()),
             None => client.reply(seq, ok),
         },
         TxCmd::Exec => {
@@ -175,7 +133,7 @@ pub fn control(
                         } else {
                             UNWATCH
                         };
-                        conn.send(worker, undo, Pending::ignored());
+                        conn.send(undo, Pending::ignored());
                     }
                     client.reply_error(
                         seq,
@@ -184,14 +142,14 @@ pub fn control(
                 }
                 Some(conn) => {
                     // WATCH then an empty MULTI/EXEC: the node still checks the watched keys.
-                    open_multi(worker, client, &conn);
-                    forward(worker, client, &conn, seq, &req.wire());
+                    open_multi(client, &conn);
+                    forward(client, &conn, seq, &req.wire());
                 }
                 // Only keyless commands: any master runs them.
                 None if !client.tx.held.is_empty() => match ensure_conn(worker, client, None) {
                     Ok(conn) => {
-                        open_multi(worker, client, &conn);
-                        forward(worker, client, &conn, seq, &req.wire());
+                        open_multi(client, &conn);
+                        forward(client, &conn, seq, &req.wire());
                     }
                     Err(e) => client.reply_error(seq, &e),
                 },
@@ -204,11 +162,9 @@ pub fn control(
                 return client.reply_error(seq, "ERR DISCARD without MULTI");
             }
             match client.tx.conn.clone() {
-                Some(conn) if client.tx.multi_sent => {
-                    forward(worker, client, &conn, seq, &req.wire())
-                }
+                Some(conn) if client.tx.multi_sent => forward(client, &conn, seq, &req.wire()),
                 Some(conn) => {
-                    conn.send(worker, UNWATCH, Pending::ignored());
+                    conn.send(UNWATCH, Pending::ignored());
                     client.reply(seq, ok);
                 }
                 None => client.reply(seq, ok),
@@ -251,8 +207,8 @@ pub fn queue(
     }
     match slot.and_then(|slot| ensure_conn(worker, client, slot)) {
         Ok(conn) => {
-            open_multi(worker, client, &conn);
-            forward(worker, client, &conn, seq, &req.wire());
+            open_multi(client, &conn);
+            forward(client, &conn, seq, &req.wire());
         }
         Err(e) => {
             client.tx.failed = true;

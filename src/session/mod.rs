@@ -1,11 +1,8 @@
 //! A client session: reads requests, dispatches them, and writes replies back in request
 //! order. A client that stops reading its replies stops being read (bounded memory).
 
-pub mod queue;
-
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -14,115 +11,20 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tracing::{debug, warn};
 
-use crate::backend::dedicated::DedicatedPool;
-use crate::clients::ClientEntry;
+use crate::client::ClientState;
 use crate::command::CommandTable;
+use crate::resp::ReqArgs;
 use crate::resp::request::{Limits, ParseOutcome, RequestParser};
-use crate::resp::{ReqArgs, encode};
-use crate::router::pubsub::PubSub;
-use crate::router::tx::TxState;
-use crate::router::{self, Flow, Request};
+use crate::router::request::Request;
+use crate::router::worker::Worker;
+use crate::router::{self, Flow};
 use crate::snapshot::Cached;
-use crate::worker::Worker;
-
-use queue::{ReplyQueue, Seq};
 
 const READ_CHUNK: usize = 16 * 1024;
 /// Replies gathered from the queue for one write.
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Input buffered while a request waits for the client's earlier replies.
 const HELD_INPUT_LIMIT: usize = 64 * 1024;
-
-/// What meridian knows about one connected client.
-pub struct ClientState {
-    pub id: u64,
-    /// RESP version chosen with HELLO (2 until then).
-    pub proto: u8,
-    pub name: Option<Bytes>,
-    pub lib_name: Option<Bytes>,
-    pub lib_ver: Option<Bytes>,
-    pub peer: SocketAddr,
-    pub created: Instant,
-    pub queue: Rc<ReplyQueue>,
-    /// Close once every pending reply is written (QUIT, protocol error, shutdown).
-    pub quit: bool,
-    /// Scratch space for key positions, reused across requests.
-    pub key_buf: Vec<usize>,
-    /// MULTI/WATCH state.
-    pub tx: TxState,
-    /// Connections of this client's own (blocking commands, transactions, pub/sub).
-    pool: Option<Rc<DedicatedPool>>,
-    /// Masters this client wrote to (for WAIT).
-    pub touched: Vec<Arc<str>>,
-    /// Subscriptions.
-    pub pubsub: PubSub,
-    /// This client in the shared registry (CLIENT LIST/KILL).
-    pub entry: Option<Arc<ClientEntry>>,
-}
-
-impl ClientState {
-    pub fn new(id: u64, peer: SocketAddr) -> ClientState {
-        ClientState {
-            id,
-            proto: 2,
-            name: None,
-            lib_name: None,
-            lib_ver: None,
-            peer,
-            created: Instant::now(),
-            queue: Rc::new(ReplyQueue::new()),
-            quit: false,
-            key_buf: Vec::new(),
-            tx: TxState::default(),
-            pool: None,
-            touched: Vec::new(),
-            pubsub: PubSub::default(),
-            entry: None,
-        }
-    }
-
-    /// The client's own connections, created on first use.
-    pub fn pool(&mut self) -> Rc<DedicatedPool> {
-        self.pool.get_or_insert_with(DedicatedPool::new).clone()
-    }
-
-    /// Number of connections of the client's own.
-    pub fn dedicated_connections(&self) -> usize {
-        self.pool.as_ref().map_or(0, |p| p.len())
-    }
-
-    /// Remembers that this client wrote to the master at `addr`.
-    pub fn touch(&mut self, addr: &Arc<str>) {
-        if !self
-            .touched
-            .iter()
-            .any(|a| Arc::ptr_eq(a, addr) || a == addr)
-        {
-            self.touched.push(addr.clone());
-        }
-    }
-
-    /// Closes the client's own connections (it left, or sent RESET).
-    pub fn release(&mut self) {
-        self.tx = TxState::default();
-        self.pubsub.close_all();
-        if let Some(pool) = self.pool.take() {
-            pool.close_all();
-        }
-    }
-
-    /// Answers request `seq` with an error (`msg` without the leading `-`).
-    pub fn reply_error(&self, seq: Seq, msg: &str) {
-        let mut out = BytesMut::with_capacity(msg.len() + 3);
-        encode::error(&mut out, msg);
-        self.queue.fill(seq, out.freeze());
-    }
-
-    /// Answers request `seq` with ready-made RESP bytes.
-    pub fn reply(&self, seq: Seq, bytes: Bytes) {
-        self.queue.fill(seq, bytes);
-    }
-}
 
 /// Parses and dispatches every complete request in `rbuf`, stopping early at a request that
 /// must wait for the client's earlier replies (`parked`) or after an exclusive one.

@@ -1,8 +1,8 @@
 //! The policy's smaller entry points: distances, parameters from a config, writes, candidates
-//! from a topology, and the no-DC `select`.
+//! from a topology, and [`choose`] without a read policy.
 
 use super::*;
-use crate::topology::{NodeSpec, ShardSpec};
+use crate::topology::{NodeSpec, ShardSpec, Topology};
 
 #[test]
 fn distance_per_source() {
@@ -126,20 +126,38 @@ fn candidates_from_the_topology() {
 }
 
 #[test]
-fn both_accesses_use_the_master() {
-    let topo = Topology::from_shards(vec![ShardSpec {
-        master: NodeSpec {
-            addr: "m:1".into(),
-            id: String::new(),
-        },
-        replicas: vec![NodeSpec {
-            addr: "r:1".into(),
-            id: String::new(),
-        }],
-        slots: vec![(0, 16383)],
-    }]);
-    let s = Slot::new(42).unwrap();
+fn without_a_read_policy_both_accesses_follow_the_write_rule() {
+    let t0 = Instant::now();
+    let mut rng = StdRng::seed_from_u64(1);
+    let cands = [master(0, "east"), replica(1, "east")];
     for access in [Access::Read, Access::Write] {
-        assert_eq!(&*topo.node(select(&topo, s, access).unwrap()).addr, "m:1");
+        assert_eq!(
+            choose(None, access, &cands, t0, &mut rng),
+            Ok(Choice::Node(0))
+        );
     }
+    let open = [
+        master(0, "east").open_until(Some(t0 + ms(20))),
+        replica(1, "east"),
+    ];
+    for access in [Access::Read, Access::Write] {
+        assert_eq!(
+            choose(None, access, &open, t0, &mut rng),
+            Err(WriteRefusal { retry_in: ms(20) })
+        );
+    }
+    // With a policy, writes still take the master and nothing else.
+    let p = params();
+    assert_eq!(
+        choose(Some(&p), Access::Write, &cands, t0, &mut rng),
+        Ok(Choice::Node(0))
+    );
+    assert_eq!(
+        choose(Some(&p), Access::Write, &open, t0, &mut rng),
+        Err(WriteRefusal { retry_in: ms(20) })
+    );
+    assert_eq!(
+        choose(None, Access::Write, &[], t0, &mut rng),
+        Ok(Choice::None)
+    );
 }

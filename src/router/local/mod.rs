@@ -1,6 +1,7 @@
 //! Commands meridian answers itself: connection commands (PING, ECHO, QUIT, RESET, SELECT,
 //! HELLO, AUTH, CLIENT), COMMAND from the table, and INFO.
 
+pub mod answer;
 pub mod client;
 pub mod info;
 
@@ -8,33 +9,19 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::client::ClientState;
 use crate::command::CommandTable;
 use crate::policy::Access;
+use crate::reply::queue::Seq;
 use crate::resp::encode;
-use crate::router::class::Local;
-use crate::router::{self, Request};
-use crate::session::ClientState;
-use crate::session::queue::Seq;
 use crate::slot::Slot;
-use crate::worker::Worker;
 
-/// The Redis version meridian reports in HELLO (the command set it routes).
-pub const REDIS_COMPAT_VERSION: &str = "7.0.15";
+use super::class::Local;
+use super::request::Request;
+use super::send::send_to_slot;
+use super::worker::Worker;
 
-pub(crate) fn wrong_arity(client: &ClientState, seq: Seq, name: &str) {
-    client.reply_error(
-        seq,
-        &format!("ERR wrong number of arguments for '{name}' command"),
-    );
-}
-
-pub(crate) fn ok(client: &ClientState, seq: Seq) {
-    client.reply(seq, Bytes::from_static(b"+OK\r\n"));
-}
-
-pub(crate) fn eq(a: &[u8], b: &str) -> bool {
-    a.eq_ignore_ascii_case(b.as_bytes())
-}
+use answer::{REDIS_COMPAT_VERSION, eq, ok, valid_name, wrong_arity};
 
 /// Answers a local command.
 pub fn handle(
@@ -196,13 +183,6 @@ fn hello(client: &mut ClientState, seq: Seq, req: &Request) {
     client.reply(seq, out.freeze());
 }
 
-pub(crate) fn valid_name(n: &[u8]) -> Result<(), &'static str> {
-    if n.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
-        return Err("ERR Client names cannot contain spaces, newlines or special characters.");
-    }
-    Ok(())
-}
-
 fn command(
     worker: &Rc<Worker>,
     table: &CommandTable,
@@ -246,7 +226,7 @@ fn command(
         // The table's source of truth is the backend: let a master describe its commands.
         _ => {
             let slot = Slot::from_bits(rand::random::<u16>());
-            return router::send_to_slot(worker, client, seq, slot, Access::Read, req.wire());
+            return send_to_slot(worker, client, seq, slot, Access::Read, req.wire());
         }
     }
     client.reply(seq, out.freeze());

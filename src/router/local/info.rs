@@ -6,12 +6,15 @@ use std::rc::Rc;
 
 use bytes::BytesMut;
 
+use crate::client::ClientState;
+use crate::reply::merge::{Merge, MergeKind};
+use crate::reply::queue::Seq;
 use crate::resp::encode;
-use crate::router::Request;
-use crate::router::merge::{Merge, MergeKind};
-use crate::session::ClientState;
-use crate::session::queue::Seq;
-use crate::worker::Worker;
+use crate::router::request::Request;
+use crate::router::send::send_parts;
+use crate::router::worker::Worker;
+
+use super::answer::REDIS_COMPAT_VERSION;
 
 /// The sections meridian makes itself, in output order.
 const OWN_SECTIONS: [&str; 4] = ["server", "proxy", "stats", "servers"];
@@ -56,7 +59,7 @@ pub fn handle(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request
         return;
     }
     let wire = bytes::Bytes::from_static(b"*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n");
-    crate::router::fanout::send_parts(worker, &merge, &masters, &wire, 2);
+    send_parts(worker, &merge, &masters, &wire, 2);
 }
 
 fn render(worker: &Worker, section: &str, out: &mut String) {
@@ -67,7 +70,7 @@ fn render(worker: &Worker, section: &str, out: &mut String) {
             let _ = write!(
                 out,
                 "# Server\r\nredis_version:{}\r\nredis_mode:standalone\r\nmeridian_version:{}\r\nprocess_id:{}\r\nuptime_in_seconds:{}\r\n\r\n",
-                super::REDIS_COMPAT_VERSION,
+                REDIS_COMPAT_VERSION,
                 env!("CARGO_PKG_VERSION"),
                 std::process::id(),
                 shared.started.elapsed().as_secs(),

@@ -8,10 +8,10 @@ use bytes::{Bytes, BytesMut};
 
 use std::sync::Arc;
 
+use super::queue::{ReplyQueue, Seq};
+use super::scan::{self, ScanCursor};
 use crate::resp::encode;
 use crate::resp::reply::aggregate_elements;
-use crate::router::scan::{self, ScanCursor};
-use crate::session::queue::{ReplyQueue, Seq};
 use crate::topology::Topology;
 
 /// How parts combine.
@@ -432,7 +432,7 @@ mod tests {
         let current = ScanCursor {
             slot: Slot::new(0).unwrap(),
             backend: 0,
-            tag: crate::router::scan::node_tag(&topo, Slot::new(0).unwrap()),
+            tag: crate::reply::scan::node_tag(&topo, Slot::new(0).unwrap()),
         };
         let parts = vec![b("*2\r\n$2\r\n17\r\n*1\r\n$1\r\nk\r\n")];
         let out = combine(
@@ -442,7 +442,7 @@ mod tests {
             },
             &parts,
         );
-        let expected = crate::router::scan::encode(ScanCursor {
+        let expected = crate::reply::scan::encode(ScanCursor {
             backend: 17,
             ..current
         });

@@ -6,14 +6,14 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::client::ClientState;
 use crate::clients::KillFilter;
+use crate::reply::queue::Seq;
 use crate::resp::encode;
-use crate::router::Request;
-use crate::session::ClientState;
-use crate::session::queue::Seq;
-use crate::worker::Worker;
+use crate::router::request::Request;
+use crate::router::worker::Worker;
 
-use super::{eq, ok, valid_name, wrong_arity};
+use super::answer::{eq, ok, valid_name, wrong_arity};
 
 /// Subcommands Redis has that meridian refuses, with the reason.
 const REFUSED: &[(&str, &str)] = &[

@@ -1,0 +1,138 @@
+//! Sending requests to the node their slot routes to: on the worker's shared connection, on
+//! a connection of the client's own, or to several nodes as the parts of one merged reply.
+//! Also the slot helpers every command handler uses.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+use crate::backend::Pending;
+use crate::client::ClientState;
+use crate::command::CommandSpec;
+use crate::policy::Access;
+use crate::reply::merge::Merge;
+use crate::reply::queue::Seq;
+use crate::reply::sink::Sink;
+use crate::resp::ReqArgs;
+use crate::slot::{Slot, key_slot};
+use crate::topology::NodeId;
+
+use super::worker::Worker;
+
+/// The error Redis Cluster gives for keys in different slots.
+pub const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+
+pub fn access_of(spec: &CommandSpec) -> Access {
+    if spec.is_write() {
+        Access::Write
+    } else {
+        Access::Read
+    }
+}
+
+pub(crate) fn random_slot() -> Slot {
+    Slot::from_bits(rand::random::<u16>())
+}
+
+/// The one slot all `keys` hash to, or the CROSSSLOT error.
+pub(crate) fn common_slot(args: &ReqArgs, keys: &[usize]) -> Result<Option<Slot>, &'static str> {
+    let mut slot = None;
+    for &k in keys {
+        let s = key_slot(args.get(k).unwrap_or_default());
+        match slot {
+            None => slot = Some(s),
+            Some(prev) if prev != s => return Err(CROSSSLOT),
+            Some(_) => {}
+        }
+    }
+    Ok(slot)
+}
+
+/// Sends a single-slot request to its backend, its reply going straight to the client.
+pub fn send_to_slot(
+    worker: &Rc<Worker>,
+    client: &mut ClientState,
+    seq: Seq,
+    slot: Slot,
+    access: Access,
+    wire: Bytes,
+) {
+    match worker.backend_for_slot(slot, access, client.proto) {
+        Ok(be) => {
+            if access == Access::Write {
+                client.touch(&be.addr);
+            }
+            be.send(
+                &wire,
+                Pending::to_client(client.queue.clone(), seq, Some(wire.clone())),
+            )
+        }
+        Err(e) => client.reply_error(seq, &e.to_string()),
+    }
+}
+
+/// Sends a blocking request on a connection of the client's own, so that nobody else waits
+/// behind it; the connection closes when the client leaves.
+pub fn send_dedicated(
+    worker: &Rc<Worker>,
+    client: &mut ClientState,
+    seq: Seq,
+    slot: Slot,
+    access: Access,
+    wire: Bytes,
+) {
+    let addr = match worker.addr_for_slot(slot, access) {
+        Ok(addr) => addr,
+        Err(e) => return client.reply_error(seq, &e.to_string()),
+    };
+    let pool = client.pool();
+    let be = pool.get(&worker.env, &addr, client.proto);
+    if access == Access::Write {
+        client.touch(&addr);
+    }
+    be.send(
+        &wire,
+        Pending {
+            pool: Some(pool),
+            ..Pending::to_client(client.queue.clone(), seq, Some(wire.clone()))
+        },
+    );
+}
+
+/// Sends `wire` to each of `nodes` on the shared connections; the reply of `nodes[i]` is part
+/// `i` of `merge`.
+pub fn send_parts(
+    worker: &Rc<Worker>,
+    merge: &Rc<Merge>,
+    nodes: &[NodeId],
+    wire: &Bytes,
+    proto: u8,
+) {
+    for (part, &node) in nodes.iter().enumerate() {
+        match worker.backend_for_node_id(node, proto) {
+            Some(be) => be.send(wire, Pending::to_part(merge.clone(), part, None)),
+            None => Sink::Part {
+                merge: merge.clone(),
+                part,
+            }
+            .fail("ERR meridian: the cluster map changed, retry"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::request::spans_of;
+
+    #[test]
+    fn crossslot_detection() {
+        let (frame, spans) = spans_of(&[b"RENAME", b"{a}x", b"{a}y"]);
+        assert!(common_slot(&ReqArgs::new(&frame, &spans), &[1, 2]).is_ok());
+        let (frame, spans) = spans_of(&[b"RENAME", b"a", b"b"]);
+        assert_eq!(
+            common_slot(&ReqArgs::new(&frame, &spans), &[1, 2]),
+            Err(CROSSSLOT)
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! A worker as the router sees it: one thread's shared connections ([`Registry`]) and routing
+//! view ([`Routes`]), its clock and statistics; and what it does with the redirections its
+//! connections report. Nothing here is shared with other workers except through snapshots.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::backend::env::{Env, Redirected};
+use crate::backend::registry::Registry;
+use crate::backend::{Backend, Pending};
+use crate::policy::Access;
+use crate::route::{RouteError, Routes};
+use crate::shared::Shared;
+use crate::slot::Slot;
+use crate::stats::WorkerStats;
+use crate::topology::{NodeId, Topology};
+
+/// The routing view and the connections it picks from, borrowed together once per request.
+struct Paths {
+    routes: Routes,
+    backends: Registry,
+}
+
+impl Paths {
+    /// Both halves follow the published topology.
+    fn sync(&mut self, shared: &Shared) {
+        let version = self.routes.sync(shared);
+        let topo = self.routes.topology().clone();
+        self.backends.sync(&topo, version);
+    }
+}
+
+/// Per-thread state of a worker.
+pub struct Worker {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    pub stats: Arc<WorkerStats>,
+    /// What the worker's backend connections are made with (clock included).
+    pub env: Rc<Env>,
+    paths: RefCell<Paths>,
+}
+
+impl Worker {
+    pub fn new(id: usize, shared: Arc<Shared>) -> Rc<Worker> {
+        let stats = shared.stats.add_worker();
+        let env = Env::new(shared.clone(), stats.clone());
+        let worker = Rc::new(Worker {
+            id,
+            paths: RefCell::new(Paths {
+                routes: Routes::new(&shared),
+                backends: Registry::new(env.clone()),
+            }),
+            env,
+            stats,
+            shared,
+        });
+        // The connections report redirections here; a weak link, as the worker owns them.
+        let weak: Weak<Worker> = Rc::downgrade(&worker);
+        worker
+            .env
+            .set_redirect_handler(Rc::new(move |report| match weak.upgrade() {
+                Some(w) => w.redirected(report),
+                None => report
+                    .pending
+                    .sink
+                    .fail("ERR meridian: the worker is stopping"),
+            }));
+        worker
+    }
+
+    /// Reads the clock and remembers it as the time of the current step.
+    pub fn tick(&self) -> Instant {
+        self.env.clock.tick()
+    }
+
+    /// The time of the current step.
+    pub fn now(&self) -> Instant {
+        self.env.clock.now()
+    }
+
+    /// The backend that serves `slot` for this kind of access.
+    pub fn backend_for_slot(
+        &self,
+        slot: Slot,
+        access: Access,
+        proto: u8,
+    ) -> Result<Rc<Backend>, RouteError> {
+        let mut paths = self.paths.borrow_mut();
+        paths.sync(&self.shared);
+        let Paths { routes, backends } = &mut *paths;
+        let node = routes.pick(slot, access, proto, self.now(), backends)?;
+        if let Some(be) = backends.existing(node, proto) {
+            return Ok(be.clone());
+        }
+        Ok(backends.for_node(routes.topology(), node, proto))
+    }
+
+    /// The address of the node that serves `slot` for this kind of access.
+    pub fn addr_for_slot(&self, slot: Slot, access: Access) -> Result<Arc<str>, RouteError> {
+        let mut paths = self.paths.borrow_mut();
+        paths.sync(&self.shared);
+        let Paths { routes, backends } = &mut *paths;
+        let node = routes.pick(slot, access, 2, self.now(), backends)?;
+        Ok(routes.topology().node(node).addr.clone())
+    }
+
+    /// The shared backend of a node of the current snapshot.
+    pub fn backend_for_node_id(&self, node: NodeId, proto: u8) -> Option<Rc<Backend>> {
+        let mut paths = self.paths.borrow_mut();
+        paths.sync(&self.shared);
+        let Paths { routes, backends } = &mut *paths;
+        let topo = routes.topology();
+        ((node as usize) < topo.nodes.len()).then(|| backends.for_node(topo, node, proto))
+    }
+
+    /// The shared backend for an address (a node of the map or one a redirection named).
+    pub fn backend_for_addr(&self, addr: &Arc<str>, proto: u8) -> Rc<Backend> {
+        let mut paths = self.paths.borrow_mut();
+        paths.sync(&self.shared);
+        paths.backends.for_addr(addr, proto)
+    }
+
+    /// The current topology snapshot.
+    pub fn topology(&self) -> Arc<Topology> {
+        let mut paths = self.paths.borrow_mut();
+        paths.sync(&self.shared);
+        paths.routes.topology().clone()
+    }
+
+    /// Every shared backend this worker has, for INFO.
+    pub fn backends(&self) -> Vec<Rc<Backend>> {
+        self.paths.borrow().backends.all()
+    }
+
+    /// Resends a redirected request: MOVED updates the map at once (and asks for a full
+    /// refresh), ASK sends `ASKING` first and leaves the map alone.
+    fn redirected(&self, report: Redirected) {
+        self.stats.redirects.add(1);
+        let Redirected {
+            slot,
+            addr,
+            ask,
+            proto,
+            pending: p,
+        } = report;
+        if !ask && let Some(slot) = Slot::new(slot) {
+            self.shared.topology.update(|t| {
+                let current = t.master_of(slot).map(|m| t.node(m).addr.clone());
+                (current.as_deref() != Some(&*addr)).then(|| t.with_moved(slot, &addr))
+            });
+            self.shared.request_refresh();
+        }
+        let Some(request) = p.request.clone() else {
+            return;
+        };
+        let be = match &p.pool {
+            Some(pool) => pool.get(&self.env, &addr, proto),
+            None => self.backend_for_addr(&addr, proto),
+        };
+        let next = Pending {
+            sink: p.sink,
+            request: Some(request.clone()),
+            redirects: p.redirects + 1,
+            pool: p.pool,
+        };
+        if ask {
+            be.send_asking(&request, next);
+        } else {
+            be.send(&request, next);
+        }
+    }
+}
