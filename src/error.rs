@@ -24,4 +24,10 @@ impl BackendError {
     pub fn client_message(&self) -> String {
         format!("ERR meridian: {self}")
     }
+
+    /// The error for a request that was sent before the connection failed: it may or may not
+    /// have run, so it is not retried, and the client is told so.
+    pub fn unknown_outcome_message(&self) -> String {
+        format!("ERR meridian: {self}; the request was sent, its outcome is unknown (not retried)")
+    }
 }

@@ -60,6 +60,8 @@ pub struct WorkerStats {
     pub recv_client_bytes: Counter,
     pub send_client_bytes: Counter,
     pub redirects: Counter,
+    /// Reads resent once after their connection was lost.
+    pub read_retries: Counter,
     pub protocol_errors: Counter,
     nodes: Mutex<HashMap<Arc<str>, Arc<NodeStats>>>,
 }
@@ -95,6 +97,7 @@ pub struct Totals {
     pub recv_server_bytes: u64,
     pub send_server_bytes: u64,
     pub redirects: u64,
+    pub read_retries: u64,
     pub protocol_errors: u64,
 }
 
@@ -129,6 +132,7 @@ impl StatsRegistry {
             t.recv_client_bytes += w.recv_client_bytes.get();
             t.send_client_bytes += w.send_client_bytes.get();
             t.redirects += w.redirects.get();
+            t.read_retries += w.read_retries.get();
             t.protocol_errors += w.protocol_errors.get();
             for n in w.nodes.lock().values() {
                 t.recv_server_bytes += n.recv_bytes.get();

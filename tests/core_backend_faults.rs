@@ -13,6 +13,75 @@ use common::{Gateway, GatewayOptions, key_slot, rss_kib, wait_until};
 use fakes::probe::{Bystander, info, info_u64};
 use fakes::{Action, FakeNode};
 
+/// A fake node for retries: `GET once` and `SET once` reply half then close the first time and
+/// answer normally afterwards; everything else answers `ok`.
+fn flaky_once_fake() -> FakeNode {
+    let cut_get = std::sync::atomic::AtomicBool::new(false);
+    let cut_set = std::sync::atomic::AtomicBool::new(false);
+    FakeNode::start(move |args, _me| {
+        let name = upper(&args[0]);
+        let key = args.get(1).map(Vec::as_slice).unwrap_or_default();
+        let first = |flag: &std::sync::atomic::AtomicBool| {
+            !flag.swap(true, std::sync::atomic::Ordering::SeqCst)
+        };
+        match (name.as_str(), key) {
+            ("GET", b"once") if first(&cut_get) => {
+                Some(Action::ReplyThenClose(b"$10\r\nhel".to_vec()))
+            }
+            ("SET", b"once") if first(&cut_set) => Some(Action::ReplyThenClose(b"+O".to_vec())),
+            ("SET", _) => Some(Action::Reply(b"+OK\r\n".to_vec())),
+            ("GET", _) => Some(Action::Reply(b"$2\r\nok\r\n".to_vec())),
+            _ => None,
+        }
+    })
+}
+
+#[test]
+fn a_read_whose_connection_dies_is_retried_once_a_write_never() {
+    let fake = flaky_once_fake();
+    let gw = Gateway::start_with_seeds(&[fake.addr()], GatewayOptions::default());
+    let mut client = Raw::connect(&gw.addr());
+    assert_eq!(client.call(&["GET", "warm"]), b"$2\r\nok\r\n");
+    // The node dies mid-reply to the GET: meridian resends it once, the client sees the value.
+    assert_eq!(client.call(&["GET", "once"]), b"$2\r\nok\r\n");
+    assert_eq!(fake.count(&["GET", "once"]), 2, "{:?}", fake.seen());
+    // The same for a SET: it may have run, so it is not resent and the client is told.
+    let reply = client.call(&["SET", "once", "v"]);
+    let text = show(&reply);
+    assert!(
+        reply.starts_with(b"-ERR meridian: ") && text.contains("outcome is unknown (not retried)"),
+        "{text}"
+    );
+    assert_eq!(fake.count(&["SET", "once", "v"]), 1, "{:?}", fake.seen());
+    assert_eq!(client.call(&["SET", "again", "v"]), b"+OK\r\n");
+    let stats = info(&mut client, "stats");
+    assert_eq!(info_u64(&stats, "ReadRetries"), 1, "{stats:?}");
+}
+
+#[test]
+fn a_request_that_never_reached_its_node_answers_tryagain() {
+    // A node that answers the gateway's first map, then is gone: the next requests cannot be
+    // sent anywhere, and clients get TRYAGAIN, which cluster-aware libraries retry.
+    let fake = scripted_fake();
+    let gw = Gateway::start_with_seeds(&[fake.addr()], GatewayOptions::default());
+    let mut client = Raw::connect(&gw.addr());
+    assert_eq!(client.call(&["GET", "a"]), b"$2\r\nok\r\n");
+    drop(fake);
+    for key in ["x", "y", "z"] {
+        for request in [vec!["GET", key], vec!["SET", key, "1"]] {
+            let reply = client.call(&request);
+            let text = show(&reply);
+            assert!(
+                reply.starts_with(b"-TRYAGAIN ")
+                    || (request[0] == "SET" && text.contains("outcome is unknown")),
+                "{request:?} with the node gone: {text}"
+            );
+        }
+    }
+    let reply = client.call(&["GET", "last"]);
+    assert!(reply.starts_with(b"-TRYAGAIN "), "{}", show(&reply));
+}
+
 fn upper(arg: &[u8]) -> String {
     String::from_utf8_lossy(arg).to_uppercase()
 }

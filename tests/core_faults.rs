@@ -362,6 +362,26 @@ fn master_killed_mid_run_fails_over_and_other_slots_keep_working() {
         show(&reply)
     );
 
+    // Single-slot requests to the dead master fail with errors clients can act on: TRYAGAIN
+    // when the request never reached the node (connection refused, breaker open), and for a
+    // write that was on the wire when the node died, an error saying its outcome is unknown.
+    // Never the old `-ERR meridian: cannot connect …` that no client library retries.
+    for i in 0..20 {
+        let value = format!("during{i}");
+        for request in [
+            vec!["SET", probe_keys[0].as_str(), value.as_str()],
+            vec!["GET", probe_keys[0].as_str()],
+        ] {
+            let reply = probe.call(&request);
+            let text = show(&reply);
+            assert!(
+                reply.starts_with(b"-TRYAGAIN ")
+                    || (request[0] == "SET" && text.contains("outcome is unknown")),
+                "{request:?} to a dead master: {text}"
+            );
+        }
+    }
+
     let new_master = cluster.wait_for_master_of_slot_change(slot0, &victim, FAILOVER);
     assert_eq!(new_master, cluster.nodes()[3].addr, "the replica took over");
     wait_until(

@@ -36,11 +36,11 @@ pub async fn run(be: Rc<Backend>) {
         Err(e) => Err(e),
     };
     match err {
-        Ok(()) => be.fail_all("ERR meridian: backend connection closed"),
+        Ok(()) => be.fail_closed(),
         Err(e) => {
             debug!(addr = %be.addr, error = %e, "backend connection ended");
             be.health.on_failure(std::time::Instant::now());
-            be.fail_all(&e.client_message());
+            be.fail_all(&e);
             be.env.shared.request_refresh();
         }
     }

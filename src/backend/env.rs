@@ -51,8 +51,18 @@ impl Redirected {
     }
 }
 
+/// A request whose connection was lost after it was sent, reported for one retry.
+pub struct Failed {
+    pub pending: Pending,
+    /// The node the connection went to.
+    pub from: Arc<str>,
+    pub proto: u8,
+}
+
 /// Receives redirection reports.
 pub type RedirectHandler = Rc<dyn Fn(Redirected)>;
+/// Receives reports of requests to retry after a lost connection.
+pub type FailureHandler = Rc<dyn Fn(Failed)>;
 
 /// The per-worker environment of backend connections.
 pub struct Env {
@@ -60,6 +70,7 @@ pub struct Env {
     pub stats: Arc<WorkerStats>,
     pub clock: Clock,
     on_redirect: OnceCell<RedirectHandler>,
+    on_failure: OnceCell<FailureHandler>,
 }
 
 impl Env {
@@ -69,12 +80,29 @@ impl Env {
             stats,
             clock: Clock::new(),
             on_redirect: OnceCell::new(),
+            on_failure: OnceCell::new(),
         })
     }
 
     /// Installs the one handler of redirection reports (set once, by the worker's router).
     pub fn set_redirect_handler(&self, handler: RedirectHandler) {
         let _ = self.on_redirect.set(handler);
+    }
+
+    /// Installs the one handler of retry reports (set once, by the worker's router).
+    pub fn set_failure_handler(&self, handler: FailureHandler) {
+        let _ = self.on_failure.set(handler);
+    }
+
+    /// Reports a read to retry; without a handler it fails.
+    pub(crate) fn report_failure(&self, report: Failed) {
+        match self.on_failure.get() {
+            Some(handler) => handler(report),
+            None => report
+                .pending
+                .sink
+                .fail("ERR meridian: connection lost and no router to retry the read"),
+        }
     }
 
     /// Reports a redirection; without a handler the request fails with the node's reply.

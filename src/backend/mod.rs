@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::error::BackendError;
 use crate::health::ewma::PeakEwma;
 use crate::health::table::NodeHealth;
 use crate::notify::LocalNotify;
@@ -24,9 +25,10 @@ use crate::reply::merge::Merge;
 use crate::reply::queue::{ReplyQueue, Seq};
 use crate::reply::sink::Sink;
 use crate::resp::encode;
+use crate::slot::Slot;
 use crate::stats::NodeStats;
 
-use env::Env;
+use env::{Env, Failed};
 
 /// Time constant of the round-trip EWMA.
 const RTT_DECAY: Duration = Duration::from_secs(5);
@@ -54,6 +56,9 @@ struct State {
     retired: bool,
     /// Close now, failing whatever is pending (a dedicated connection whose client left).
     closed: bool,
+    /// How many entries at the back of `pending` still have their bytes in `out` (never
+    /// handed to the socket): if the connection fails they were certainly not executed.
+    unsent: usize,
 }
 
 /// A worker's connection to one node, speaking one protocol version.
@@ -98,6 +103,7 @@ impl Backend {
                 link: Link::Down,
                 retired: false,
                 closed: false,
+                unsent: 0,
             }),
             wake: LocalNotify::new(),
             push: RefCell::new(None),
@@ -113,6 +119,7 @@ impl Backend {
         st.out.extend_from_slice(request);
         st.pending.push_back(pending);
         st.queued_at.push_back(self.env.clock.now());
+        st.unsent += 1;
         drop(st);
         self.stats.requests.add(1);
         self.wake.notify();
@@ -214,17 +221,20 @@ impl Backend {
                 encode::command(&mut st.out, &[b"HELLO", b"3", b"AUTH", user, pw]);
                 st.pending.push_back(Pending::handshake());
                 st.queued_at.push_back(Instant::now());
+                st.unsent += 1;
             }
             (3, None) => {
                 encode::command(&mut st.out, &[b"HELLO", b"3"]);
                 st.pending.push_back(Pending::handshake());
                 st.queued_at.push_back(Instant::now());
+                st.unsent += 1;
             }
             (_, Some(_)) => {
                 if let Some(auth) = creds.auth_command() {
                     encode::command(&mut st.out, &auth);
                     st.pending.push_back(Pending::handshake());
                     st.queued_at.push_back(Instant::now());
+                    st.unsent += 1;
                 }
             }
             (_, None) => {}
@@ -233,30 +243,64 @@ impl Backend {
             encode::command(&mut st.out, &[b"READONLY"]);
             st.pending.push_back(Pending::ignored());
             st.queued_at.push_back(Instant::now());
+            st.unsent += 1;
         }
         drop(st);
         // The connection's I/O task: it drives this backend and reports back through `env`.
         tokio::task::spawn_local(conn::run(self.clone()));
     }
 
-    /// Fails every pending request with `msg` and marks the link down.
-    fn fail_all(&self, msg: &str) {
+    /// Marks the link down and answers every pending request of the failed connection: one
+    /// never sent gets `TRYAGAIN` (clients may retry it), a read that was sent is reported
+    /// for one retry on another candidate, a write that was sent fails saying that its
+    /// outcome is unknown (never retried).
+    fn fail_all(&self, err: &BackendError) {
         self.run_lost_hook();
+        let (drained, unsent) = {
+            let mut st = self.state.borrow_mut();
+            st.link = Link::Down;
+            st.out.clear();
+            st.queued_at.clear();
+            let unsent = std::mem::take(&mut st.unsent);
+            (st.pending.drain(..).collect::<Vec<Pending>>(), unsent)
+        };
+        let sent = drained.len().saturating_sub(unsent);
+        let mut failed = 0;
+        for (i, p) in drained.into_iter().enumerate() {
+            if p.sink.is_internal() {
+                continue;
+            }
+            if i >= sent {
+                failed += 1;
+                p.sink
+                    .fail(&format!("TRYAGAIN meridian: {err} (request not sent)"));
+            } else if p.retryable() {
+                self.env.report_failure(Failed {
+                    pending: p,
+                    from: self.addr.clone(),
+                    proto: self.proto,
+                });
+            } else {
+                failed += 1;
+                p.sink.fail(&err.unknown_outcome_message());
+            }
+        }
+        self.stats.failures.add(failed);
+    }
+
+    /// Closes on purpose (retired node, client gone): what is left pending fails plainly.
+    fn fail_closed(&self) {
         let drained: Vec<Pending> = {
             let mut st = self.state.borrow_mut();
             st.link = Link::Down;
             st.out.clear();
             st.queued_at.clear();
+            st.unsent = 0;
             st.pending.drain(..).collect()
         };
-        let mut failed = 0;
         for p in drained {
-            if !p.sink.is_internal() {
-                failed += 1;
-            }
-            p.sink.fail(msg);
+            p.sink.fail("ERR meridian: backend connection closed");
         }
-        self.stats.failures.add(failed);
     }
 
     /// The oldest pending request and how long it waited for its reply, as of `now`.
@@ -297,6 +341,7 @@ impl Backend {
             return false;
         }
         std::mem::swap(&mut st.out, buf);
+        st.unsent = 0;
         true
     }
 
@@ -321,9 +366,26 @@ pub struct Pending {
     /// Set for a client's own connections: a redirection opens another one of the client's
     /// own instead of using the shared connection.
     pub pool: Option<Rc<DedicatedPool>>,
+    /// For a read of one slot: that slot, so a connection lost before the reply can be
+    /// retried once on another candidate.
+    pub read_slot: Option<Slot>,
+    /// Already retried once after a lost connection.
+    pub retried: bool,
 }
 
 impl Pending {
+    /// Whether a lost connection may resend this request: a read on a shared connection,
+    /// not retried before.
+    pub fn retryable(&self) -> bool {
+        self.read_slot.is_some() && self.request.is_some() && self.pool.is_none() && !self.retried
+    }
+
+    /// Marks the request as a read of `slot` (retryable once).
+    pub fn reading(mut self, slot: Slot) -> Pending {
+        self.read_slot = Some(slot);
+        self
+    }
+
     /// A request whose reply goes to `sink`; redirectable when `request` is kept.
     pub fn new(sink: Sink, request: Option<Bytes>) -> Pending {
         Pending {
@@ -331,6 +393,8 @@ impl Pending {
             request,
             redirects: 0,
             pool: None,
+            read_slot: None,
+            retried: false,
         }
     }
 

@@ -91,7 +91,8 @@ impl Routes {
 
     /// The node for `slot`: writes to the master unless its breaker is open; reads by the
     /// read policy when one is configured, else the master. `backends` supplies each
-    /// candidate's outstanding requests and measured RTT.
+    /// candidate's outstanding requests and measured RTT. `avoid` (the address of a node whose
+    /// connection just failed) is left out of a policy read's candidates when others remain.
     pub fn pick(
         &mut self,
         slot: Slot,
@@ -99,6 +100,7 @@ impl Routes {
         proto: u8,
         now: Instant,
         backends: &Registry,
+        avoid: Option<&str>,
     ) -> Result<NodeId, RouteError> {
         let Routes {
             topo,
@@ -141,6 +143,18 @@ impl Routes {
             RouteError::CircuitOpen(
                 WriteRefusal { retry_in }.client_message(&topo.node(master).addr, slot),
             )
+        };
+        let others: Vec<Candidate>;
+        let list: &[Candidate] = match (avoid, params) {
+            (Some(addr), Some(_)) => {
+                others = list
+                    .iter()
+                    .filter(|c| *topo.node(c.node).addr != *addr)
+                    .cloned()
+                    .collect();
+                if others.is_empty() { list } else { &others }
+            }
+            _ => list,
         };
         match policy::choose(params, access, list, now, &mut rand::rng()) {
             Err(refusal) => Err(refused(refusal.retry_in)),

@@ -208,10 +208,14 @@ pub fn split(
         }
         let wire = out.freeze();
         match worker.backend_for_slot(*slot, access, client.proto) {
-            Ok(be) => be.send(
-                &wire,
-                Pending::to_part(merge.clone(), part, Some(wire.clone())),
-            ),
+            Ok(be) => {
+                let pending = Pending::to_part(merge.clone(), part, Some(wire.clone()));
+                let pending = match access {
+                    Access::Read => pending.reading(*slot),
+                    Access::Write => pending,
+                };
+                be.send(&wire, pending)
+            }
             Err(e) => Sink::Part {
                 merge: merge.clone(),
                 part,

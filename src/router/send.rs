@@ -62,10 +62,12 @@ pub fn send_to_slot(
             if access == Access::Write {
                 client.touch(&be.addr);
             }
-            be.send(
-                &wire,
-                Pending::to_client(client.queue.clone(), seq, Some(wire.clone())),
-            )
+            let pending = Pending::to_client(client.queue.clone(), seq, Some(wire.clone()));
+            let pending = match access {
+                Access::Read => pending.reading(slot),
+                Access::Write => pending,
+            };
+            be.send(&wire, pending)
         }
         Err(e) => client.reply_error(seq, &e.to_string()),
     }

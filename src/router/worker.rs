@@ -7,7 +7,7 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::backend::env::{Env, Redirected};
+use crate::backend::env::{Env, Failed, Redirected};
 use crate::backend::registry::Registry;
 use crate::backend::{Backend, Pending};
 use crate::policy::Access;
@@ -16,6 +16,8 @@ use crate::shared::Shared;
 use crate::slot::Slot;
 use crate::stats::WorkerStats;
 use crate::topology::{NodeId, Topology};
+
+const STOPPING: &str = "ERR meridian: the worker is stopping";
 
 /// The routing view and the connections it picks from, borrowed together once per request.
 struct Paths {
@@ -56,16 +58,21 @@ impl Worker {
             stats,
             shared,
         });
-        // The connections report redirections here; a weak link, as the worker owns them.
+        // The connections report redirections and reads to retry here; weak links, as the
+        // worker owns the connections.
         let weak: Weak<Worker> = Rc::downgrade(&worker);
         worker
             .env
             .set_redirect_handler(Rc::new(move |report| match weak.upgrade() {
                 Some(w) => w.redirected(report),
-                None => report
-                    .pending
-                    .sink
-                    .fail("ERR meridian: the worker is stopping"),
+                None => report.pending.sink.fail(STOPPING),
+            }));
+        let weak: Weak<Worker> = Rc::downgrade(&worker);
+        worker
+            .env
+            .set_failure_handler(Rc::new(move |report| match weak.upgrade() {
+                Some(w) => w.retry_read(report),
+                None => report.pending.sink.fail(STOPPING),
             }));
         worker
     }
@@ -90,7 +97,7 @@ impl Worker {
         let mut paths = self.paths.borrow_mut();
         paths.sync(&self.shared);
         let Paths { routes, backends } = &mut *paths;
-        let node = routes.pick(slot, access, proto, self.now(), backends)?;
+        let node = routes.pick(slot, access, proto, self.now(), backends, None)?;
         if let Some(be) = backends.existing(node, proto) {
             return Ok(be.clone());
         }
@@ -102,7 +109,7 @@ impl Worker {
         let mut paths = self.paths.borrow_mut();
         paths.sync(&self.shared);
         let Paths { routes, backends } = &mut *paths;
-        let node = routes.pick(slot, access, 2, self.now(), backends)?;
+        let node = routes.pick(slot, access, 2, self.now(), backends, None)?;
         Ok(routes.topology().node(node).addr.clone())
     }
 
@@ -159,16 +166,42 @@ impl Worker {
             Some(pool) => pool.get(&self.env, &addr, proto),
             None => self.backend_for_addr(&addr, proto),
         };
-        let next = Pending {
-            sink: p.sink,
-            request: Some(request.clone()),
-            redirects: p.redirects + 1,
-            pool: p.pool,
-        };
+        let p: Pending = p;
+        let mut next = p;
+        next.redirects += 1;
         if ask {
             be.send_asking(&request, next);
         } else {
             be.send(&request, next);
+        }
+    }
+
+    /// Resends, once, a read whose connection was lost after it was sent: on another candidate
+    /// of the read policy when there is one, else on a new connection to the same node.
+    fn retry_read(&self, report: Failed) {
+        let Failed {
+            pending: mut p,
+            from,
+            proto,
+        } = report;
+        let (Some(slot), Some(request)) = (p.read_slot, p.request.clone()) else {
+            return p
+                .sink
+                .fail(&format!("ERR meridian: connection to {from} lost"));
+        };
+        p.retried = true;
+        self.stats.read_retries.add(1);
+        let picked = {
+            let mut paths = self.paths.borrow_mut();
+            paths.sync(&self.shared);
+            let Paths { routes, backends } = &mut *paths;
+            routes
+                .pick(slot, Access::Read, proto, self.now(), backends, Some(&from))
+                .map(|node| backends.for_node(routes.topology(), node, proto))
+        };
+        match picked {
+            Ok(be) => be.send(&request, p),
+            Err(e) => p.sink.fail(&e.to_string()),
         }
     }
 }

@@ -93,7 +93,7 @@ fn render(worker: &Worker, section: &str, out: &mut String) {
             let t = shared.stats.totals();
             let _ = write!(
                 out,
-                "# Stats\r\nAccept:{}\r\nClientConnections:{}\r\nTotalRequests:{}\r\nTotalResponses:{}\r\nTotalRecvClientBytes:{}\r\nTotalSendServerBytes:{}\r\nTotalRecvServerBytes:{}\r\nTotalSendClientBytes:{}\r\nRedirects:{}\r\nProtocolErrors:{}\r\n\r\n",
+                "# Stats\r\nAccept:{}\r\nClientConnections:{}\r\nTotalRequests:{}\r\nTotalResponses:{}\r\nTotalRecvClientBytes:{}\r\nTotalSendServerBytes:{}\r\nTotalRecvServerBytes:{}\r\nTotalSendClientBytes:{}\r\nRedirects:{}\r\nReadRetries:{}\r\nProtocolErrors:{}\r\n\r\n",
                 t.accepts,
                 t.client_connections,
                 t.requests,
@@ -103,6 +103,7 @@ fn render(worker: &Worker, section: &str, out: &mut String) {
                 t.recv_server_bytes,
                 t.send_client_bytes,
                 t.redirects,
+                t.read_retries,
                 t.protocol_errors,
             );
         }
