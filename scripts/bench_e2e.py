@@ -10,12 +10,22 @@ ports, starts meridian in front of it, and runs `redis-benchmark` in turn agains
   MGET of 10 keys     literal keys spread over >= 5 slots on all masters (meridian only:
                       redis-benchmark --cluster cannot send a cross-slot MGET)
 
+With --baseline BINARY a second meridian (e.g. an older build) runs on its own port in front of
+the same cluster with the same config, as C in the rotation (A B C A B C ...). Unless
+--no-standalone is given, a standalone (non-cluster) redis-server started by the script takes
+the SET/GET rows too, as D (A B C D ...): its CPU per request is what meridian's is measured
+against (issue 11: meridian CPU / redis CPU <= 1.25 unpipelined, <= 0.6 pipelined). Only one
+target is driven at a time; the others sit idle (their CPU during each run is recorded as a
+check).
+
 Both sides use the same client, `redis-benchmark --threads 1` (see --client-threads: with its
 default of one thread per master, --cluster rounds every run up to a multiple of 250 ms).
-For each row it reports the median over the rounds of rps, p50 and p99, the ratio
-meridian/direct, and meridian's CPU time per request (utime+stime from /proc/PID/stat around
-each meridian run), plus meridian's peak RSS. Everything it starts is stopped again and its
-temp dir removed, also on error, timeout or Ctrl-C.
+For each row and target it reports the median over the rounds of rps, p50, p99 and p99.9, the
+ratio to direct, and the CPU time per request of the process the load went to (utime+stime from
+/proc/PID/stat around each run: the three masters together for direct, meridian's or the
+baseline's process, the standalone redis-server), then per row the ratios meridian/baseline and
+meridian/standalone redis of CPU per request, plus each meridian's peak RSS. Everything it
+starts is stopped again and its temp dir removed, also on error, timeout or Ctrl-C.
 
 Python 3.11 standard library only.
 """
@@ -23,10 +33,8 @@ Python 3.11 standard library only.
 from __future__ import annotations
 
 import argparse
-import csv
 import ctypes
 import datetime as dt
-import io
 import json
 import os
 import platform
@@ -51,7 +59,7 @@ DEFAULT_BINARY = REPO / "target" / "release" / "meridian"
 PORT_RANGE = (30000, 32000)  # bus port = port + 10000, so 40000-41999 must be free too
 MASTERS = 3
 SLOTS = 16384
-CSV_COLUMNS = ["test", "rps", "avg", "min", "p50", "p95", "p99", "max"]
+LATENCY_COLUMNS = ["avg", "min", "p50", "p95", "p99", "max"]  # redis-benchmark's latency summary
 MGET_KEYS = 10
 MGET_MIN_SLOTS = 5
 
@@ -59,6 +67,12 @@ MGET_MIN_SLOTS = 5
 TARGET_RATIO = {"SET": 1.0, "GET": 1.0, "SET -P 16": 1.0, "GET -P 16": 1.1}
 TARGET_MGET_RPS = 60_000
 TARGET_CPU_US = {"SET": 9.0, "GET": 9.0, "SET -P 16": 1.1, "GET -P 16": 1.1}
+# Issue 11: meridian's CPU per request / a standalone redis-server's CPU per request, at most.
+TARGET_CPU_VS_REDIS = {"SET": 1.25, "GET": 1.25, "SET -P 16": 0.6, "GET -P 16": 0.6}
+# The targets of a run, in rotation order, and how the report names them.
+SIDES = ("direct", "meridian", "baseline", "standalone")
+SIDE_LABEL = {"direct": "direct (--cluster)", "meridian": "meridian", "baseline": "baseline",
+              "standalone": "standalone redis"}
 
 
 class BenchError(Exception):
@@ -101,26 +115,60 @@ def key_slot(key: str) -> int:
     return crc16_xmodem(raw) % SLOTS
 
 
-def parse_benchmark_csv(text: str) -> list[dict]:
-    """Rows of `redis-benchmark --csv` output as dicts (test: str, the rest: float)."""
-    lines = text.splitlines()
-    # Cluster mode may print other lines first; the table starts at the header.
-    for i, line in enumerate(lines):
-        if line.startswith('"test"'):
-            lines = lines[i + 1 :]
-            break
-    else:
-        return []
-    rows = []
-    for rec in csv.reader(io.StringIO("\n".join(lines))):
-        if len(rec) != len(CSV_COLUMNS):
+def parse_benchmark_report(text: str) -> list[dict]:
+    """Tests of a redis-benchmark report (its default output, not --csv or -q) as dicts.
+
+    Per test: `test` (str), `rps` (throughput summary), `avg` `min` `p50` `p95` `p99` `max`
+    (latency summary, ms), `completed` (requests) and `p999` (ms). redis-benchmark 7.0 prints no
+    p99.9 in its summary or its --csv line (and -q only rps and p50); only its "Latency by
+    percentile distribution" has one, as HDR histogram lines `P% <= V milliseconds (cumulative
+    count N)` at percentiles halving the distance to 100% (... 99.805, 99.902, 99.951 ...).
+    `p999` is the first V there whose cumulative count reaches 99.9% of the requests: an upper
+    bound of p99.9 that is at most the p99.902. None when the report has no such section.
+    """
+    rows: list[dict] = []
+    cur: dict | None = None
+    section = ""
+    dist: list[tuple[float, int]] = []
+    names: list[str] | None = None
+
+    def finish() -> None:
+        if cur is None:
+            return
+        total = max((n for _, n in dist), default=0)
+        cur["p999"] = next((v for v, n in dist if n * 1000 >= total * 999), None) if total else None
+
+    # splitlines() also splits at the \r that separates the progress lines.
+    for line in text.splitlines():
+        s = line.strip()
+        m = re.fullmatch(r"====== (.*) ======", s)
+        if m:
+            finish()
+            cur, section, dist, names = {"test": m.group(1)}, "", [], None
+            rows.append(cur)
             continue
-        try:
-            row = {"test": rec[0], **{k: float(v) for k, v in zip(CSV_COLUMNS[1:], rec[1:])}}
-        except ValueError:
+        if cur is None:
             continue
-        rows.append(row)
-    return rows
+        if s.endswith(":") and not s.startswith(("throughput", "latency")):
+            section = s
+        elif m := re.fullmatch(r"(\d+) requests completed in [\d.]+ seconds", s):
+            cur["completed"] = int(m.group(1))
+        elif section.startswith("Latency by percentile") and (
+            m := re.fullmatch(r"[\d.]+% <= ([\d.]+) milliseconds \(cumulative count (\d+)\)", s)
+        ):
+            dist.append((float(m.group(1)), int(m.group(2))))
+        elif m := re.fullmatch(r"throughput summary: ([\d.]+) requests per second", s):
+            cur["rps"] = float(m.group(1))
+        elif s.split() == LATENCY_COLUMNS:
+            names = LATENCY_COLUMNS
+        elif names:
+            try:
+                cur.update({k: float(v) for k, v in zip(names, s.split(), strict=True)})
+            except ValueError:
+                pass
+            names = None
+    finish()
+    return [r for r in rows if "rps" in r and all(k in r for k in LATENCY_COLUMNS)]
 
 
 def median(values: list[float]) -> float | None:
@@ -208,43 +256,73 @@ def redis_cli(port: int, *args: str, timeout: float = 10.0, check: bool = True) 
 
 
 @dataclass
+class Meridian:
+    """One meridian process: the one under test ("meridian") or the --baseline one."""
+
+    name: str
+    binary: Path
+    proc: subprocess.Popen | None = None
+    port: int = 0
+    log: Path | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+
+@dataclass
 class Env:
     """Everything started by the benchmark, so that teardown can find it."""
 
     tmp: Path
-    redis: list[tuple[int, subprocess.Popen]] = field(default_factory=list)
-    meridian: subprocess.Popen | None = None
-    meridian_port: int = 0
-    meridian_log: Path | None = None
+    redis: list[tuple[int, subprocess.Popen]] = field(default_factory=list)  # the cluster
+    standalone: list[tuple[int, subprocess.Popen]] = field(default_factory=list)  # at most one
+    meridian: Meridian | None = None
+    baseline: Meridian | None = None
+
+    def meridians(self) -> list[Meridian]:
+        """The meridians started so far, the one under test first."""
+        return [m for m in (self.meridian, self.baseline) if m is not None]
 
     def teardown(self) -> None:
-        """Stop meridian, then every redis-server, then remove the temp dir."""
-        stop_process(self.meridian, "meridian")
-        for port, proc in self.redis:
+        """Stop both meridians, then every redis-server, then remove the temp dir."""
+        for m in self.meridians():
+            stop_process(m.proc, m.name)
+        for port, proc in self.redis + self.standalone:
             stop_process(proc, f"redis-server :{port}")
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def start_redis(env: Env, rng: random.Random, deadline_s: float = 10.0) -> int:
-    """Start one cluster-enabled redis-server on a free port; retries on port races."""
+def start_redis(env: Env, rng: random.Random, deadline_s: float = 10.0,
+                cluster: bool = True) -> int:
+    """Start one redis-server on a free port; retries on port races.
+
+    `cluster`: a cluster-enabled node (kept in env.redis); otherwise the standalone server
+    (kept in env.standalone).
+    """
+    procs = env.redis if cluster else env.standalone
     for _ in range(30):
         port = rng.randrange(*PORT_RANGE)
-        if any(p == port for p, _ in env.redis) or not (port_free(port) and port_free(port + 10000)):
+        if any(p == port for p, _ in env.redis + env.standalone) or not (
+            port_free(port) and port_free(port + 10000)
+        ):
             continue
         node_dir = env.tmp / f"redis-{port}"
         node_dir.mkdir()
         logfile = node_dir / "redis.log"
         cmd = [
             "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-            "--cluster-node-timeout", "5000", "--dir", str(node_dir), "--logfile", str(logfile),
+            *(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+               "--cluster-node-timeout", "5000"] if cluster else []),
+            "--dir", str(node_dir), "--logfile", str(logfile),
             "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
         ]  # fmt: skip
         proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
-        env.redis.append((port, proc))
+        procs.append((port, proc))
         end = time.monotonic() + deadline_s
         while time.monotonic() < end and proc.poll() is None:
             if redis_cli(port, "PING", timeout=3, check=False).strip() == "PONG":
@@ -252,7 +330,7 @@ def start_redis(env: Env, rng: random.Random, deadline_s: float = 10.0) -> int:
             time.sleep(0.05)
         # Lost a race for the port (or failed otherwise): forget this one and try another port.
         stop_process(proc, f"redis-server :{port}", grace=3)
-        env.redis.remove((port, proc))
+        procs.remove((port, proc))
         log(f"redis-server on {port} did not come up, retrying elsewhere: {tail(logfile, 3)}")
     raise BenchError("could not start a redis-server on any free port in 30000-31999")
 
@@ -307,24 +385,24 @@ def create_cluster(env: Env, rng: random.Random) -> list[int]:
         time.sleep(0.2)
 
 
-def ensure_binary(binary: Path) -> None:
-    """Build meridian with cargo if the default binary is missing."""
+def ensure_binary(binary: Path, name: str = "meridian") -> None:
+    """Build meridian with cargo if the default binary is missing (never the baseline)."""
     if binary.exists():
         return
-    if binary.resolve() != DEFAULT_BINARY:
-        raise BenchError(f"meridian binary not found: {binary}")
+    if name != "meridian" or binary.resolve() != DEFAULT_BINARY:
+        raise BenchError(f"{name} binary not found: {binary}")
     log("target/release/meridian missing; running cargo build --release (up to 30 min)")
     run(["cargo", "build", "--release"], timeout=1800, cwd=REPO)
     if not binary.exists():
         raise BenchError(f"cargo build succeeded but {binary} is still missing")
 
 
-def start_meridian(env: Env, binary: Path, seeds: list[int], workers: int,
-                   read_policy: bool = False) -> None:
-    """Start meridian on an ephemeral port and wait for its `listening on` line.
+def write_config(env: Env, seeds: list[int], workers: int, read_policy: bool = False) -> Path:
+    """The meridian config file, shared by the meridian under test and the baseline.
 
-    With `read_policy`, every node is placed in one DC and `local_dc` is set, so reads go
-    through the DC-aware read policy engine instead of plain master routing.
+    `listen: 127.0.0.1:0`, so each one gets its own ephemeral port. With `read_policy`, every
+    node is placed in one DC and `local_dc` is set, so reads go through the DC-aware read policy
+    engine instead of plain master routing.
     """
     cfg = env.tmp / "meridian.yaml"
     policy = (
@@ -339,14 +417,19 @@ def start_meridian(env: Env, binary: Path, seeds: list[int], workers: int,
         f"  seeds: [{', '.join(f'127.0.0.1:{p}' for p in seeds)}]\n"
         + policy
     )
-    env.meridian_log = env.tmp / "meridian.log"
-    with open(env.meridian_log, "wb") as errlog:
-        env.meridian = subprocess.Popen(
-            [str(binary), "serve", "-c", str(cfg)], stdin=subprocess.DEVNULL,
+    return cfg
+
+
+def start_meridian(env: Env, m: Meridian, cfg: Path) -> None:
+    """Start meridian `m` (already registered in env) and wait for its `listening on` line."""
+    m.log = env.tmp / f"{m.name}.log"
+    with open(m.log, "wb") as errlog:
+        m.proc = subprocess.Popen(
+            [str(m.binary), "serve", "-c", str(cfg)], stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=errlog, start_new_session=True,
             preexec_fn=_die_with_parent,
         )  # fmt: skip
-    proc = env.meridian
+    proc = m.proc
     assert proc.stdout is not None
     buf = b""
     end = time.monotonic() + 30
@@ -354,8 +437,8 @@ def start_meridian(env: Env, binary: Path, seeds: list[int], workers: int,
         left = end - time.monotonic()
         if left <= 0 or proc.poll() is not None:
             raise BenchError(
-                f"meridian did not report `listening on` within 30s (exit={proc.poll()})\n"
-                f"{tail(env.meridian_log)}"
+                f"{m.name} did not report `listening on` within 30s (exit={proc.poll()})\n"
+                f"{tail(m.log)}"
             )
         ready, _, _ = select.select([proc.stdout], [], [], min(left, 0.5))
         if ready:
@@ -364,10 +447,10 @@ def start_meridian(env: Env, binary: Path, seeds: list[int], workers: int,
                 continue
             buf += chunk
     line = buf.split(b"\n", 1)[0].decode(errors="replace")
-    m = re.fullmatch(r"meridian: listening on 127\.0\.0\.1:(\d+)", line.strip())
-    if not m:
-        raise BenchError(f"unexpected first stdout line from meridian: {line!r}")
-    env.meridian_port = int(m.group(1))
+    match = re.fullmatch(r"meridian: listening on 127\.0\.0\.1:(\d+)", line.strip())
+    if not match:
+        raise BenchError(f"unexpected first stdout line from {m.name}: {line!r}")
+    m.port = int(match.group(1))
 
     # Keep reading stdout so that meridian can never block on a full pipe.
     def drain() -> None:
@@ -377,15 +460,17 @@ def start_meridian(env: Env, binary: Path, seeds: list[int], workers: int,
         except OSError:
             pass
 
-    threading.Thread(target=drain, name="meridian-stdout", daemon=True).start()
+    threading.Thread(target=drain, name=f"{m.name}-stdout", daemon=True).start()
 
 
 def check_meridian_alive(env: Env) -> None:
-    """Fail loudly (with its log) when meridian has exited."""
-    if env.meridian is not None and env.meridian.poll() is not None:
-        raise BenchError(
-            f"meridian exited with {env.meridian.returncode}\n{tail(env.meridian_log)}"
-        )
+    """Fail loudly (with its log) when a meridian or the standalone redis-server has exited."""
+    for m in env.meridians():
+        if m.proc is not None and m.proc.poll() is not None:
+            raise BenchError(f"{m.name} exited with {m.proc.returncode}\n{tail(m.log)}")
+    for port, proc in env.standalone:
+        if proc.poll() is not None:
+            raise BenchError(f"standalone redis-server :{port} exited with {proc.returncode}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -455,18 +540,26 @@ class Row:
     test: str | None = None  # -t argument for the built-in tests
     command: list[str] | None = None  # explicit command (MGET)
     direct: bool = True  # False: cannot run against the cluster directly
+    standalone: bool = True  # False: not part of the standalone row set
     requests: int = 0
-    direct_runs: list[dict] = field(default_factory=list)
-    meridian_runs: list[dict] = field(default_factory=list)
+    runs: dict[str, list[dict]] = field(default_factory=lambda: {s: [] for s in SIDES})
     errors: list[str] = field(default_factory=list)
+
+    def sides(self, env: Env) -> list[str]:
+        """The targets of one round, in rotation order: A (direct) B (meridian) C D."""
+        return [
+            s for s, on in zip(SIDES, (self.direct, True, env.baseline is not None,
+                                       self.standalone and bool(env.standalone)))
+            if on
+        ]  # fmt: skip
 
 
 def benchmark_cmd(args, row: Row, port: int, cluster: bool, requests: int) -> list[str]:
-    """The redis-benchmark command line of one run."""
+    """The redis-benchmark command line of one run (default output: it has the p99.9)."""
     cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port)]
     if cluster:
         cmd.append("--cluster")
-    cmd += ["-c", str(args.clients), "-n", str(requests), "-d", str(args.data_size), "--csv"]
+    cmd += ["-c", str(args.clients), "-n", str(requests), "-d", str(args.data_size)]
     if row.pipeline > 1:
         cmd += ["-P", str(row.pipeline)]
     if args.client_threads:
@@ -519,10 +612,20 @@ def keyspace_hit_ratio(ports: list[int]) -> float | None:
     return hits / (hits + misses) if hits + misses else None
 
 
+def server_pids(env: Env) -> dict[str, list[int]]:
+    """The processes whose CPU each target's runs are charged with (direct: all masters)."""
+    pids = {"direct": [p.pid for _, p in env.redis]}
+    for m in env.meridians():
+        pids[m.name] = [m.pid]
+    if env.standalone:
+        pids["standalone"] = [p.pid for _, p in env.standalone]
+    return pids
+
+
 def own_ticks(env: Env) -> int:
-    """CPU ticks of everything this benchmark runs: cluster, meridian, finished redis-benchmarks."""
+    """CPU ticks of everything this benchmark runs: servers, meridians, finished redis-benchmarks."""
     total = 0
-    for pid in [p.pid for _, p in env.redis] + ([env.meridian.pid] if env.meridian else []):
+    for pid in [pid for pids in server_pids(env).values() for pid in pids]:
         try:
             total += cpu_ticks(pid)
         except (OSError, ValueError, IndexError):
@@ -531,95 +634,143 @@ def own_ticks(env: Env) -> int:
     return total + round((ru.ru_utime + ru.ru_stime) * CLK_TCK)
 
 
-def bench_once(args, env: Env, row: Row, direct: bool, seed_port: int, requests: int) -> dict:
-    """One redis-benchmark run; for meridian runs also the CPU it used per request."""
-    port = seed_port if direct else env.meridian_port
-    cmd = benchmark_cmd(args, row, port, direct, requests)
-    pid = env.meridian.pid if env.meridian else 0
-    redis_before = sum(cpu_ticks(p.pid) for _, p in env.redis)
+def side_port(env: Env, side: str, seed_port: int) -> int:
+    """The port a target is benchmarked on."""
+    if side == "direct":
+        return seed_port
+    if side == "standalone":
+        return env.standalone[0][0]
+    m = env.meridian if side == "meridian" else env.baseline
+    assert m is not None
+    return m.port
+
+
+def bench_once(args, env: Env, row: Row, side: str, seed_port: int, requests: int) -> dict:
+    """One redis-benchmark run against `side`; with the CPU every server used per request.
+
+    `<target>_cpu_us_per_req` is recorded for every target in every run: for the one driven it
+    is the measurement, for the others (idle) a check that they really are idle. For direct
+    runs `cluster_cpu_us_per_req` is the measurement.
+    """
+    cmd = benchmark_cmd(args, row, side_port(env, side, seed_port), side == "direct", requests)
+    pids = server_pids(env)
+
+    def ticks() -> dict[str, int]:
+        return {name: sum(cpu_ticks(p) for p in ps) for name, ps in pids.items()}
+
+    before = ticks()
     sys_before, own_before = system_busy_ticks(), own_ticks(env)
-    before = cpu_ticks(pid)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     res = run(cmd, run_timeout(args, requests), check=False)
     wall = time.monotonic() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    after = cpu_ticks(pid)
+    after = ticks()
     sys_after, own_after = system_busy_ticks(), own_ticks(env)
-    redis_after = sum(cpu_ticks(p.pid) for _, p in env.redis)
-    parsed = parse_benchmark_csv(res.stdout)
+    parsed = parse_benchmark_report(res.stdout)
     if res.returncode != 0 or not parsed or parsed[-1]["rps"] <= 0:
         raise BenchError(
             f"redis-benchmark failed (exit {res.returncode}): {' '.join(cmd)}\n"
             f"stdout: {res.stdout[-1000:]}\nstderr: {res.stderr[-1000:]}"
         )
     out = dict(parsed[-1])
+    out["side"] = side
     out["requests"] = requests
     out["wall_s"] = round(wall, 3)
-    ticks = after - before
-    out["meridian_cpu_ticks"] = ticks
-    # Direct runs record meridian's (idle) CPU too, as a check that it really is idle.
-    out["meridian_cpu_us_per_req"] = ticks * 1e6 / CLK_TCK / requests
+    for name in pids:
+        used = after[name] - before[name]
+        key = "cluster" if name == "direct" else name
+        out[f"{key}_cpu_ticks"] = used
+        out[f"{key}_cpu_us_per_req"] = used * 1e6 / CLK_TCK / requests
     client_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
     out["client_cpu_us_per_req"] = client_s * 1e6 / requests
     out["client_cpu_cores"] = round(client_s / max(wall, 1e-3), 3)
-    out["cluster_cpu_us_per_req"] = (redis_after - redis_before) * 1e6 / CLK_TCK / requests
     # CPU used by processes that are not part of the benchmark, in cores: noise indicator.
     foreign = (sys_after - sys_before) - (own_after - own_before)
     out["foreign_cpu_cores"] = round(max(foreign, 0) / CLK_TCK / max(wall, 1e-3), 3)
     return out
 
 
+def own_cpu_key(side: str) -> str:
+    """The per-run key holding the CPU per request of the target the run drove."""
+    return "cluster_cpu_us_per_req" if side == "direct" else f"{side}_cpu_us_per_req"
+
+
 def run_row(args, env: Env, row: Row, seed_port: int) -> None:
-    """Rounds of A (direct) B (meridian) for one row; errors are recorded, not raised."""
+    """Rounds of A (direct) B (meridian) [C (baseline)] [D (standalone)] for one row.
+
+    Errors are recorded, not raised.
+    """
     for rnd in range(1, args.rounds + 1):
-        sides = [True, False] if row.direct else [False]
-        for direct in sides:
-            label = "direct  " if direct else "meridian"
+        for side in row.sides(env):
             if args.wait_idle > 0:
                 wait_for_idle(env, min(args.wait_idle, 60), quiet=True)
             try:
-                r = bench_once(args, env, row, direct, seed_port, row.requests)
+                r = bench_once(args, env, row, side, seed_port, row.requests)
             except BenchError as exc:
-                row.errors.append(f"round {rnd} {label.strip()}: {exc}")
-                log(f"{row.name:<10} round {rnd} {label} FAILED: {str(exc).splitlines()[0]}")
+                row.errors.append(f"round {rnd} {side}: {exc}")
+                log(f"{row.name:<12} round {rnd} {side:<10} FAILED: {str(exc).splitlines()[0]}")
                 check_meridian_alive(env)
                 continue
-            (row.direct_runs if direct else row.meridian_runs).append(r)
-            cpu = "" if direct else f"  cpu {r['meridian_cpu_us_per_req']:.2f} us/req"
+            row.runs[side].append(r)
+            p999 = f"{r['p999']:.3f}" if r["p999"] is not None else "n/a"
             log(
-                f"{row.name:<12} round {rnd} {label} {r['rps']:>11,.0f} rps  "
-                f"p50 {r['p50']:.3f}  p99 {r['p99']:.3f} ms{cpu}  "
+                f"{row.name:<12} round {rnd} {side:<10} {r['rps']:>11,.0f} rps  "
+                f"p50 {r['p50']:.3f}  p99 {r['p99']:.3f}  p99.9 {p999} ms  "
+                f"cpu {r[own_cpu_key(side)]:.2f} us/req  "
                 f"(client {r['client_cpu_cores']:.2f}, other {r['foreign_cpu_cores']:.2f} cores)"
             )
         check_meridian_alive(env)
 
 
-def summarize(row: Row) -> dict:
-    """Medians over the rounds of one row."""
+def ratio(a: float | None, b: float | None) -> float | None:
+    """a / b, or None when either is missing or b is 0."""
+    return a / b if a is not None and b else None
 
-    def med(runs: list[dict], key: str) -> float | None:
-        return median([r[key] for r in runs])
 
-    d_rps, m_rps = med(row.direct_runs, "rps"), med(row.meridian_runs, "rps")
-    return {
-        "test": row.name,
-        "requests_per_run": row.requests,
-        "direct_rps": d_rps,
-        "meridian_rps": m_rps,
-        "ratio": (m_rps / d_rps) if d_rps and m_rps else None,
-        "direct_p50_ms": med(row.direct_runs, "p50"),
-        "direct_p99_ms": med(row.direct_runs, "p99"),
-        "meridian_p50_ms": med(row.meridian_runs, "p50"),
-        "meridian_p99_ms": med(row.meridian_runs, "p99"),
-        "meridian_cpu_us_per_req": med(row.meridian_runs, "meridian_cpu_us_per_req"),
-        "direct_cluster_cpu_us_per_req": med(row.direct_runs, "cluster_cpu_us_per_req"),
-        "meridian_cluster_cpu_us_per_req": med(row.meridian_runs, "cluster_cpu_us_per_req"),
-        "direct_client_cpu_us_per_req": med(row.direct_runs, "client_cpu_us_per_req"),
-        "meridian_client_cpu_us_per_req": med(row.meridian_runs, "client_cpu_us_per_req"),
-        "rounds_ok": {"direct": len(row.direct_runs), "meridian": len(row.meridian_runs)},
-        "errors": row.errors,
-    }
+def summarize(row: Row, sides: list[str]) -> dict:
+    """Medians over the rounds of one row.
+
+    Per target `<side>_rps`, `_p50_ms`, `_p99_ms`, `_p999_ms`, `_client_cpu_us_per_req`,
+    `_cluster_cpu_us_per_req` (the masters' CPU during that target's runs) and
+    `<side>_cpu_us_per_req` (the driven process's own); then the ratios.
+    """
+
+    def med(side: str, key: str) -> float | None:
+        return median([r[key] for r in row.runs[side] if r.get(key) is not None])
+
+    out: dict = {"test": row.name, "requests_per_run": row.requests, "sides": sides}
+    for side in SIDES:
+        if side not in sides and side not in ("direct", "meridian"):
+            continue
+        out[f"{side}_rps"] = med(side, "rps")
+        for q in ("p50", "p99", "p999"):
+            out[f"{side}_{q}_ms"] = med(side, q)
+        out[f"{side}_cluster_cpu_us_per_req"] = med(side, "cluster_cpu_us_per_req")
+        out[f"{side}_client_cpu_us_per_req"] = med(side, "client_cpu_us_per_req")
+        if side != "direct":
+            out[f"{side}_cpu_us_per_req"] = med(side, own_cpu_key(side))
+    out["ratio"] = ratio(out["meridian_rps"], out["direct_rps"])
+    if "baseline_rps" in out:
+        out["baseline_ratio"] = ratio(out["baseline_rps"], out["direct_rps"])
+        out["cpu_ratio_vs_baseline"] = ratio(out["meridian_cpu_us_per_req"],
+                                             out["baseline_cpu_us_per_req"])
+    if "standalone_rps" in out:
+        redis_cpu = out["standalone_cpu_us_per_req"]
+        out["meridian_cpu_vs_standalone"] = ratio(out["meridian_cpu_us_per_req"], redis_cpu)
+        if "baseline_cpu_us_per_req" in out:
+            out["baseline_cpu_vs_standalone"] = ratio(out["baseline_cpu_us_per_req"], redis_cpu)
+    # CPU (ms) each idle process used at most during one run aimed at another target.
+    idle = {}
+    for name in ("meridian", "baseline", "standalone"):
+        key = f"{name}_cpu_ticks"
+        vals = [r[key] for s in SIDES if s != name for r in row.runs[s] if key in r]
+        if vals:
+            idle[name] = max(vals) * 1000 / CLK_TCK
+    out["idle_cpu_ms_max"] = idle
+    out["rounds_ok"] = {s: len(row.runs[s]) for s in SIDES if row.runs[s]}
+    out["errors"] = row.errors
+    return out
 
 
 def pick_mget_keys(seed_port: int) -> list[tuple[str, int, int]]:
@@ -650,25 +801,30 @@ def pick_mget_keys(seed_port: int) -> list[tuple[str, int, int]]:
 
 
 def populate(args, env: Env, seed_port: int, mget_keys: list[tuple[str, int, int]]) -> None:
-    """Fill the keyspaces so that GET and MGET hit existing values; check meridian reads them."""
+    """Fill the keyspaces so that GET and MGET hit existing values; check both meridians read them."""
     value = "x" * args.data_size
     for key, _, master in mget_keys:
         redis_cli(master, "SET", key, value)
     keys = [k for k, _, _ in mget_keys]
-    got = redis_cli(env.meridian_port, "MGET", *keys).splitlines()
-    if got != [value] * len(keys):
-        raise BenchError(f"meridian MGET sanity check failed: got {got!r}")
-    if redis_cli(env.meridian_port, "SET", "bench:probe", value).strip() != "OK" or (
-        redis_cli(env.meridian_port, "GET", "bench:probe").strip() != value
-    ):
-        raise BenchError("meridian SET/GET sanity check failed")
+    for m in env.meridians():
+        got = redis_cli(m.port, "MGET", *keys).splitlines()
+        if got != [value] * len(keys):
+            raise BenchError(f"{m.name} MGET sanity check failed: got {got!r}")
+        if redis_cli(m.port, "SET", "bench:probe", value).strip() != "OK" or (
+            redis_cli(m.port, "GET", "bench:probe").strip() != value
+        ):
+            raise BenchError(f"{m.name} SET/GET sanity check failed")
 
     # Random-key runs: direct cluster mode uses `key:{tag}:N` per node, plain mode `key:N`,
-    # so each side fills its own keyspace (~5 writes per key: > 99% of keys present).
+    # so each keyspace is filled once (~5 writes per key: > 99% of keys present). The baseline
+    # shares meridian's (same cluster, same keys); the standalone server has its own.
     fill = Row("fill", 16, test="set")
-    for direct, n in ((True, 5 * MASTERS * args.keyspace), (False, 5 * args.keyspace)):
-        r = bench_once(args, env, fill, direct, seed_port, n)
-        log(f"filled keyspace {'direct' if direct else 'meridian'}: {n:,} SETs at {r['rps']:,.0f} rps")
+    sides = [("direct", 5 * MASTERS * args.keyspace), ("meridian", 5 * args.keyspace)]
+    if env.standalone:
+        sides.append(("standalone", 5 * args.keyspace))
+    for side, n in sides:
+        r = bench_once(args, env, fill, side, seed_port, n)
+        log(f"filled keyspace {side}: {n:,} SETs at {r['rps']:,.0f} rps")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -676,8 +832,20 @@ def populate(args, env: Env, seed_port: int, mget_keys: list[tuple[str, int, int
 # ---------------------------------------------------------------------------------------------
 
 
-def machine_info(binary: Path) -> dict:
-    """nproc, CPU model, kernel, redis and meridian versions, date."""
+def binary_info(binary: Path, repo: Path) -> dict:
+    """Version, path, mtime of a meridian binary and the git HEAD of `repo` (or None)."""
+    commit = run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], 10, check=False)
+    return {
+        "version": run([str(binary), "--version"], 10, check=False).stdout.strip(),
+        "binary": str(binary),
+        "mtime": dt.datetime.fromtimestamp(binary.stat().st_mtime, dt.timezone.utc)
+        .strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit.stdout.strip() if commit.returncode == 0 else None,
+    }
+
+
+def machine_info(binary: Path, baseline: Path | None) -> dict:
+    """nproc, CPU model, kernel, redis and meridian (and baseline) versions, date."""
     model = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -688,8 +856,7 @@ def machine_info(binary: Path) -> dict:
         pass
     rv = run(["redis-server", "--version"], 10, check=False).stdout
     m = re.search(r"v=(\S+)", rv)
-    mv = run([str(binary), "--version"], 10, check=False).stdout.strip()
-    commit = run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], 10, check=False)
+    mer = binary_info(binary, REPO)
     bench_v = run(["redis-benchmark", "--version"], 10, check=False).stdout.strip()
     return {
         "nproc": len(os.sched_getaffinity(0)),
@@ -697,11 +864,12 @@ def machine_info(binary: Path) -> dict:
         "kernel": platform.release(),
         "redis_server": m.group(1) if m else rv.strip(),
         "redis_benchmark": bench_v,
-        "meridian": mv,
-        "binary": str(binary),
-        "binary_mtime": dt.datetime.fromtimestamp(binary.stat().st_mtime, dt.timezone.utc)
-        .strftime("%Y-%m-%d %H:%M UTC"),
-        "meridian_commit": commit.stdout.strip() if commit.returncode == 0 else None,
+        "meridian": mer["version"],
+        "binary": mer["binary"],
+        "binary_mtime": mer["mtime"],
+        "meridian_commit": mer["commit"],
+        # Its commit is the git HEAD of the checkout the binary lies in, if any.
+        "baseline": binary_info(baseline, baseline.resolve().parent) if baseline else None,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
@@ -710,24 +878,36 @@ def fmt_rps(v: float | None) -> str:
     return f"{v:,.0f}" if v else "n/a"
 
 
-def fmt_lat(p50: float | None, p99: float | None) -> str:
-    return f"{p50:.3f} / {p99:.3f}" if p50 is not None and p99 is not None else "n/a"
+def fmt_ms(v: float | None) -> str:
+    return f"{v:.3f}" if v is not None else "n/a"
+
+
+def fmt_num(v: float | None, digits: int = 2) -> str:
+    return f"{v:.{digits}f}" if v is not None else "n/a"
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
 
 
 def targets(summary: list[dict]) -> list[str]:
-    """Issue 2 item 11 targets, each with a verdict."""
+    """Issue 2 item 11 and issue 11 targets, each with a verdict."""
     out = []
     for s in summary:
         name = s["test"]
         if name in TARGET_RATIO and s["ratio"] is not None:
             ok = s["ratio"] >= TARGET_RATIO[name]
-            out.append(f"{name}: ratio {s['ratio']:.2f} >= {TARGET_RATIO[name]:.1f}: {'met' if ok else 'MISSED'}")
+            out.append(f"{name}: ratio {s['ratio']:.2f} >= {TARGET_RATIO[name]:.1f}: {verdict(ok)}")
         if name in TARGET_CPU_US and s["meridian_cpu_us_per_req"] is not None:
             cpu, lim = s["meridian_cpu_us_per_req"], TARGET_CPU_US[name]
-            out.append(f"{name}: CPU {cpu:.2f} <= {lim} us/req: {'met' if cpu <= lim else 'MISSED'}")
+            out.append(f"{name}: CPU {cpu:.2f} <= {lim} us/req: {verdict(cpu <= lim)}")
+        if name in TARGET_CPU_VS_REDIS and s.get("meridian_cpu_vs_standalone") is not None:
+            r, lim = s["meridian_cpu_vs_standalone"], TARGET_CPU_VS_REDIS[name]
+            out.append(f"{name}: CPU / standalone redis CPU {r:.2f} <= {lim} (issue 11): "
+                       f"{verdict(r <= lim)}")
         if name.startswith("MGET") and s["meridian_rps"] is not None:
             ok = s["meridian_rps"] >= TARGET_MGET_RPS
-            out.append(f"{name}: {s['meridian_rps']:,.0f} >= {TARGET_MGET_RPS:,} rps: {'met' if ok else 'MISSED'}")
+            out.append(f"{name}: {s['meridian_rps']:,.0f} >= {TARGET_MGET_RPS:,} rps: {verdict(ok)}")
             if s["meridian_cpu_us_per_req"] is not None:
                 cpu = s["meridian_cpu_us_per_req"]
                 out.append(f"{name}: CPU {cpu:.2f} us per MGET (no own target; the unpipelined "
@@ -738,6 +918,14 @@ def targets(summary: list[dict]) -> list[str]:
 def report(args, info: dict, summary: list[dict], rss: dict, mget_keys, cmdline: str,
            noise: dict) -> str:
     """The Markdown report printed on stdout."""
+    base = info["baseline"]
+    standalone = any("standalone" in s["sides"] for s in summary)
+    sides = [s for s in SIDES if any(s in row["sides"] for row in summary)]
+    rotation = " ".join(f"{'ABCD'[i]}({SIDE_LABEL[s]})" for i, s in enumerate(sides))
+    idle = {}
+    for s in summary:
+        for name, ms in s["idle_cpu_ms_max"].items():
+            idle[name] = max(idle.get(name, 0.0), ms)
     lines = [
         f"meridian end-to-end benchmark — {info['date']}",
         "",
@@ -751,33 +939,81 @@ def report(args, info: dict, summary: list[dict], rss: dict, mget_keys, cmdline:
         f"- redis-server {info['redis_server']}, 3 masters, no replicas; "
         f"{info['meridian']} (binary built {info['binary_mtime']}, git HEAD "
         f"{info['meridian_commit'] or 'n/a'}), workers: {args.workers}",
+        *(
+            [f"- baseline: {base['version']}, {base['binary']} (built {base['mtime']}, git HEAD "
+             f"of its checkout {base['commit'] or 'n/a'}), same config, own port"]
+            if base else []
+        ),
+        *(
+            ["- standalone redis: one redis-server without cluster mode (no persistence), "
+             "SET/GET rows only"]
+            if standalone else []
+        ),
         f"- redis-benchmark -c {args.clients} -d {args.data_size}, -r {args.keyspace} for GET/SET; "
-        f"{args.rounds} rounds A(direct --cluster) B(meridian) alternated, medians shown",
+        f"{args.rounds} rounds of {rotation} in turn, medians shown",
         f"- requests per run: {args.requests:,} unpipelined, {args.requests * 5:,} with -P 16",
-        (f"- redis-benchmark --threads {args.client_threads} on both sides"
+        (f"- redis-benchmark --threads {args.client_threads} on all sides"
          if args.client_threads else
          f"- redis-benchmark threads: its defaults, {MASTERS} with --cluster (one per master), "
-         "1 through meridian"),
+         "1 otherwise"),
         f"- command: `{cmdline}`",
         f"- load average before the run: {info['loadavg_before']}; CPU used by other processes "
         f"during the runs: median {noise['median']:.2f}, max {noise['max']:.2f} cores",
         f"- read hit ratio on the cluster (keyspace_hits / hits+misses): "
         f"{info['hit_ratio'] * 100:.1f}%" if info.get("hit_ratio") is not None else "- hit ratio: n/a",
+        "- idle check, most CPU an idle target used during one run aimed at another: "
+        + ", ".join(f"{SIDE_LABEL[n]} {ms:.0f} ms" for n, ms in idle.items())
+        + f" (1 tick = {1000 / CLK_TCK:.0f} ms)",
         "",
-        "| test | direct rps | meridian rps | ratio | direct p50 / p99 ms "
-        "| meridian p50 / p99 ms | meridian CPU µs/req |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| test | target | rps | ÷ direct | p50 ms | p99 ms | p99.9 ms | CPU µs/req |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for s in summary:
-        ratio = f"{s['ratio']:.2f}" if s["ratio"] is not None else "n/a"
-        cpu = s["meridian_cpu_us_per_req"]
-        lines.append(
-            f"| {s['test']} | {fmt_rps(s['direct_rps'])} | {fmt_rps(s['meridian_rps'])} | {ratio} "
-            f"| {fmt_lat(s['direct_p50_ms'], s['direct_p99_ms'])} "
-            f"| {fmt_lat(s['meridian_p50_ms'], s['meridian_p99_ms'])} "
-            f"| {f'{cpu:.2f}' if cpu is not None else 'n/a'} |"
-        )
+        for side in s["sides"]:
+            cpu = s["direct_cluster_cpu_us_per_req"] if side == "direct" else s[f"{side}_cpu_us_per_req"]
+            lines.append(
+                f"| {s['test']} | {SIDE_LABEL[side]} | {fmt_rps(s[f'{side}_rps'])} "
+                f"| {fmt_num(ratio(s[f'{side}_rps'], s['direct_rps']))} "
+                f"| {fmt_ms(s[f'{side}_p50_ms'])} | {fmt_ms(s[f'{side}_p99_ms'])} "
+                f"| {fmt_ms(s[f'{side}_p999_ms'])} | {fmt_num(cpu)} |"
+            )
+    lines += [
+        "",
+        "CPU µs/req: utime+stime from /proc/PID/stat around each run, per request, of the "
+        "process(es) the load went to: the 3 masters together for direct, meridian's own process "
+        "(not the cluster behind it) for meridian and baseline, the redis-server for standalone "
+        "redis. p99.9: the first step of redis-benchmark's latency percentile distribution at or "
+        "above 99.9% of the requests (at most the p99.902).",
+    ]
+    if base or standalone:
+        head = ["test", "meridian µs/req"]
+        if base:
+            head += ["baseline µs/req", "meridian ÷ baseline"]
+        if standalone:
+            head += ["standalone redis µs/req", "meridian ÷ redis"]
+            head += ["baseline ÷ redis"] if base else []
+            head += ["target ÷ redis"]
+        lines += ["", "CPU per request:", "", "| " + " | ".join(head) + " |",
+                  "|---|" + "---:|" * (len(head) - 1)]
+        for s in summary:
+            cells = [s["test"], fmt_num(s["meridian_cpu_us_per_req"])]
+            if base:
+                cells += [fmt_num(s.get("baseline_cpu_us_per_req")),
+                          fmt_num(s.get("cpu_ratio_vs_baseline"))]
+            if standalone:
+                cells += [fmt_num(s.get("standalone_cpu_us_per_req")),
+                          fmt_num(s.get("meridian_cpu_vs_standalone"))]
+                cells += [fmt_num(s.get("baseline_cpu_vs_standalone"))] if base else []
+                lim = TARGET_CPU_VS_REDIS.get(s["test"])
+                cells += [f"≤ {lim}" if lim else "n/a"]
+            lines.append("| " + " | ".join(cells) + " |")
     keys = ", ".join(f"{k} (slot {sl})" for k, sl, _ in mget_keys)
+    rss_line = (f"meridian RSS: max sampled VmRSS {rss['max_rss_kb'] / 1024:.1f} MiB, "
+                f"peak VmHWM {(rss['hwm_kb'] or 0) / 1024:.1f} MiB")
+    if "baseline" in rss:
+        b = rss["baseline"]
+        rss_line += (f"; baseline: {b['max_rss_kb'] / 1024:.1f} MiB, "
+                     f"{(b['hwm_kb'] or 0) / 1024:.1f} MiB")
     lines += [
         "",
         f"MGET: 10 keys over {len({sl for _, sl, _ in mget_keys})} slots on all {MASTERS} masters "
@@ -789,10 +1025,9 @@ def report(args, info: dict, summary: list[dict], rss: dict, mget_keys, cmdline:
              "is rounded up to a multiple of 250 ms and its rps understated (see wall_s in --json)."]
             if args.client_threads != 1 else []
         ),
-        f"meridian RSS: max sampled VmRSS {rss['max_rss_kb'] / 1024:.1f} MiB, "
-        f"peak VmHWM {(rss['hwm_kb'] or 0) / 1024:.1f} MiB.",
+        rss_line + ".",
         "",
-        "Targets (issue 2, item 11):",
+        "Targets (issue 2, item 11; issue 11 for CPU / standalone redis):",
         *[f"- {t}" for t in targets(summary)],
     ]
     errors = [f"- {s['test']}: {e.splitlines()[0]}" for s in summary for e in s["errors"]]
@@ -830,15 +1065,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Example: scripts/bench_e2e.py --quick   |   scripts/bench_e2e.py --json bench.json",
+        epilog="Example: scripts/bench_e2e.py --quick   |   scripts/bench_e2e.py --json bench.json"
+        "   |   scripts/bench_e2e.py --baseline ../old/target/release/meridian",
     )
     p.add_argument("--binary", type=Path, default=DEFAULT_BINARY,
                    help="meridian binary (default: target/release/meridian, built if missing)")
+    p.add_argument("--baseline", type=Path, default=None, metavar="BINARY",
+                   help="a second meridian binary (e.g. an older build) to compare with: started "
+                   "on its own port in front of the same cluster with the same config and run in "
+                   "the same rotation (direct, meridian, baseline, ...); adds its rps, latencies, "
+                   "CPU per request and the ratio meridian/baseline of CPU per request")
+    p.add_argument("--no-standalone", dest="standalone", action="store_false",
+                   help="skip the standalone row set (a non-cluster redis-server started by the "
+                   "script, driven with the SET/GET loads, whose CPU per request meridian's is "
+                   "divided by)")
     p.add_argument("--workers", type=positive, default=1, help="meridian workers (default 1)")
     p.add_argument("--read-policy", action="store_true",
                    help="route reads through the DC-aware read policy engine (local_dc set, "
                         "one DC) to compare its CPU cost with plain master routing")
-    p.add_argument("--rounds", type=rounds, default=3, help="A/B rounds per row, >= 3 (default 3)")
+    p.add_argument("--rounds", type=rounds, default=3,
+                   help="rounds per row, each running every target once, >= 3 (default 3)")
     p.add_argument("--requests", type=positive, default=None,
                    help="requests per unpipelined run (default 200000; --quick: 20000); "
                    "pipelined runs use 5x this")
@@ -847,8 +1093,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--keyspace", type=positive, default=100_000,
                    help="redis-benchmark -r for GET/SET (default 100000)")
     p.add_argument("--client-threads", type=non_negative, default=1, metavar="N",
-                   help="redis-benchmark --threads N on both sides (default 1: the same client "
-                   "on both sides, and exact timing; 0 = redis-benchmark's own default, which is "
+                   help="redis-benchmark --threads N on all sides (default 1: the same client "
+                   "on all sides, and exact timing; 0 = redis-benchmark's own default, which is "
                    "one thread per master with --cluster, whose idle threads stop only on a "
                    "250 ms timer and so round every direct run up to a multiple of 250 ms)")
     p.add_argument("--quick", action="store_true",
@@ -881,21 +1127,32 @@ def main(argv: list[str]) -> int:
         signal.signal(sig, on_signal)
 
     env = Env(tmp=Path(tempfile.mkdtemp(prefix="meridian-bench-")))
-    sampler: RssSampler | None = None
+    samplers: list[RssSampler] = []
     rng = random.Random()
     cmdline = " ".join(["scripts/bench_e2e.py", *argv])
     loadavg_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     try:
         ensure_binary(args.binary)
+        if args.baseline:
+            ensure_binary(args.baseline, "baseline")
         ports = create_cluster(env, rng)
-        start_meridian(env, args.binary, ports, args.workers, args.read_policy)
-        log(f"meridian pid {env.meridian.pid} listening on 127.0.0.1:{env.meridian_port}")
+        if args.standalone:
+            port = start_redis(env, rng, cluster=False)
+            log(f"standalone redis-server pid {env.standalone[0][1].pid} on 127.0.0.1:{port}")
+        cfg = write_config(env, ports, args.workers, args.read_policy)
+        env.meridian = Meridian("meridian", args.binary)
+        if args.baseline:
+            env.baseline = Meridian("baseline", args.baseline)
+        for m in env.meridians():
+            start_meridian(env, m, cfg)
+            log(f"{m.name} ({m.binary}) pid {m.pid} listening on 127.0.0.1:{m.port}")
         if args.wait_idle > 0:
             load = wait_for_idle(env, args.wait_idle)
             log(f"other processes use {load:.2f} cores; starting")
             check_meridian_alive(env)
-        sampler = RssSampler(env.meridian.pid)
-        sampler.start()
+        samplers = [RssSampler(m.pid) for m in env.meridians()]
+        for sampler in samplers:
+            sampler.start()
         seed = ports[0]
         mget_keys = pick_mget_keys(seed)
         populate(args, env, seed, mget_keys)
@@ -907,16 +1164,20 @@ def main(argv: list[str]) -> int:
             Row("SET -P 16", 16, test="set", requests=pip),
             Row("GET -P 16", 16, test="get", requests=pip),
             Row("MGET 10 keys", 1, command=["MGET", *[k for k, _, _ in mget_keys]],
-                direct=False, requests=unp),
+                direct=False, standalone=False, requests=unp),
         ]  # fmt: skip
         for row in rows:
             run_row(args, env, row, seed)
-        sampler.stop()
-        sampler.sample()
-        summary = [summarize(r) for r in rows]
-        rss = {"max_rss_kb": sampler.max_kb, "hwm_kb": status_kb(env.meridian.pid, "VmHWM")}
-        info = machine_info(args.binary)
-        loads = [r["foreign_cpu_cores"] for row in rows for r in row.direct_runs + row.meridian_runs]
+        for sampler in samplers:
+            sampler.stop()
+            sampler.sample()
+        summary = [summarize(r, r.sides(env)) for r in rows]
+        rss = {"max_rss_kb": samplers[0].max_kb, "hwm_kb": status_kb(env.meridian.pid, "VmHWM")}
+        if env.baseline:
+            rss["baseline"] = {"max_rss_kb": samplers[1].max_kb,
+                               "hwm_kb": status_kb(env.baseline.pid, "VmHWM")}
+        info = machine_info(args.binary, args.baseline)
+        loads = [r["foreign_cpu_cores"] for row in rows for runs in row.runs.values() for r in runs]
         noise = {"median": median(loads) or 0.0, "max": max(loads, default=0.0)}
         info["loadavg_before"] = loadavg_before
         info["hit_ratio"] = keyspace_hit_ratio(ports)
@@ -927,12 +1188,14 @@ def main(argv: list[str]) -> int:
                 "command": cmdline,
                 "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                 "cluster_ports": ports,
+                "standalone_port": env.standalone[0][0] if env.standalone else None,
+                "meridian_ports": {m.name: m.port for m in env.meridians()},
                 "mget_keys": [{"key": k, "slot": s, "master_port": p} for k, s, p in mget_keys],
                 "meridian_rss": rss,
                 "foreign_cpu_cores": noise,
                 "clk_tck": CLK_TCK,
                 "summary": summary,
-                "runs": {r.name: {"direct": r.direct_runs, "meridian": r.meridian_runs} for r in rows},
+                "runs": {r.name: {s: runs for s, runs in r.runs.items() if runs} for r in rows},
             }
             args.json.write_text(json.dumps(raw, indent=2) + "\n")
             log(f"raw numbers written to {args.json}")
@@ -940,10 +1203,12 @@ def main(argv: list[str]) -> int:
         return 1 if failed else 0
     except BenchError as exc:
         print(f"bench_e2e: {exc}", file=sys.stderr)
-        if env.meridian is not None:
-            state = env.meridian.poll()
-            print(f"bench_e2e: meridian {'is running' if state is None else f'exited with {state}'}"
-                  f"; last lines of its log:\n{tail(env.meridian_log, 30)}", file=sys.stderr)
+        for m in env.meridians():
+            if m.proc is None:
+                continue
+            state = m.proc.poll()
+            print(f"bench_e2e: {m.name} {'is running' if state is None else f'exited with {state}'}"
+                  f"; last lines of its log:\n{tail(m.log, 30)}", file=sys.stderr)
         return 1
     except Interrupted as exc:
         print(f"bench_e2e: interrupted ({exc}); cleaning up", file=sys.stderr)
@@ -955,10 +1220,10 @@ def main(argv: list[str]) -> int:
         # A second Ctrl-C must not cut the teardown short.
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
-        if sampler is not None:
+        for sampler in samplers:
             sampler.stop()
         env.teardown()
-        log("cluster and meridian stopped, temp dir removed")
+        log("cluster, meridian(s) and redis-servers stopped, temp dir removed")
 
 
 if __name__ == "__main__":
