@@ -6,6 +6,7 @@
 //! place defaults live.
 
 mod addr;
+mod checks;
 mod dc;
 mod errors;
 mod load;
