@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::drill::{self, DrillOptions, Scenario};
-use super::up::{self, LabOptions};
+use super::options::LabOptions;
+use super::up;
 use super::{LabError, Plan, Topology};
 
 /// `meridian lab …`

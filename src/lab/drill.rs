@@ -13,10 +13,11 @@ use super::client::{Reply, query};
 use super::cluster::{self, ADMIN_TIMEOUT};
 use super::control::{self, Request};
 use super::load::{self, LoadSpec};
+use super::options::LabOptions;
 use super::report::{DrillInfo, Report};
 use super::sampler;
 use super::state::LabState;
-use super::up::{LabOptions, down, up_background};
+use super::up::{down, up_background};
 use super::{LabError, Plan, wait_for};
 
 /// Extra time after the heal (beyond the cluster node timeout) before errors count as

@@ -5,8 +5,9 @@
 //!   and gateway goes (addresses, ports, slots).
 //! - [`relay`]: the user-space delay relay in front of each node (latency, partitions).
 //! - [`cluster`]: redis-server nodes and cluster formation; [`gateways`]: one meridian per DC.
-//! - [`up`]: the lab supervisor (`lab up/down`), [`status`] what it shows, [`state`] its state
-//!   file, [`control`] the control port drills use to break things.
+//! - [`options`]: which lab a command means; [`up`]: the lab supervisor (`lab up/down`),
+//!   [`status`] what it shows, [`state`] its state file, [`control`] the control port drills use
+//!   to break things.
 //! - [`client`]: the lab's own small RESP client; [`load`] and [`values`]: the drill load and
 //!   the checks of every reply; [`sampler`]: the nodes' own counters.
 //! - [`drill`]: the scenarios; [`report`] what clients saw, written out by [`summary`] (table,
@@ -23,6 +24,7 @@ pub mod html;
 pub mod json;
 pub mod load;
 mod locate;
+pub mod options;
 pub mod plan;
 pub mod procs;
 pub mod relay;
