@@ -11,7 +11,7 @@
 //! - [`client`]: the lab's own small RESP client; [`load`] and [`values`]: the drill load and
 //!   the checks of every reply; [`sampler`]: the nodes' own counters.
 //! - [`drill`]: the scenarios; [`report`] what clients saw, written out by [`summary`] (table,
-//!   JSON via [`json`]) and [`html`].
+//!   JSON via [`json`]) and [`html`]; [`table`] lays out every text table.
 //! - [`cli`]: the `lab`, `drill` and `check --topology` command lines.
 
 pub mod cli;
@@ -33,6 +33,7 @@ pub mod sampler;
 pub mod state;
 pub mod status;
 pub mod summary;
+pub mod table;
 pub mod topology;
 pub mod up;
 pub mod values;

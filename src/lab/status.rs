@@ -4,8 +4,8 @@
 use super::LabError;
 use super::cluster;
 use super::options::LabOptions;
-use super::report::table;
 use super::state::{LabState, describe};
+use super::table::table;
 
 /// The `lab up` table: nodes (DC, node, role, slots, address) and gateways with how to connect.
 pub fn up_table(state: &LabState) -> String {
