@@ -1,8 +1,8 @@
 //! The multi-DC lab and its failover drills: a topology file made real on loopback.
 //!
 //! Layout:
-//! - [`topology`]: the topology file (schema, validation); [`plan`]: where every node, relay
-//!   and gateway goes (addresses, ports, slots).
+//! - [`spec`]: the topology file as a [`LabSpec`] (schema, validation); [`plan`]: where every
+//!   node, relay and gateway goes (addresses, ports, slots).
 //! - [`relay`]: the user-space delay relay in front of each node (latency, partitions).
 //! - [`cluster`]: redis-server nodes and cluster formation; [`gateways`]: one meridian per DC.
 //! - [`options`]: which lab a command means; [`up`]: the lab supervisor (`lab up/down`),
@@ -30,11 +30,11 @@ pub mod procs;
 pub mod relay;
 pub mod report;
 pub mod sampler;
+pub mod spec;
 pub mod state;
 pub mod status;
 pub mod summary;
 pub mod table;
-pub mod topology;
 pub mod up;
 pub mod values;
 
@@ -43,7 +43,7 @@ use std::time::Duration;
 use crate::config::ConfigErrors;
 
 pub use plan::{Plan, PlannedGateway, PlannedNode};
-pub use topology::Topology;
+pub use spec::LabSpec;
 
 /// What the install hint says when `redis-server` is not on PATH.
 pub const INSTALL_HINT: &str =

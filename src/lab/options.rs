@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::LabError;
 use super::plan::Plan;
+use super::spec::LabSpec;
 use super::state::{self, LabState};
 
 /// Which lab: the topology file, its dir and port offset.
@@ -27,11 +28,11 @@ impl LabOptions {
         dir: Option<PathBuf>,
         port_offset: u16,
     ) -> Result<LabOptions, LabError> {
-        let topo = super::Topology::load(topology).map_err(LabError::Topology)?;
-        let plan = Plan::new(&topo, port_offset)?;
+        let spec = LabSpec::load(topology).map_err(LabError::Topology)?;
+        let plan = Plan::new(&spec, port_offset)?;
         Ok(LabOptions {
             topology: topology.to_path_buf(),
-            dir: dir.unwrap_or_else(|| state::default_dir(&topo.name)),
+            dir: dir.unwrap_or_else(|| state::default_dir(&spec.name)),
             port_offset,
             plan,
         })
@@ -43,7 +44,7 @@ impl LabOptions {
         if state.port_offset == self.port_offset {
             return Ok(self);
         }
-        let plan = Plan::new(&self.plan.topology, state.port_offset)?;
+        let plan = Plan::new(&self.plan.spec, state.port_offset)?;
         Ok(LabOptions {
             port_offset: state.port_offset,
             plan,

@@ -66,7 +66,7 @@ impl Lab {
                 .iter()
                 .map(|g| GatewayProc::new(g.clone(), &opts.dir))
                 .collect(),
-            links: Links::new(LinkState::from_matrix(&plan.topology.latency_ms)),
+            links: Links::new(LinkState::from_matrix(&plan.spec.latency_ms)),
             relays: Vec::new(),
             redis,
             opts,
@@ -125,7 +125,7 @@ impl Lab {
         }
         eprintln!(
             "lab {}: starting {} redis-server nodes",
-            plan.topology.name,
+            plan.spec.name,
             plan.nodes.len()
         );
         for node in &mut self.nodes {
@@ -134,12 +134,12 @@ impl Lab {
         self.write_state(false)?;
         eprintln!(
             "lab {}: forming the cluster through the relays",
-            plan.topology.name
+            plan.spec.name
         );
         cluster::form(plan).await?;
         eprintln!(
             "lab {}: starting {} gateways",
-            plan.topology.name,
+            plan.spec.name,
             plan.gateways.len()
         );
         let meridian =
@@ -154,7 +154,7 @@ impl Lab {
     fn state(&self, ready: bool) -> LabState {
         let plan = &self.opts.plan;
         LabState {
-            name: plan.topology.name.clone(),
+            name: plan.spec.name.clone(),
             topology: self.opts.topology.display().to_string(),
             port_offset: self.opts.port_offset,
             supervisor_pid: std::process::id(),
@@ -236,7 +236,7 @@ impl Lab {
                 Ok(format!("{dc} is cut off from the other datacenters"))
             }
             Request::Heal => {
-                let fresh = LinkState::from_matrix(&self.opts.plan.topology.latency_ms);
+                let fresh = LinkState::from_matrix(&self.opts.plan.spec.latency_ms);
                 self.links.update(|s| *s = fresh);
                 Ok("latencies restored, partitions lifted".to_string())
             }
@@ -356,7 +356,7 @@ pub async fn supervise(opts: LabOptions) -> Result<(), LabError> {
             }
         }
     }
-    eprintln!("lab {}: tearing down", lab.opts.plan.topology.name);
+    eprintln!("lab {}: tearing down", lab.opts.plan.spec.name);
     lab.teardown().await;
     server.abort();
     let _ = std::fs::remove_dir_all(&dir);

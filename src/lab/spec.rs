@@ -1,5 +1,6 @@
-//! The topology file: datacenters with their loopback ranges, the latency matrix, shards with
-//! the DC of their master and replicas, one gateway per DC, cluster timing and base ports.
+//! The lab spec, read from a topology file: datacenters with their loopback ranges, the latency
+//! matrix, shards with the DC of their master and replicas, one gateway per DC, cluster timing
+//! and base ports.
 //!
 //! ```yaml
 //! name: three-regions
@@ -22,7 +23,7 @@
 //!   breaker: { failure_limit: 3 }
 //! ```
 //!
-//! Every struct denies unknown fields; [`Topology::parse`] reports every semantic problem at
+//! Every struct denies unknown fields; [`LabSpec::parse`] reports every semantic problem at
 //! once, each with its key path and (when found) line, in the same form as `meridian check`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,10 +44,10 @@ pub const BUS_OFFSET: u16 = 10000;
 /// Highest latency accepted in the matrix, in milliseconds.
 pub const MAX_LATENCY_MS: f64 = 10_000.0;
 
-/// The whole topology file.
+/// A lab spec: the whole topology file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Topology {
+pub struct LabSpec {
     /// Name of the lab; the default lab directory is `/tmp/meridian-lab-<name>`.
     pub name: String,
     /// Free text shown by `lab status`.
@@ -179,14 +180,14 @@ impl Problems {
     }
 }
 
-impl Topology {
+impl LabSpec {
     /// Parses and validates YAML `text`; `source` names it in errors (usually the file path).
-    pub fn parse(text: &str, source: &str) -> Result<Topology, ConfigErrors> {
+    pub fn parse(text: &str, source: &str) -> Result<LabSpec, ConfigErrors> {
         let fail = |errors| ConfigErrors {
             source: source.to_string(),
             errors,
         };
-        let topo: Topology = serde_yaml_ng::from_str(text).map_err(|err| {
+        let spec: LabSpec = serde_yaml_ng::from_str(text).map_err(|err| {
             let (path, message) = split_yaml_error(&err.to_string());
             fail(vec![ConfigError {
                 path,
@@ -194,9 +195,9 @@ impl Topology {
                 message,
             }])
         })?;
-        let mut errors = topo.validate();
+        let mut errors = spec.validate();
         if errors.is_empty() {
-            return Ok(topo);
+            return Ok(spec);
         }
         for err in &mut errors {
             err.line = super::locate::line_of(text, &err.path);
@@ -205,10 +206,10 @@ impl Topology {
     }
 
     /// Reads and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<Topology, ConfigErrors> {
+    pub fn load(path: &Path) -> Result<LabSpec, ConfigErrors> {
         let source = path.display().to_string();
         match std::fs::read_to_string(path) {
-            Ok(text) => Topology::parse(&text, &source),
+            Ok(text) => LabSpec::parse(&text, &source),
             Err(err) => Err(ConfigErrors {
                 source,
                 errors: vec![ConfigError::new("", format!("cannot read the file: {err}"))],
@@ -521,12 +522,12 @@ gateways:
 ";
 
     fn errors(text: &str) -> Vec<ConfigError> {
-        Topology::parse(text, "t.yaml").unwrap_err().errors
+        LabSpec::parse(text, "t.yaml").unwrap_err().errors
     }
 
     #[test]
     fn good_file_parses_with_defaults() {
-        let t = Topology::parse(GOOD, "t").unwrap();
+        let t = LabSpec::parse(GOOD, "t").unwrap();
         assert_eq!(t.cluster.node_timeout, Duration::from_secs(3));
         assert_eq!(t.ports, PortsSpec::default());
         assert_eq!(t.nodes_in("east"), 3);
@@ -606,6 +607,6 @@ gateways:
             "{errs:?}"
         );
         let ok = format!("{GOOD}gateway_config: {{ breaker: {{ failure_limit: 3 }} }}\n");
-        Topology::parse(&ok, "t").unwrap();
+        LabSpec::parse(&ok, "t").unwrap();
     }
 }
