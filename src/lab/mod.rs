@@ -1,8 +1,9 @@
 //! The multi-DC lab and its failover drills: a topology file made real on loopback.
 //!
 //! Layout:
-//! - [`spec`]: the topology file as a [`LabSpec`] (schema, validation); [`plan`]: where every
-//!   node, relay and gateway goes (addresses, ports, slots).
+//! - [`spec`]: the topology file's schema, [`LabSpec`] (read and checked in `spec_check.rs`);
+//!   [`plan`]: where every node, relay and gateway goes (addresses, ports, slots);
+//!   [`gateway_config`]: the config each gateway is given.
 //! - [`relay`]: the user-space delay relay in front of each node (latency, partitions).
 //! - [`cluster`]: redis-server nodes and cluster formation; [`gateways`]: one meridian per DC.
 //! - [`options`]: which lab a command means; [`up`]: the lab supervisor (`lab up/down`),
@@ -19,6 +20,7 @@ pub mod client;
 pub mod cluster;
 pub mod control;
 pub mod drill;
+pub mod gateway_config;
 pub mod gateways;
 pub mod html;
 pub mod json;
@@ -31,6 +33,7 @@ pub mod relay;
 pub mod report;
 pub mod sampler;
 pub mod spec;
+mod spec_check;
 pub mod state;
 pub mod status;
 pub mod summary;
