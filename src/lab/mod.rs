@@ -25,7 +25,6 @@ pub mod gateways;
 pub mod html;
 pub mod json;
 pub mod load;
-mod locate;
 pub mod options;
 pub mod plan;
 pub mod procs;

@@ -10,7 +10,7 @@ use ipnet::Ipv4Net;
 
 use super::gateway_config;
 use super::spec::{BUS_OFFSET, GATEWAY_HOST, LabSpec, MAX_LATENCY_MS};
-use crate::config::{ConfigError, ConfigErrors};
+use crate::config::{ConfigError, ConfigErrors, line_of};
 
 /// Collects problems with their key paths.
 struct Problems(Vec<ConfigError>);
@@ -41,7 +41,7 @@ impl LabSpec {
             return Ok(spec);
         }
         for err in &mut errors {
-            err.line = super::locate::line_of(text, &err.path);
+            err.line = line_of(text, &err.path);
         }
         Err(fail(errors))
     }
