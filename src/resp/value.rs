@@ -5,8 +5,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::ProtocolError;
 use super::encode;
+use super::int::string2ll;
 use super::reply::{Len, header, parse_i64};
-use super::request::string2ll;
 
 /// One decoded RESP2/RESP3 value. A null of any kind (`$-1`, `*-1`, `_`) decodes to `Nil`.
 #[derive(Debug, Clone, PartialEq)]
