@@ -116,4 +116,27 @@ mod tests {
             assert_eq!(string2ll(bad), None, "{bad:?}");
         }
     }
+
+    /// The cases the key-spec reader's own copy was tested with.
+    #[test]
+    fn keyspec_cases_are_strict_like_redis() {
+        assert_eq!(string2ll(b"0"), Some(0));
+        assert_eq!(string2ll(b"12"), Some(12));
+        assert_eq!(string2ll(b"-7"), Some(-7));
+        assert_eq!(string2ll(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(string2ll(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"-0",
+            b"01",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"1x",
+            b"9223372036854775808",
+        ] {
+            assert_eq!(string2ll(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
 }
