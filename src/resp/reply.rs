@@ -331,7 +331,10 @@ pub(crate) enum Len {
 /// Reads a length header from `buf[start..]` up to `\r\n`: `?`, or an integer in Redis' own
 /// syntax ([`string2ll`]), the only one Redis writes and hiredis reads. `what` names the line in
 /// errors.
-#[inline]
+///
+/// Always inlined: every `$`, `*` and `;` line goes through it, and with the leading-zero rule
+/// LLVM stopped inlining it into the scanner on its own (about 7 more instructions a header).
+#[inline(always)]
 pub(crate) fn header(
     buf: &[u8],
     start: usize,
@@ -353,6 +356,7 @@ pub(crate) fn header(
         value = value * 10 + u64::from(d);
         i += 1;
     }
+    // A leading 0 is only valid as the whole number.
     let canonical = i == 1 || digits.first() != Some(&b'0');
     if i > 0 && canonical && digits.get(i) == Some(&b'\r') && digits.get(i + 1) == Some(&b'\n') {
         return Ok(Some((Len::Count(value as i64), start + i + 2)));
