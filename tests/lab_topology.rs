@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use meridian::lab::{Plan, Topology};
+use meridian::lab::{LabSpec, Plan};
 
 fn topologies() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
@@ -42,8 +42,8 @@ fn every_topology_file_validates() {
         );
     }
     for file in &files {
-        let topo = Topology::load(file).unwrap_or_else(|e| panic!("{e}"));
-        let plan = Plan::new(&topo, 0).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let spec = LabSpec::load(file).unwrap_or_else(|e| panic!("{e}"));
+        let plan = Plan::new(&spec, 0).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         assert!(
             !plan.nodes.is_empty() && !plan.gateways.is_empty(),
             "{}",
@@ -58,7 +58,7 @@ fn every_topology_file_validates() {
 #[test]
 fn three_regions_is_laid_out_as_the_issue_asks() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/three-regions.yaml");
-    let plan = Plan::new(&Topology::load(&path).unwrap(), 0).unwrap();
+    let plan = Plan::new(&LabSpec::load(&path).unwrap(), 0).unwrap();
     assert_eq!(plan.dcs.len(), 3);
     assert_eq!(plan.shard_count(), 3);
     let mut master_dcs: Vec<&str> = plan
@@ -135,7 +135,7 @@ fn schema_errors_name_key_and_line() {
         assert_ne!(text, &good, "case {i} changed nothing");
         let path = dir.join(format!("bad-{i}.yaml"));
         std::fs::write(&path, text).unwrap();
-        let err = Topology::load(&path).expect_err("must be rejected");
+        let err = LabSpec::load(&path).expect_err("must be rejected");
         assert!(err.to_string().contains(expected), "case {i}: {err}");
         let (ok, out) = check(&path);
         assert!(!ok, "case {i} passed `meridian check`");

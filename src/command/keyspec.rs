@@ -1,6 +1,7 @@
 //! Redis 7 key specifications and the algorithm that turns them into key positions.
 
 use crate::resp::ReqArgs;
+use crate::resp::int::string2ll;
 
 /// Where the search for a key spec's first key starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,37 +120,6 @@ pub struct KeySpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SpecFailed;
 
-/// Parses a decimal integer exactly like Redis' `string2ll`: optional `-`, no `+`, no
-/// leading zeros, no spaces, within `i64`.
-pub(crate) fn parse_ll(s: &[u8]) -> Option<i64> {
-    if s == b"0" {
-        return Some(0);
-    }
-    let (negative, digits) = match s.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, s),
-    };
-    match digits.first() {
-        Some(b'1'..=b'9') => {}
-        _ => return None,
-    }
-    let mut value: u64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        value = value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-    }
-    if negative {
-        if value > i64::MAX as u64 + 1 {
-            return None;
-        }
-        Some((value as i64).wrapping_neg())
-    } else {
-        i64::try_from(value).ok()
-    }
-}
-
 /// Runs every spec over `args` and appends the key positions to `out`, following Redis 7.0's
 /// `getKeysUsingKeySpecs`.
 ///
@@ -259,7 +229,7 @@ fn one_spec(
             let numkeys = usize::try_from(at)
                 .ok()
                 .and_then(|at| args.get(at))
-                .and_then(parse_ll)
+                .and_then(string2ll)
                 .filter(|n| *n >= 0)
                 .ok_or(SpecFailed)?;
             first += i64::from(first_key);
@@ -332,28 +302,6 @@ mod tests {
             &mut out,
         )?;
         Ok(out)
-    }
-
-    #[test]
-    fn parse_ll_is_strict_like_redis() {
-        assert_eq!(parse_ll(b"0"), Some(0));
-        assert_eq!(parse_ll(b"12"), Some(12));
-        assert_eq!(parse_ll(b"-7"), Some(-7));
-        assert_eq!(parse_ll(b"9223372036854775807"), Some(i64::MAX));
-        assert_eq!(parse_ll(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [
-            &b""[..],
-            b"-",
-            b"-0",
-            b"01",
-            b"+1",
-            b" 1",
-            b"1 ",
-            b"1x",
-            b"9223372036854775808",
-        ] {
-            assert_eq!(parse_ll(bad), None, "{:?}", String::from_utf8_lossy(bad));
-        }
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! functions (SORT, MIGRATE, GEORADIUS) and the numkeys checks of the commands themselves.
 
 use super::error::NumkeysError;
-use super::keyspec::parse_ll;
 use crate::resp::ReqArgs;
+use crate::resp::int::string2ll;
 
 /// The native rule a command gets, chosen by name when the spec is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -84,12 +84,12 @@ fn xread_balance(args: &ReqArgs<'_>, group: bool) -> Result<(), NumkeysError> {
             // A bad timeout is reported before the streams; leave it to the server. Redis
             // also refuses timeouts past i64::MAX minus the current Unix time in ms, which
             // stays below 2^42 until 2109.
-            if parse_ll(arg(args, i)).is_none_or(|t| !(0..=i64::MAX - (1 << 42)).contains(&t)) {
+            if string2ll(arg(args, i)).is_none_or(|t| !(0..=i64::MAX - (1 << 42)).contains(&t)) {
                 return Ok(());
             }
         } else if opt.eq_ignore_ascii_case(b"COUNT") && more > 0 {
             i += 1;
-            if parse_ll(arg(args, i)).is_none() {
+            if string2ll(arg(args, i)).is_none() {
                 return Ok(());
             }
         } else if opt.eq_ignore_ascii_case(b"STREAMS") && more > 0 {
@@ -125,7 +125,7 @@ pub(crate) fn fallback(
             if native == Native::EvalSha && arg(args, 1).len() != 40 {
                 return Err(NumkeysError::NoScript);
             }
-            let Some(n) = parse_ll(arg(args, 2)) else {
+            let Some(n) = string2ll(arg(args, 2)) else {
                 return Err(if native == Native::Fcall {
                     NumkeysError::BadNumber
                 } else {
@@ -141,7 +141,7 @@ pub(crate) fn fallback(
             // numkeys 0 is valid: a keyless script.
         }
         Native::ZsetOp(at) => {
-            let n = parse_ll(arg(args, at)).ok_or(NumkeysError::NotAnInteger)?;
+            let n = string2ll(arg(args, at)).ok_or(NumkeysError::NotAnInteger)?;
             if n < 1 {
                 return Err(NumkeysError::NeedsInputKey(name.into()));
             }
@@ -150,7 +150,7 @@ pub(crate) fn fallback(
             }
         }
         Native::Mpop(at) => {
-            let n = parse_ll(arg(args, at))
+            let n = string2ll(arg(args, at))
                 .filter(|n| *n >= 1)
                 .ok_or(NumkeysError::NotPositive)?;
             if n > argc as i64 - at as i64 - 1 {
@@ -158,7 +158,7 @@ pub(crate) fn fallback(
             }
         }
         Native::Sintercard => {
-            let n = parse_ll(arg(args, 1))
+            let n = string2ll(arg(args, 1))
                 .filter(|n| *n >= 1)
                 .ok_or(NumkeysError::NotPositive)?;
             if n > argc as i64 - 2 {

@@ -1,9 +1,11 @@
-//! Finds the line of a key path (`datacenters.east.cidrs[1]`) in block-style YAML text, so
-//! semantic errors can point at a line the way parse errors do.
+//! Finds the line of a key path (`datacenters.east.cidrs[1]`, `shards[1].replicas[0]`) in
+//! block-style YAML text, so semantic errors can point at a line the way parse errors do; both
+//! the gateway config and the lab's topology file use it.
 //!
 //! This is a small indentation scan, not a YAML parser: it follows block mappings and block
-//! sequences; inside flow style (`{ a: 1 }`, `[x, y]`) it stops and answers the line of the
-//! deepest key it did find, which is the line holding the flow collection.
+//! sequences, including a mapping that starts on its item's line (`- name: east`); inside flow
+//! style (`{ a: 1 }`, `[x, y]`) it stops and answers the line of the deepest key it did find,
+//! which is the line holding the flow collection.
 
 /// One component of a key path.
 #[derive(Debug, PartialEq)]
@@ -12,7 +14,8 @@ enum Step<'a> {
     Index(usize),
 }
 
-/// A non-blank, non-comment line: its 1-based number, indentation and trimmed text.
+/// A node of the scan: a non-blank, non-comment line, or one part of an item line. Its 1-based
+/// line number, the column it starts at, and its trimmed text.
 struct Line<'a> {
     number: usize,
     indent: usize,
@@ -23,19 +26,15 @@ struct Line<'a> {
 /// `None` when not even the first key is there.
 pub(crate) fn line_of(yaml: &str, path: &str) -> Option<usize> {
     let steps = split_path(path)?;
-    let lines: Vec<Line<'_>> = yaml
-        .lines()
-        .enumerate()
-        .filter_map(|(i, raw)| {
-            let text = raw.trim();
-            let skip = text.is_empty() || text.starts_with('#') || text == "---";
-            (!skip).then(|| Line {
-                number: i + 1,
-                indent: raw.len() - raw.trim_start().len(),
-                text,
-            })
-        })
-        .collect();
+    let mut lines = Vec::new();
+    for (i, raw) in yaml.lines().enumerate() {
+        let text = raw.trim();
+        if text.is_empty() || text.starts_with('#') || text == "---" {
+            continue;
+        }
+        let indent = raw.len() - raw.trim_start().len();
+        push_nodes(&mut lines, i + 1, indent, text);
+    }
 
     // `parent` is the line index of the node we are inside, `None` at the document root.
     let mut parent: Option<usize> = None;
@@ -54,6 +53,27 @@ pub(crate) fn line_of(yaml: &str, path: &str) -> Option<usize> {
         }
     }
     found
+}
+
+/// Adds the nodes of one line. An item with content (`- name: east`, `- west`) becomes a bare
+/// `-` at the dash's column and its content at the content's own column, so the keys of a
+/// mapping that starts on the item line line up with the keys below it.
+fn push_nodes<'a>(lines: &mut Vec<Line<'a>>, number: usize, mut indent: usize, mut text: &'a str) {
+    while let Some(content) = text.strip_prefix("- ") {
+        lines.push(Line {
+            number,
+            indent,
+            text: "-",
+        });
+        let rest = content.trim_start();
+        indent += text.len() - rest.len();
+        text = rest;
+    }
+    lines.push(Line {
+        number,
+        indent,
+        text,
+    });
 }
 
 /// Splits `a.b[2].c` into keys and indices; `None` for an empty or malformed path.
@@ -85,11 +105,7 @@ fn children<'a, 'b>(
 ) -> impl Iterator<Item = (usize, &'b Line<'a>)> {
     let (start, indent, key_parent) = match parent {
         None => (0, None, false),
-        Some(at) => (
-            at + 1,
-            Some(lines[at].indent),
-            !lines[at].text.starts_with('-'),
-        ),
+        Some(at) => (at + 1, Some(lines[at].indent), !is_item(lines[at].text)),
     };
     lines
         .iter()
@@ -103,8 +119,9 @@ fn children<'a, 'b>(
         })
 }
 
+/// Whether a node is the dash of a sequence item (item lines are split by [`push_nodes`]).
 fn is_item(text: &str) -> bool {
-    text == "-" || text.starts_with("- ")
+    text == "-"
 }
 
 /// The line index of `key:` directly under `parent`.
@@ -229,5 +246,64 @@ listen_extra: x
         );
         assert_eq!(split_path("a[1"), None);
         assert_eq!(split_path("a[1]x"), None);
+    }
+
+    /// A topology file: mappings inside sequence items, flow items, a comment between items.
+    const LAB_TEXT: &str = "\
+name: t
+datacenters:
+  - { name: east, cidr: 127.0.1.0/24 }
+  # a comment
+  - name: west
+    cidr: 127.0.2.0/24
+latency_ms:
+  east: { east: 1 }
+shards:
+- master: east
+  replicas:
+    - west
+    - eu
+gateway_config:
+  breaker:
+    failure_limit: 0
+";
+
+    #[test]
+    fn finds_keys_items_and_flow_parents() {
+        assert_eq!(line_of(LAB_TEXT, "name"), Some(1));
+        assert_eq!(line_of(LAB_TEXT, "datacenters[0].cidr"), Some(3));
+        assert_eq!(line_of(LAB_TEXT, "datacenters[1].name"), Some(5));
+        assert_eq!(line_of(LAB_TEXT, "datacenters[1].cidr"), Some(6));
+        assert_eq!(line_of(LAB_TEXT, "latency_ms.east.west"), Some(8));
+        assert_eq!(line_of(LAB_TEXT, "shards[0].master"), Some(10));
+        assert_eq!(line_of(LAB_TEXT, "shards[0].replicas[1]"), Some(13));
+        assert_eq!(
+            line_of(LAB_TEXT, "gateway_config.breaker.failure_limit"),
+            Some(16)
+        );
+        assert_eq!(line_of(LAB_TEXT, "ports.node"), None);
+        assert_eq!(line_of(LAB_TEXT, "shards[3]"), Some(9));
+    }
+
+    #[test]
+    fn keys_on_the_item_line_have_their_own_block() {
+        let yaml = "\
+shards:
+  - replicas:
+      - west
+      - eu
+    master: east
+    spare:
+      - x
+  -   master: west
+";
+        assert_eq!(line_of(yaml, "shards[0].replicas"), Some(2));
+        assert_eq!(line_of(yaml, "shards[0].replicas[0]"), Some(3));
+        assert_eq!(line_of(yaml, "shards[0].replicas[1]"), Some(4));
+        // Past the end of `replicas`: its own line, not an item of the sibling `spare`.
+        assert_eq!(line_of(yaml, "shards[0].replicas[2]"), Some(2));
+        assert_eq!(line_of(yaml, "shards[0].master"), Some(5));
+        assert_eq!(line_of(yaml, "shards[1].master"), Some(8));
+        assert_eq!(line_of("- - a\n  - b\n", "[0][1]"), Some(2));
     }
 }

@@ -6,6 +6,7 @@
 //! place defaults live.
 
 mod addr;
+mod checks;
 mod dc;
 mod errors;
 mod load;
@@ -23,6 +24,7 @@ use serde::Deserialize;
 pub use addr::split_host_port;
 pub use dc::{DatacenterConfig, UNKNOWN_DC, parse_cidr};
 pub use errors::{ConfigError, ConfigErrors, HostPortError, UnitError};
+pub(crate) use locate::line_of;
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 pub use validate::{MAX_BULK_LIMIT, MAX_PRIORITY, MAX_WORKERS};
 

@@ -2,10 +2,10 @@
 //! operator fixes a file in one pass instead of one error per `meridian check`.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use super::Config;
 use super::addr::split_host_port;
+use super::checks::Errors;
 use super::errors::ConfigError;
 use super::validate_dc;
 
@@ -18,34 +18,13 @@ pub const MAX_PRIORITY: u8 = 100;
 
 /// Collects the problems of `cfg`, lines left unknown (the caller knows the text).
 pub(crate) fn validate(cfg: &Config) -> Vec<ConfigError> {
-    let mut out = Errors(Vec::new());
+    let mut out = Errors::new();
     check_core(cfg, &mut out);
     validate_dc::check_datacenters(cfg, &mut out);
     validate_dc::check_latency(cfg, &mut out);
     check_policy(cfg, &mut out);
     check_breaker_and_health(cfg, &mut out);
-    out.0
-}
-
-/// The problems found so far; checks only ever add to it.
-pub(super) struct Errors(Vec<ConfigError>);
-
-impl Errors {
-    pub(super) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigError::new(path, message));
-    }
-
-    fn positive(&mut self, path: &str, value: Duration) {
-        if value.is_zero() {
-            self.push(path, "must be greater than 0");
-        }
-    }
-
-    fn at_least_one(&mut self, path: &str, value: usize) {
-        if value == 0 {
-            self.push(path, "must be at least 1");
-        }
-    }
+    out.into_vec()
 }
 
 fn check_core(cfg: &Config, out: &mut Errors) {

@@ -3,8 +3,8 @@
 
 use super::Config;
 use super::addr::{is_host_name, same_node, split_host_port};
+use super::checks::Errors;
 use super::dc::UNKNOWN_DC;
-use super::validate::Errors;
 
 /// Local DC defined, DC names, CIDRs (no host bits, no overlap across DCs), hosts and nodes.
 pub(super) fn check_datacenters(cfg: &Config, out: &mut Errors) {

@@ -8,8 +8,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::drill::{self, DrillOptions, Scenario};
-use super::up::{self, LabOptions};
-use super::{LabError, Plan, Topology};
+use super::options::LabOptions;
+use super::up;
+use super::{LabError, LabSpec, Plan};
 
 /// `meridian lab …`
 #[derive(Debug, Args)]
@@ -196,14 +197,14 @@ pub fn run_drill(args: DrillArgs) -> ExitCode {
 
 /// Runs `meridian check --topology FILE`: validates the file and prints its layout.
 pub fn check_topology(path: &Path) -> ExitCode {
-    let topo = match Topology::load(path) {
-        Ok(topo) => topo,
+    let spec = match LabSpec::load(path) {
+        Ok(spec) => spec,
         Err(errors) => {
             eprintln!("{errors}");
             return ExitCode::FAILURE;
         }
     };
-    match Plan::new(&topo, 0) {
+    match Plan::new(&spec, 0) {
         Ok(plan) => {
             say(&format!(
                 "{}: ok ({} datacenters, {} shards, {} nodes, {} gateways)",

@@ -17,7 +17,7 @@ use tokio::process::{Child, Command};
 use super::client::{Reply, info_fields, query};
 use super::plan::{Plan, PlannedNode};
 use super::procs::tail;
-use super::topology::BUS_OFFSET;
+use super::spec::BUS_OFFSET;
 use super::{LabError, wait_for};
 
 /// Read timeout of admin queries (a stopped node must not hang the lab).
@@ -66,7 +66,7 @@ impl NodeProc {
     /// redis-server arguments of this node.
     pub fn args(&self, plan: &Plan) -> Vec<String> {
         let n = &self.node;
-        let cluster = &plan.topology.cluster;
+        let cluster = &plan.spec.cluster;
         let timeout_ms = cluster.node_timeout.as_millis().to_string();
         let coverage = if cluster.require_full_coverage {
             "yes"

@@ -61,7 +61,7 @@ impl Request {
                 let ms: f64 = ms
                     .parse()
                     .map_err(|_| format!("`{ms}` is not a number of ms"))?;
-                if !(0.0..=super::topology::MAX_LATENCY_MS).contains(&ms) {
+                if !(0.0..=super::spec::MAX_LATENCY_MS).contains(&ms) {
                     return Err(format!("latency {ms} out of range"));
                 }
                 Ok(Request::Latency(a.to_string(), b.to_string(), ms))

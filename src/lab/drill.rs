@@ -13,10 +13,11 @@ use super::client::{Reply, query};
 use super::cluster::{self, ADMIN_TIMEOUT};
 use super::control::{self, Request};
 use super::load::{self, LoadSpec};
+use super::options::LabOptions;
 use super::report::{DrillInfo, Report};
 use super::sampler;
 use super::state::LabState;
-use super::up::{LabOptions, down, up_background};
+use super::up::{down, up_background};
 use super::{LabError, Plan, wait_for};
 
 /// Extra time after the heal (beyond the cluster node timeout) before errors count as
@@ -298,7 +299,7 @@ async fn drill(opts: &DrillOptions, state: &LabState) -> Result<Report, LabError
     events.sort();
     let info = DrillInfo {
         scenario: opts.scenario.to_string(),
-        topology: plan.topology.name.clone(),
+        topology: plan.spec.name.clone(),
         target: plot.target,
         fault_ms: ms(fault_at),
         heal_ms: ms(heal_at),
@@ -429,7 +430,7 @@ async fn plot(opts: &DrillOptions, plan: &Plan) -> Result<Plot, LabError> {
                     "slow-link needs a datacenter other than {near} (--dc)"
                 )));
             }
-            let old = plan.topology.latency(&near, &far);
+            let old = plan.spec.latency(&near, &far);
             let new = opts.latency_ms.unwrap_or((old * 5.0).max(old + 200.0));
             let affected = shards
                 .iter()

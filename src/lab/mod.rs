@@ -1,16 +1,18 @@
 //! The multi-DC lab and its failover drills: a topology file made real on loopback.
 //!
 //! Layout:
-//! - [`topology`]: the topology file (schema, validation); [`plan`]: where every node, relay
-//!   and gateway goes (addresses, ports, slots).
+//! - [`spec`]: the topology file's schema, [`LabSpec`] (read and checked in `spec_check.rs`);
+//!   [`plan`]: where every node, relay and gateway goes (addresses, ports, slots);
+//!   [`gateway_config`]: the config each gateway is given.
 //! - [`relay`]: the user-space delay relay in front of each node (latency, partitions).
 //! - [`cluster`]: redis-server nodes and cluster formation; [`gateways`]: one meridian per DC.
-//! - [`up`]: the lab supervisor (`lab up/down`), [`status`] what it shows, [`state`] its state
-//!   file, [`control`] the control port drills use to break things.
+//! - [`options`]: which lab a command means; [`up`]: the lab supervisor (`lab up/down`),
+//!   [`status`] what it shows, [`state`] its state file, [`control`] the control port drills use
+//!   to break things.
 //! - [`client`]: the lab's own small RESP client; [`load`] and [`values`]: the drill load and
 //!   the checks of every reply; [`sampler`]: the nodes' own counters.
 //! - [`drill`]: the scenarios; [`report`] what clients saw, written out by [`summary`] (table,
-//!   JSON via [`json`]) and [`html`].
+//!   JSON via [`json`]) and [`html`]; [`table`] lays out every text table.
 //! - [`cli`]: the `lab`, `drill` and `check --topology` command lines.
 
 pub mod cli;
@@ -18,20 +20,23 @@ pub mod client;
 pub mod cluster;
 pub mod control;
 pub mod drill;
+pub mod gateway_config;
 pub mod gateways;
 pub mod html;
 pub mod json;
 pub mod load;
-mod locate;
+pub mod options;
 pub mod plan;
 pub mod procs;
 pub mod relay;
 pub mod report;
 pub mod sampler;
+pub mod spec;
+mod spec_check;
 pub mod state;
 pub mod status;
 pub mod summary;
-pub mod topology;
+pub mod table;
 pub mod up;
 pub mod values;
 
@@ -40,7 +45,7 @@ use std::time::Duration;
 use crate::config::ConfigErrors;
 
 pub use plan::{Plan, PlannedGateway, PlannedNode};
-pub use topology::Topology;
+pub use spec::LabSpec;
 
 /// What the install hint says when `redis-server` is not on PATH.
 pub const INSTALL_HINT: &str =

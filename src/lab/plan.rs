@@ -1,5 +1,5 @@
 //! Where everything of a lab goes: each node's address, ports, relay, shard and slots, and
-//! each gateway's address, derived from a validated [`Topology`] and a port offset.
+//! each gateway's address, derived from a validated [`LabSpec`] and a port offset.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -8,7 +8,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 
 use super::LabError;
-use super::topology::{BUS_OFFSET, GATEWAY_HOST, Topology};
+use super::spec::{BUS_OFFSET, GATEWAY_HOST, LabSpec};
 use crate::slot::SLOT_COUNT;
 
 /// One redis-server node of the plan.
@@ -79,11 +79,11 @@ impl PlannedGateway {
     }
 }
 
-/// A topology laid out on loopback.
+/// A lab spec laid out on loopback.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The topology it was made from.
-    pub topology: Topology,
+    /// The spec it was made from.
+    pub spec: LabSpec,
     /// DC ranges, in file order.
     pub dcs: Vec<(String, Ipv4Net)>,
     /// Nodes, shard by shard, master first.
@@ -95,8 +95,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Lays out a validated topology, adding `port_offset` to every port.
-    pub fn new(topology: &Topology, port_offset: u16) -> Result<Plan, LabError> {
+    /// Lays out a validated spec, adding `port_offset` to every port.
+    pub fn new(spec: &LabSpec, port_offset: u16) -> Result<Plan, LabError> {
         let bad = |message: String| LabError::Scenario(message);
         let shift = |port: u16, bus: bool| {
             let top = u32::from(port)
@@ -110,10 +110,10 @@ impl Plan {
                 Ok(port + port_offset)
             }
         };
-        let ports = topology.ports;
+        let ports = spec.ports;
         let (node_port, relay_port) = (shift(ports.node, true)?, shift(ports.relay, true)?);
         let gateway_port = shift(ports.gateway, false)?;
-        let dcs = topology.ranges();
+        let dcs = spec.ranges();
         let range_of = |dc: &str| {
             dcs.iter()
                 .find(|(name, _)| name == dc)
@@ -122,11 +122,11 @@ impl Plan {
         };
         let mut next_host: BTreeMap<&str, u8> = BTreeMap::new();
         let mut nodes = Vec::new();
-        let count = topology.shards.len();
-        for (shard, spec) in topology.shards.iter().enumerate() {
+        let count = spec.shards.len();
+        for (shard, placed) in spec.shards.iter().enumerate() {
             let slots = slot_range(shard, count);
-            let members = std::iter::once((&spec.master, true))
-                .chain(spec.replicas.iter().map(|r| (r, false)));
+            let members = std::iter::once((&placed.master, true))
+                .chain(placed.replicas.iter().map(|r| (r, false)));
             for (dc, master) in members {
                 let host = next_host.entry(dc.as_str()).or_insert(0);
                 *host += 1;
@@ -145,7 +145,7 @@ impl Plan {
                 });
             }
         }
-        let gateways = topology
+        let gateways = spec
             .gateways
             .iter()
             .map(|gw| {
@@ -158,7 +158,7 @@ impl Plan {
             })
             .collect::<Result<_, LabError>>()?;
         Ok(Plan {
-            topology: topology.clone(),
+            spec: spec.clone(),
             dcs,
             nodes,
             gateways,
@@ -168,7 +168,7 @@ impl Plan {
 
     /// The cluster node timeout.
     pub fn node_timeout(&self) -> Duration {
-        self.topology.cluster.node_timeout
+        self.spec.cluster.node_timeout
     }
 
     /// The DC whose range holds `ip`, if any.
@@ -193,7 +193,7 @@ impl Plan {
 
     /// Number of shards (masters).
     pub fn shard_count(&self) -> usize {
-        self.topology.shards.len()
+        self.spec.shards.len()
     }
 }
 
@@ -238,8 +238,8 @@ gateways:
 
     #[test]
     fn places_nodes_and_gateways() {
-        let topo = Topology::parse(TEXT, "t").unwrap();
-        let plan = Plan::new(&topo, 1000).unwrap();
+        let spec = LabSpec::parse(TEXT, "t").unwrap();
+        let plan = Plan::new(&spec, 1000).unwrap();
         let names: Vec<&str> = plan.nodes.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(
             names,
@@ -259,7 +259,7 @@ gateways:
             plan.node("127.0.2.1:8811").map(|n| n.name.as_str()),
             Some("west-1")
         );
-        assert!(Plan::new(&topo, 50000).is_err());
+        assert!(Plan::new(&spec, 50000).is_err());
     }
 
     #[test]

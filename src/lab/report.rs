@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use super::load::{GatewayLoad, Op, Outcome, READ_COMMANDS};
 use super::sampler::{NodeSeries, delta};
-pub use super::summary::table;
 
 /// Width of a time-line bucket.
 pub const BUCKET_MS: u32 = 100;

@@ -3,9 +3,9 @@
 
 use super::LabError;
 use super::cluster;
-use super::report::table;
+use super::options::LabOptions;
 use super::state::{LabState, describe};
-use super::up::LabOptions;
+use super::table::table;
 
 /// The `lab up` table: nodes (DC, node, role, slots, address) and gateways with how to connect.
 pub fn up_table(state: &LabState) -> String {

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use super::cluster::{self, NodeProc};
 use super::control::{self, Job, Request};
 use super::gateways::GatewayProc;
+use super::options::LabOptions;
 use super::plan::Plan;
 use super::procs::{self, find_program, tail};
 use super::relay::{self, DcMap, LinkState, Links, RelaySpec};
@@ -34,51 +35,6 @@ const UP_TIMEOUT: Duration = Duration::from_secs(180);
 const DOWN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Log of a background supervisor, inside the lab dir.
 pub const SUPERVISOR_LOG: &str = "supervisor.log";
-
-/// Which lab: the topology file, its dir and port offset.
-#[derive(Debug, Clone)]
-pub struct LabOptions {
-    /// The topology file.
-    pub topology: PathBuf,
-    /// The lab dir (default `/tmp/meridian-lab-<name>`).
-    pub dir: PathBuf,
-    /// Added to every port of the topology (parallel labs of one topology).
-    pub port_offset: u16,
-    /// The plan made from the topology.
-    pub plan: Plan,
-}
-
-impl LabOptions {
-    /// Loads and lays out the topology; `dir` defaults from its name.
-    pub fn new(
-        topology: &Path,
-        dir: Option<PathBuf>,
-        port_offset: u16,
-    ) -> Result<LabOptions, LabError> {
-        let topo = super::Topology::load(topology).map_err(LabError::Topology)?;
-        let plan = Plan::new(&topo, port_offset)?;
-        Ok(LabOptions {
-            topology: topology.to_path_buf(),
-            dir: dir.unwrap_or_else(|| super::state::default_dir(&topo.name)),
-            port_offset,
-            plan,
-        })
-    }
-
-    /// The same lab laid out with the port offset a running lab was started with (a lab
-    /// started with `--port-offset N` is found by its directory alone).
-    pub fn with_offset_of(self, state: &LabState) -> Result<LabOptions, LabError> {
-        if state.port_offset == self.port_offset {
-            return Ok(self);
-        }
-        let plan = Plan::new(&self.plan.topology, state.port_offset)?;
-        Ok(LabOptions {
-            port_offset: state.port_offset,
-            plan,
-            ..self
-        })
-    }
-}
 
 /// A running lab, owned by the supervisor.
 pub struct Lab {
@@ -110,7 +66,7 @@ impl Lab {
                 .iter()
                 .map(|g| GatewayProc::new(g.clone(), &opts.dir))
                 .collect(),
-            links: Links::new(LinkState::from_matrix(&plan.topology.latency_ms)),
+            links: Links::new(LinkState::from_matrix(&plan.spec.latency_ms)),
             relays: Vec::new(),
             redis,
             opts,
@@ -169,7 +125,7 @@ impl Lab {
         }
         eprintln!(
             "lab {}: starting {} redis-server nodes",
-            plan.topology.name,
+            plan.spec.name,
             plan.nodes.len()
         );
         for node in &mut self.nodes {
@@ -178,12 +134,12 @@ impl Lab {
         self.write_state(false)?;
         eprintln!(
             "lab {}: forming the cluster through the relays",
-            plan.topology.name
+            plan.spec.name
         );
         cluster::form(plan).await?;
         eprintln!(
             "lab {}: starting {} gateways",
-            plan.topology.name,
+            plan.spec.name,
             plan.gateways.len()
         );
         let meridian =
@@ -198,7 +154,7 @@ impl Lab {
     fn state(&self, ready: bool) -> LabState {
         let plan = &self.opts.plan;
         LabState {
-            name: plan.topology.name.clone(),
+            name: plan.spec.name.clone(),
             topology: self.opts.topology.display().to_string(),
             port_offset: self.opts.port_offset,
             supervisor_pid: std::process::id(),
@@ -280,7 +236,7 @@ impl Lab {
                 Ok(format!("{dc} is cut off from the other datacenters"))
             }
             Request::Heal => {
-                let fresh = LinkState::from_matrix(&self.opts.plan.topology.latency_ms);
+                let fresh = LinkState::from_matrix(&self.opts.plan.spec.latency_ms);
                 self.links.update(|s| *s = fresh);
                 Ok("latencies restored, partitions lifted".to_string())
             }
@@ -400,7 +356,7 @@ pub async fn supervise(opts: LabOptions) -> Result<(), LabError> {
             }
         }
     }
-    eprintln!("lab {}: tearing down", lab.opts.plan.topology.name);
+    eprintln!("lab {}: tearing down", lab.opts.plan.spec.name);
     lab.teardown().await;
     server.abort();
     let _ = std::fs::remove_dir_all(&dir);

@@ -274,7 +274,7 @@ fn protocol_mismatch() -> Bytes {
 
 fn parse_int_reply(p: &[u8]) -> Option<i64> {
     let body = p.strip_prefix(b":")?.strip_suffix(b"\r\n")?;
-    std::str::from_utf8(body).ok()?.parse().ok()
+    crate::resp::int::string2ll(body)
 }
 
 fn gather(positions: &[(u32, u32)], parts: &[Bytes]) -> Bytes {

@@ -1,10 +1,11 @@
 //! RESP wire protocol: the request parser, the reply scanner, an owned value decoder for the
-//! control plane, and encoding helpers.
+//! control plane, encoding helpers, and the integer syntax they all share.
 //!
 //! The data path never builds values: requests become argument spans into the read buffer and
 //! replies are only measured, so bytes are forwarded as they arrived.
 
 pub mod encode;
+pub(crate) mod int;
 pub mod reply;
 pub mod request;
 pub mod value;

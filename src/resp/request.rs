@@ -6,10 +6,7 @@
 use std::ops::Range;
 
 use super::ProtocolError;
-
-/// The longest number `string2ll` in Redis accepts; a longer header line can never be valid, so
-/// it is refused at once instead of being buffered up to 64 KiB like Redis does.
-const MAX_NUM_LEN: usize = 20;
+use super::int::{MAX_INT_LEN, string2ll};
 
 /// Bounds on what one client request may contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,8 +294,8 @@ pub(crate) enum Num {
 }
 
 /// Reads a decimal number from `buf[start..]` up to `\r\n` with [`string2ll`] rules. A line
-/// that has no CR within the longest valid length is refused at once; Redis would buffer it up to
-/// 64 KiB first, then refuse it too.
+/// that has no CR within the longest valid number ([`MAX_INT_LEN`]) can never be valid and is
+/// refused at once; Redis would buffer it up to 64 KiB first, then refuse it too.
 #[inline]
 pub(crate) fn line_number(buf: &[u8], start: usize) -> Num {
     let line = buf.get(start..).unwrap_or_default();
@@ -328,8 +325,8 @@ pub(crate) fn line_number(buf: &[u8], start: usize) -> Num {
 /// The general case of [`line_number`] on `line = buf[start..]`.
 #[cold]
 fn line_number_slow(line: &[u8], start: usize) -> Num {
-    let Some(cr) = line.iter().take(MAX_NUM_LEN + 1).position(|&b| b == b'\r') else {
-        return if line.len() > MAX_NUM_LEN {
+    let Some(cr) = line.iter().take(MAX_INT_LEN + 1).position(|&b| b == b'\r') else {
+        return if line.len() > MAX_INT_LEN {
             Num::Invalid
         } else {
             Num::Incomplete
@@ -343,38 +340,6 @@ fn line_number_slow(line: &[u8], start: usize) -> Num {
         },
         // Redis skips the byte after CR unchecked; a bare CR is refused here instead.
         Some(_) => Num::Invalid,
-    }
-}
-
-/// Parses `text` as Redis' `string2ll` does: an optional `-`, no `+`, no leading zeros, no `-0`,
-/// no blanks, at most 20 bytes, within the i64 range.
-pub(crate) fn string2ll(text: &[u8]) -> Option<i64> {
-    if text.len() > MAX_NUM_LEN {
-        return None;
-    }
-    let (neg, digits) = match text {
-        [b'-', rest @ ..] => (true, rest),
-        _ => (false, text),
-    };
-    match digits {
-        [b'1'..=b'9', ..] => {}
-        [b'0'] if !neg => return Some(0),
-        _ => return None,
-    }
-    let mut magnitude: u64 = 0;
-    for &b in digits {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        magnitude = magnitude
-            .checked_mul(10)?
-            .checked_add(u64::from(b - b'0'))?;
-    }
-    if neg {
-        // -(2^63) is the one magnitude that fits only when negative.
-        0i64.checked_sub_unsigned(magnitude)
-    } else {
-        i64::try_from(magnitude).ok()
     }
 }
 

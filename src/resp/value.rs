@@ -5,8 +5,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::ProtocolError;
 use super::encode;
-use super::reply::{Len, header, parse_i64};
-use super::request::string2ll;
+use super::int::string2ll;
+use super::reply::{Len, header};
 
 /// One decoded RESP2/RESP3 value. A null of any kind (`$-1`, `*-1`, `_`) decodes to `Nil`.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,7 +79,7 @@ impl Decoder<'_> {
                 let value = match t {
                     b'+' => Value::Simple(text()),
                     b'-' => Value::Error(text()),
-                    b':' => Value::Integer(parse_i64(line).ok_or(bad("integer"))?),
+                    b':' => Value::Integer(string2ll(line).ok_or(bad("integer"))?),
                     b'_' if line.is_empty() => Value::Nil,
                     b'_' => return Err(bad("null")),
                     b'#' => match line {
@@ -432,6 +432,9 @@ mod tests {
         use ProtocolError::*;
         let cases: &[(&[u8], ProtocolError)] = &[
             (b":x\r\n", MalformedLine("integer")),
+            (b":+1\r\n", MalformedLine("integer")),
+            (b":007\r\n", MalformedLine("integer")),
+            (b":-0\r\n", MalformedLine("integer")),
             (b"#x\r\n", MalformedLine("boolean")),
             (b",abc\r\n", MalformedLine("double")),
             (b"_x\r\n", MalformedLine("null")),

@@ -143,27 +143,6 @@ fn multibulk_errors() {
 }
 
 #[test]
-fn string2ll_matches_redis() {
-    assert_eq!(string2ll(b"0"), Some(0));
-    assert_eq!(string2ll(b"-1"), Some(-1));
-    assert_eq!(string2ll(b"9223372036854775807"), Some(i64::MAX));
-    assert_eq!(string2ll(b"-9223372036854775808"), Some(i64::MIN));
-    for bad in [
-        &b""[..],
-        b"-",
-        b"-0",
-        b"00",
-        b"01",
-        b"+1",
-        b" 1",
-        b"1a",
-        b"9223372036854775808",
-    ] {
-        assert_eq!(string2ll(bad), None, "{bad:?}");
-    }
-}
-
-#[test]
 fn incomplete_until_the_last_byte() {
     let buf = b"*2\r\n$3\r\nGET\r\n$3\r\nfoo\r\n";
     for cut in 0..buf.len() {

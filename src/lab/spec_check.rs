@@ -1,174 +1,16 @@
-//! The topology file: datacenters with their loopback ranges, the latency matrix, shards with
-//! the DC of their master and replicas, one gateway per DC, cluster timing and base ports.
-//!
-//! ```yaml
-//! name: three-regions
-//! datacenters:
-//!   - { name: east, cidr: 127.0.1.0/24 }
-//!   - { name: west, cidr: 127.0.2.0/24 }
-//! latency_ms:                  # round trip between DCs, symmetric; the diagonal is in-DC
-//!   east: { east: 0.3, west: 40 }
-//!   west: { east: 40, west: 0.3 }
-//! shards:                      # slots split evenly, in order, like `redis-cli --cluster create`
-//!   - { master: east, replicas: [west] }
-//!   - { master: west, replicas: [east] }
-//!   - { master: east, replicas: [west] }
-//! gateways:
-//!   - { dc: east }             # listens on the DC's .100 address at ports.gateway
-//!   - { dc: west, workers: 1 }
-//! cluster: { node_timeout: 2s, require_full_coverage: false }
-//! ports: { node: 7711, relay: 7811, gateway: 7617 }
-//! gateway_config:              # optional: extra keys for every generated gateway config
-//!   breaker: { failure_limit: 3 }
-//! ```
-//!
-//! Every struct denies unknown fields; [`Topology::parse`] reports every semantic problem at
-//! once, each with its key path and (when found) line, in the same form as `meridian check`.
+//! Reading a lab spec: the YAML, then every rule of the topology file, the last one being that
+//! the gateway configs it generates are valid. Each problem carries its key path and line.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
-use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
 
-use crate::config::{Config, ConfigError, ConfigErrors, parse_duration};
-
-/// Host number of a DC's gateway inside its range (`127.0.N.100`); nodes use 1..GATEWAY_HOST.
-pub const GATEWAY_HOST: u8 = 100;
-/// Gap between a client port and its cluster bus port, as Redis does by default.
-pub const BUS_OFFSET: u16 = 10000;
-/// Highest latency accepted in the matrix, in milliseconds.
-pub const MAX_LATENCY_MS: f64 = 10_000.0;
-
-/// The whole topology file.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Topology {
-    /// Name of the lab; the default lab directory is `/tmp/meridian-lab-<name>`.
-    pub name: String,
-    /// Free text shown by `lab status`.
-    #[serde(default)]
-    pub description: Option<String>,
-    /// The datacenters, each with its own loopback range.
-    pub datacenters: Vec<DcSpec>,
-    /// Round-trip latency between DCs in milliseconds: `latency_ms[a][b]`.
-    pub latency_ms: BTreeMap<String, BTreeMap<String, f64>>,
-    /// The shards: where each master and replica lives.
-    pub shards: Vec<ShardSpec>,
-    /// One meridian gateway per listed DC.
-    pub gateways: Vec<GatewaySpec>,
-    /// Redis Cluster settings of every node.
-    #[serde(default)]
-    pub cluster: ClusterSpec,
-    /// Base ports.
-    #[serde(default)]
-    pub ports: PortsSpec,
-    /// Extra top-level keys merged into every generated gateway config (e.g. `breaker`).
-    #[serde(default)]
-    pub gateway_config: Option<serde_yaml_ng::Mapping>,
-}
-
-/// One datacenter.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DcSpec {
-    /// DC name, as used in the gateways' `datacenters` map.
-    pub name: String,
-    /// Its loopback range, e.g. `127.0.1.0/24`: nodes get `.1`, `.2`, …, the gateway `.100`.
-    pub cidr: String,
-}
-
-/// One shard: the DC of its master and of each replica (a DC may appear more than once).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShardSpec {
-    /// DC of the master.
-    pub master: String,
-    /// DC of each replica.
-    #[serde(default)]
-    pub replicas: Vec<String>,
-}
-
-/// One gateway.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GatewaySpec {
-    /// The DC it serves (`local_dc`) and whose range it lives in.
-    pub dc: String,
-    /// Worker threads of this gateway.
-    #[serde(default = "one")]
-    pub workers: usize,
-}
-
-fn one() -> usize {
-    1
-}
-
-/// The `cluster` section.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClusterSpec {
-    /// `cluster-node-timeout` of every node.
-    #[serde(deserialize_with = "duration")]
-    pub node_timeout: Duration,
-    /// `cluster-require-full-coverage`: off by default, so a dead shard fails only its slots.
-    pub require_full_coverage: bool,
-}
-
-impl Default for ClusterSpec {
-    fn default() -> ClusterSpec {
-        ClusterSpec {
-            node_timeout: Duration::from_secs(3),
-            require_full_coverage: false,
-        }
-    }
-}
-
-/// The `ports` section. Every node has its own address, so all nodes share these numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PortsSpec {
-    /// Port every redis-server listens on (cluster bus: +10000).
-    pub node: u16,
-    /// Port of every node's delay relay (bus relay: +10000); clients only see this one.
-    pub relay: u16,
-    /// Port every gateway listens on, at its DC's `.100` address.
-    pub gateway: u16,
-}
-
-impl Default for PortsSpec {
-    fn default() -> PortsSpec {
-        PortsSpec {
-            node: 7711,
-            relay: 7811,
-            gateway: 7617,
-        }
-    }
-}
-
-/// Serde: a duration such as `2s`; the error is raised inside the value so it names the key.
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    struct DurationVisitor;
-    impl Visitor<'_> for DurationVisitor {
-        type Value = Duration;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a duration such as 2s or 500ms")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-            parse_duration(v).map_err(E::custom)
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-            self.visit_str(&v.to_string())
-        }
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-            self.visit_str(&v.to_string())
-        }
-    }
-    deserializer.deserialize_any(DurationVisitor)
-}
+use super::gateway_config;
+use super::spec::{BUS_OFFSET, GATEWAY_HOST, LabSpec, MAX_LATENCY_MS};
+use crate::config::{ConfigError, ConfigErrors, line_of};
 
 /// Collects problems with their key paths.
 struct Problems(Vec<ConfigError>);
@@ -179,14 +21,14 @@ impl Problems {
     }
 }
 
-impl Topology {
+impl LabSpec {
     /// Parses and validates YAML `text`; `source` names it in errors (usually the file path).
-    pub fn parse(text: &str, source: &str) -> Result<Topology, ConfigErrors> {
+    pub fn parse(text: &str, source: &str) -> Result<LabSpec, ConfigErrors> {
         let fail = |errors| ConfigErrors {
             source: source.to_string(),
             errors,
         };
-        let topo: Topology = serde_yaml_ng::from_str(text).map_err(|err| {
+        let spec: LabSpec = serde_yaml_ng::from_str(text).map_err(|err| {
             let (path, message) = split_yaml_error(&err.to_string());
             fail(vec![ConfigError {
                 path,
@@ -194,51 +36,26 @@ impl Topology {
                 message,
             }])
         })?;
-        let mut errors = topo.validate();
+        let mut errors = spec.validate();
         if errors.is_empty() {
-            return Ok(topo);
+            return Ok(spec);
         }
         for err in &mut errors {
-            err.line = super::locate::line_of(text, &err.path);
+            err.line = line_of(text, &err.path);
         }
         Err(fail(errors))
     }
 
     /// Reads and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<Topology, ConfigErrors> {
+    pub fn load(path: &Path) -> Result<LabSpec, ConfigErrors> {
         let source = path.display().to_string();
         match std::fs::read_to_string(path) {
-            Ok(text) => Topology::parse(&text, &source),
+            Ok(text) => LabSpec::parse(&text, &source),
             Err(err) => Err(ConfigErrors {
                 source,
                 errors: vec![ConfigError::new("", format!("cannot read the file: {err}"))],
             }),
         }
-    }
-
-    /// The loopback range of each DC, in file order (only the ones that parse).
-    pub fn ranges(&self) -> Vec<(String, Ipv4Net)> {
-        self.datacenters
-            .iter()
-            .filter_map(|dc| Some((dc.name.clone(), dc.cidr.parse().ok()?)))
-            .collect()
-    }
-
-    /// Round-trip latency between two DCs, 0 when the matrix lacks it.
-    pub fn latency(&self, a: &str, b: &str) -> f64 {
-        self.latency_ms
-            .get(a)
-            .and_then(|row| row.get(b))
-            .copied()
-            .unwrap_or(0.0)
-    }
-
-    /// Number of nodes placed in `dc`.
-    pub fn nodes_in(&self, dc: &str) -> usize {
-        let shards = self.shards.iter();
-        shards
-            .map(|s| usize::from(s.master == dc) + s.replicas.iter().filter(|r| *r == dc).count())
-            .sum()
     }
 
     /// Every semantic problem of the topology.
@@ -259,7 +76,8 @@ impl Topology {
             out.push("cluster.node_timeout", "must be at least 100ms");
         }
         if out.0.is_empty() {
-            self.check_gateway_config(&mut out);
+            // Only a spec that is sound otherwise can be laid out and rendered.
+            out.0 = gateway_config::override_problems(self);
         }
         out.0
     }
@@ -443,43 +261,6 @@ impl Topology {
             );
         }
     }
-
-    /// The overrides must leave the generated configs valid and not touch the lab's own keys.
-    fn check_gateway_config(&self, out: &mut Problems) {
-        let Some(extra) = &self.gateway_config else {
-            return;
-        };
-        for key in extra.keys() {
-            let key = key.as_str().unwrap_or("");
-            if super::gateways::LAB_KEYS.contains(&key) {
-                out.push(
-                    format!("gateway_config.{key}"),
-                    "is set by the lab for each gateway and cannot be overridden",
-                );
-            }
-        }
-        if !out.0.is_empty() {
-            return;
-        }
-        let Ok(plan) = super::Plan::new(self, 0) else {
-            return;
-        };
-        for gw in &plan.gateways {
-            let text = super::gateways::render_config(&plan, gw);
-            if let Err(errs) = Config::parse(&text, "generated") {
-                for err in errs.errors {
-                    out.push(
-                        format!("gateway_config.{}", err.path),
-                        format!(
-                            "makes the config of gateway `{}` invalid: {}",
-                            gw.dc, err.message
-                        ),
-                    );
-                }
-                return;
-            }
-        }
-    }
 }
 
 fn name_char(c: char) -> bool {
@@ -503,6 +284,7 @@ fn split_yaml_error(text: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::spec::PortsSpec;
 
     const GOOD: &str = "\
 name: t
@@ -521,12 +303,12 @@ gateways:
 ";
 
     fn errors(text: &str) -> Vec<ConfigError> {
-        Topology::parse(text, "t.yaml").unwrap_err().errors
+        LabSpec::parse(text, "t.yaml").unwrap_err().errors
     }
 
     #[test]
     fn good_file_parses_with_defaults() {
-        let t = Topology::parse(GOOD, "t").unwrap();
+        let t = LabSpec::parse(GOOD, "t").unwrap();
         assert_eq!(t.cluster.node_timeout, Duration::from_secs(3));
         assert_eq!(t.ports, PortsSpec::default());
         assert_eq!(t.nodes_in("east"), 3);
@@ -606,6 +388,6 @@ gateways:
             "{errs:?}"
         );
         let ok = format!("{GOOD}gateway_config: {{ breaker: {{ failure_limit: 3 }} }}\n");
-        Topology::parse(&ok, "t").unwrap();
+        LabSpec::parse(&ok, "t").unwrap();
     }
 }
