@@ -1,8 +1,9 @@
 //! Integration-test harness: real redis-server clusters and the meridian binary as child processes.
 //!
 //! This file holds the plumbing and one redis-server [`Node`]; `cluster` forms nodes into a
-//! Redis Cluster, `gateway` runs meridian. Every child is spawned by one long-lived spawner
-//! thread with `PR_SET_PDEATHSIG`, so none outlives the test process, even a killed one.
+//! Redis Cluster, `standalone` runs one plain (non-cluster) server, `gateway` runs meridian.
+//! Every child is spawned by one long-lived spawner thread with `PR_SET_PDEATHSIG`, so none
+//! outlives the test process, even a killed one.
 // Not every test file uses every helper.
 #![allow(dead_code, unused_imports)]
 
@@ -10,10 +11,12 @@ pub mod client;
 pub mod cluster;
 pub mod gateway;
 pub mod raw;
+pub mod standalone;
 
 pub use client::{cmd, err, int, run, strings, text, try_run};
 pub use cluster::{Cluster, ClusterBuilder, key_in_slot, key_slot};
 pub use gateway::{Gateway, GatewayOptions, binary};
+pub use standalone::Standalone;
 
 use redis::{ConnectionLike, Value};
 use std::collections::HashMap;
@@ -263,7 +266,8 @@ pub enum Role {
     Replica,
 }
 
-/// One redis-server process of a [`Cluster`]; it keeps its port and dir across restarts.
+/// One redis-server process of a [`Cluster`] (or a [`Standalone`] server); it keeps its port
+/// and dir across restarts.
 ///
 /// All methods take `&self` (state behind locks), so a test can kill a node in one thread
 /// while another drives traffic.
@@ -313,10 +317,13 @@ impl Node {
             };
             match node.spawn_process() {
                 Ok(()) => {
-                    let id = node.query(&["CLUSTER", "MYID"]);
-                    let id = value_text(&id)
-                        .unwrap_or_else(|| panic!("CLUSTER MYID of {}: {id:?}", node.addr));
-                    node.id.get_or_init(|| id);
+                    // A standalone server (no --cluster-enabled) has no cluster id.
+                    if node.args.iter().any(|a| a == "--cluster-enabled") {
+                        let id = node.query(&["CLUSTER", "MYID"]);
+                        let id = value_text(&id)
+                            .unwrap_or_else(|| panic!("CLUSTER MYID of {}: {id:?}", node.addr));
+                        node.id.get_or_init(|| id);
+                    }
                     return node;
                 }
                 Err(why) => {
