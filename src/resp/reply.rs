@@ -503,14 +503,9 @@ pub fn parse_redirect(reply: &[u8]) -> Option<Redirect<'_>> {
         None => rest,
     };
     let space = line.iter().position(|&b| b == b' ')?;
-    let digits = &line[..space];
-    if digits.is_empty() || digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let slot = digits
-        .iter()
-        .fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0'));
-    let slot = u16::try_from(slot).ok().filter(|&s| s < 16384)?;
+    let slot = string2ll(&line[..space])
+        .and_then(|n| u16::try_from(n).ok())
+        .filter(|&s| s < 16384)?;
     let addr = std::str::from_utf8(&line[space + 1..]).ok()?;
     if addr.is_empty() || addr.contains([' ', '\n']) {
         return None;

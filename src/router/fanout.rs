@@ -13,6 +13,7 @@ use crate::reply::merge::{Merge, MergeKind};
 use crate::reply::queue::Seq;
 use crate::reply::scan;
 use crate::resp::encode;
+use crate::resp::int::string2ll;
 use crate::topology::NodeId;
 
 use super::request::Request;
@@ -89,11 +90,7 @@ pub fn wait(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request) 
     if req.args.len() != 3 {
         return client.reply_error(seq, "ERR wrong number of arguments for 'wait' command");
     }
-    let number = |i: usize| {
-        std::str::from_utf8(req.args.get(i).unwrap_or_default())
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
-    };
+    let number = |i: usize| string2ll(req.args.get(i).unwrap_or_default());
     let (Some(replicas), Some(timeout)) = (number(1), number(2)) else {
         return client.reply_error(seq, "ERR value is not an integer or out of range");
     };

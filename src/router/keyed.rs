@@ -12,6 +12,7 @@ use crate::policy::Access;
 use crate::reply::merge::{Merge, MergeKind};
 use crate::reply::queue::Seq;
 use crate::reply::sink::Sink;
+use crate::resp::int::string2ll;
 use crate::resp::{ReqArgs, encode};
 use crate::slot::{Slot, key_slot};
 
@@ -37,9 +38,8 @@ pub fn cluster(
             client.reply(seq, out.freeze());
         }
         "cluster|countkeysinslot" => {
-            let slot = std::str::from_utf8(req.args.get(2).unwrap_or_default())
-                .ok()
-                .and_then(|s| s.parse::<u16>().ok())
+            let slot = string2ll(req.args.get(2).unwrap_or_default())
+                .and_then(|n| u16::try_from(n).ok())
                 .and_then(Slot::new);
             match slot {
                 Some(slot) => send_to_slot(worker, client, seq, slot, Access::Read, req.wire()),

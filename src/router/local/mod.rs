@@ -14,6 +14,7 @@ use crate::command::CommandTable;
 use crate::policy::Access;
 use crate::reply::queue::Seq;
 use crate::resp::encode;
+use crate::resp::int::string2ll;
 use crate::slot::Slot;
 
 use super::class::Local;
@@ -69,11 +70,7 @@ pub fn handle(
             if arg(1) == b"0" {
                 return ok(client, seq);
             }
-            if std::str::from_utf8(arg(1))
-                .ok()
-                .and_then(|s| s.parse::<i64>().ok())
-                .is_none()
-            {
+            if string2ll(arg(1)).is_none() {
                 return client.reply_error(seq, "ERR value is not an integer or out of range");
             }
             return client.reply_error(seq, "ERR SELECT is not allowed in cluster mode");
@@ -115,10 +112,7 @@ fn hello(client: &mut ClientState, seq: Seq, req: &Request) {
     let mut name = None;
     let mut i = 1;
     if let Some(v) = args.get(1) {
-        match std::str::from_utf8(v)
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
-        {
+        match string2ll(v) {
             Some(2) => proto = 2,
             Some(3) => proto = 3,
             Some(_) => {
