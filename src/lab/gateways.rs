@@ -142,24 +142,7 @@ mod tests {
     use super::*;
     use crate::lab::LabSpec;
 
-    const TEXT: &str = "\
-name: t
-datacenters:
-  - { name: east, cidr: 127.0.1.0/24 }
-  - { name: west, cidr: 127.0.2.0/24 }
-latency_ms:
-  east: { east: 0.3, west: 40 }
-  west: { east: 40, west: 0.3 }
-shards:
-  - { master: east, replicas: [west] }
-  - { master: west, replicas: [east] }
-gateways:
-  - { dc: east }
-  - { dc: west, workers: 2 }
-gateway_config:
-  breaker: { failure_limit: 3 }
-  cluster: { refresh_interval: 2s, seeds: [1.2.3.4:1] }
-";
+    use crate::lab::fixtures::TWO_DC_LAB as TEXT;
 
     #[test]
     fn probe_keys_hit_every_shard() {

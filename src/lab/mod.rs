@@ -20,6 +20,8 @@ pub mod client;
 pub mod cluster;
 pub mod control;
 pub mod drill;
+#[cfg(test)]
+mod fixtures;
 pub mod gateway_config;
 pub mod gateways;
 pub mod html;

@@ -218,15 +218,11 @@ pub fn slot_range(k: usize, n: usize) -> (u16, u16) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::fixtures::two_dc_head;
 
-    const TEXT: &str = "\
-name: t
-datacenters:
-  - { name: east, cidr: 127.0.1.0/24 }
-  - { name: west, cidr: 127.0.2.0/24 }
-latency_ms:
-  east: { east: 0.3, west: 40 }
-  west: { east: 40, west: 0.3 }
+    const TEXT: &str = concat!(
+        two_dc_head!(),
+        "\
 shards:
   - { master: east, replicas: [west] }
   - { master: west, replicas: [east] }
@@ -234,7 +230,8 @@ shards:
 gateways:
   - { dc: east }
   - { dc: west }
-";
+"
+    );
 
     #[test]
     fn places_nodes_and_gateways() {

@@ -284,23 +284,20 @@ fn split_yaml_error(text: &str) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::fixtures::two_dc_head;
     use crate::lab::spec::PortsSpec;
 
-    const GOOD: &str = "\
-name: t
-datacenters:
-  - { name: east, cidr: 127.0.1.0/24 }
-  - { name: west, cidr: 127.0.2.0/24 }
-latency_ms:
-  east: { east: 0.3, west: 40 }
-  west: { east: 40, west: 0.3 }
+    const GOOD: &str = concat!(
+        two_dc_head!(),
+        "\
 shards:
   - { master: east, replicas: [west] }
   - { master: west, replicas: [east, east] }
 gateways:
   - { dc: east }
   - { dc: west }
-";
+"
+    );
 
     fn errors(text: &str) -> Vec<ConfigError> {
         LabSpec::parse(text, "t.yaml").unwrap_err().errors
