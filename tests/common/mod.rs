@@ -10,10 +10,12 @@ pub mod client;
 pub mod cluster;
 pub mod gateway;
 pub mod raw;
+pub mod standalone;
 
 pub use client::{cmd, err, int, run, strings, text, try_run};
 pub use cluster::{Cluster, ClusterBuilder, key_in_slot, key_slot};
 pub use gateway::{Gateway, GatewayOptions, binary};
+pub use standalone::Standalone;
 
 use redis::{ConnectionLike, Value};
 use std::collections::HashMap;
