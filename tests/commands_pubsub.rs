@@ -1,18 +1,23 @@
 //! Pub/sub through meridian against a real 3-master cluster: SUBSCRIBE/PSUBSCRIBE and the RESP2
 //! subscribed-mode rules (byte-exact), sharded SSUBSCRIBE/SPUBLISH, PUBSUB fan-out counts, RESP3
 //! push frames mixed with normal replies, a subscriber that does not read (killed at
-//! `client.output_buffer_limit`, memory bounded), and a subscriber that disconnects (backend
-//! subscription connections released).
+//! `client.output_buffer_limit`, memory bounded), a subscriber that disconnects (backend
+//! subscription connections released), and keyspace subscriptions that follow failovers.
+//! Comparisons with a standalone redis-server are in commands_pubsub_compat.rs.
 
 mod common;
 
-use common::{Cluster, Gateway, int, key_in_slot, rss_kib, run, strings, text, wait_until};
+use common::{
+    Cluster, ClusterBuilder, Gateway, int, key_in_slot, rss_kib, run, strings, text, wait_until,
+};
 use redis::{Connection, Value};
 use std::collections::BTreeSet;
 use std::io::{ErrorKind, Read};
 use std::time::Duration;
 
 const SETTLE: Duration = Duration::from_secs(15);
+/// Bound on a failover (detection, election, meridian's map refresh).
+const FAILOVER: Duration = Duration::from_secs(60);
 
 /// `[name, n, name, n …]` (or a RESP3 map) as pairs.
 fn pairs(v: &Value) -> Vec<(String, i64)> {
@@ -524,4 +529,104 @@ fn a_subscriber_that_disconnects_releases_its_backend_connections() {
 
 fn numsub_shard(q: &mut Connection, channel: &str) -> i64 {
     numsub(q, "SHARDNUMSUB", channel)
+}
+
+/// `PUBSUB NUMPAT` asked of one node directly.
+fn numpat_on(cluster: &Cluster, addr: &str) -> i64 {
+    int(&cluster.query(addr, &["PUBSUB", "NUMPAT"]))
+}
+
+/// Sets keys with a 100 ms expiry through `writer`, one per slot in `slots`, and reads their
+/// expirations from `sub` (bounded by the raw client's timeout per event).
+fn expirations_arrive(
+    writer: &mut Connection,
+    sub: &mut common::raw::Raw,
+    slots: &[u16],
+    tag: &str,
+) {
+    let keys: BTreeSet<String> = slots
+        .iter()
+        .map(|&slot| key_in_slot(slot, &format!("{tag}:{slot}")))
+        .collect();
+    for key in &keys {
+        assert_eq!(run(writer, &["SET", key, "v", "PX", "100"]), Value::Okay);
+    }
+    let mut seen = BTreeSet::new();
+    while seen.len() < keys.len() {
+        let frame = sub.read_text();
+        let key = frame
+            .strip_suffix("\r\n")
+            .and_then(|f| f.rsplit("\r\n").next())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            frame.contains("__keyevent@0__:expired") && keys.contains(&key),
+            "unexpected frame {frame:?} (seen {} of {})",
+            seen.len(),
+            keys.len()
+        );
+        assert!(seen.insert(key.clone()), "{key} expired twice");
+    }
+}
+
+/// Issue 12 item 4: keyspace subscriptions live on every master and follow the map. After a
+/// manual failover the promoted master gets the subscription and the demoted one (now a
+/// replica) loses it; after the promoted master is killed (its connection lost) the client
+/// stays connected and the master elected next gets it. Expirations on every master arrive
+/// each time.
+#[test]
+fn keyspace_subscriptions_follow_failovers() {
+    let mut builder = ClusterBuilder::new();
+    for _ in 0..3 {
+        builder = builder.master("127.0.0.1");
+    }
+    for m in 0..3 {
+        builder = builder.replica("127.0.0.1", m);
+    }
+    let cluster = builder
+        .redis_args(&["--notify-keyspace-events", "Ex"])
+        .start();
+    let gw = Gateway::start(&cluster, "");
+    let mut writer = gw.client();
+    let mut sub = gw.raw();
+    sub.send(&["PSUBSCRIBE", "__keyevent@0__:expired"]);
+    sub.expect(confirm("psubscribe", "__keyevent@0__:expired", 1));
+    let slots: Vec<u16> = (0..30).map(|i| i * 546).collect();
+    expirations_arrive(&mut writer, &mut sub, &slots, "before");
+
+    let old = cluster.master_of_slot(0);
+    let replica = cluster.replicas_of(&old)[0].clone();
+    cluster.node(&replica).ok(&["CLUSTER", "FAILOVER"]);
+    let new = cluster.wait_for_master_of_slot_change(0, &old, FAILOVER);
+    assert_eq!(new, replica);
+    wait_until(
+        "the subscription to move to the promoted master",
+        FAILOVER,
+        || match (numpat_on(&cluster, &new), numpat_on(&cluster, &old)) {
+            (1, 0) => Ok(()),
+            (n, o) => Err(format!("NUMPAT on {new}: {n}, on {old}: {o}")),
+        },
+    );
+    expirations_arrive(&mut writer, &mut sub, &slots, "promoted");
+
+    // The promoted master dies: its subscription connection is lost, the client is not.
+    cluster.node(&new).kill();
+    let next = cluster.wait_for_master_of_slot_change(0, &new, FAILOVER);
+    wait_until(
+        "the subscription to reach the next master",
+        FAILOVER,
+        || match numpat_on(&cluster, &next) {
+            1 => Ok(()),
+            n => Err(format!("NUMPAT on {next}: {n}")),
+        },
+    );
+    wait_until("writes to reach the next master", FAILOVER, || {
+        common::try_run(&mut writer, &["SET", &key_in_slot(0, "probe"), "v"])
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    sub.send(&["PING", "still here"]);
+    let pong = sub.read_text();
+    assert_eq!(pong, "*2\r\n$4\r\npong\r\n$10\r\nstill here\r\n");
+    expirations_arrive(&mut writer, &mut sub, &slots, "after");
 }
