@@ -44,7 +44,8 @@ pub struct Sub {
     gates: RefCell<VecDeque<Gate>>,
     /// What this connection is subscribed to (or asking for).
     placed: RefCell<Names>,
-    lost: Cell<bool>,
+    /// Lost or closed: what it still sends is ignored, and it is replaced.
+    gone: Cell<bool>,
     nonce: u64,
     next_token: Cell<u64>,
 }
@@ -73,7 +74,7 @@ impl Sub {
             out: out.clone(),
             gates: RefCell::new(VecDeque::new()),
             placed: RefCell::new(Names::default()),
-            lost: Cell::new(false),
+            gone: Cell::new(false),
             nonce: rand::random(),
             next_token: Cell::new(0),
         });
@@ -103,9 +104,9 @@ impl Sub {
         self.be.proto
     }
 
-    /// The connection failed; its subscriptions are gone.
-    pub fn is_lost(&self) -> bool {
-        self.lost.get()
+    /// The connection failed or was closed; its subscriptions are gone.
+    pub fn is_gone(&self) -> bool {
+        self.gone.get()
     }
 
     /// Holds nothing and waits for nothing.
@@ -189,13 +190,14 @@ impl Sub {
 
     /// Closes the connection on purpose (the client left, or the node is no longer a master).
     pub fn close(&self) {
+        self.gone.set(true);
         self.abandon();
         self.be.close();
     }
 
     fn on_lost(&self) {
         debug!(addr = %self.be.addr, "subscription connection lost; placing again");
-        self.lost.set(true);
+        self.gone.set(true);
         self.abandon();
         self.out.retry_later();
     }
@@ -212,6 +214,9 @@ impl Sub {
     }
 
     fn on_frame(&self, frame: Bytes) {
+        if self.gone.get() {
+            return;
+        }
         let done = {
             let mut gates = self.gates.borrow_mut();
             match gates.front() {
@@ -248,7 +253,8 @@ impl Sub {
                 pattern,
                 channel,
             } => self.wants(kind, pattern, channel),
-            Frame::Other => true,
+            // A push meridian does not know is the client's; a stray reply is not.
+            Frame::Other => frame.first() == Some(&b'>'),
         };
         if deliver {
             self.deliver(frame);
@@ -306,7 +312,8 @@ impl Sub {
                         placed.set_mut(*kind).remove(name);
                     }
                 }
-                debug!(addr = %self.be.addr, error = %String::from_utf8_lossy(e).trim_end(), "subscription request refused");
+                let shown = String::from_utf8_lossy(e);
+                debug!(addr = %self.be.addr, error = %shown.trim_end(), "subscription request refused");
                 if is_transient(e) {
                     self.out.env.shared.request_refresh();
                 }

@@ -136,7 +136,7 @@ impl Hub {
         out.dirty.set(homeless);
         let mut conns = self.conns.borrow_mut();
         conns.retain(|sub| {
-            let keep = !sub.is_lost()
+            let keep = !sub.is_gone()
                 && sub.proto() == proto
                 && plan.iter().any(|(addr, _)| addr == sub.addr());
             if !keep {
@@ -168,7 +168,7 @@ impl Hub {
     /// Sends a sync token on every connection as part of `join` (a PING in RESP2 subscribed
     /// mode: answered once every message sent before it was passed on).
     pub fn sync_all(&self, join: &Rc<Join>) {
-        for sub in self.conns.borrow().iter().filter(|s| !s.is_lost()) {
+        for sub in self.conns.borrow().iter().filter(|s| !s.is_gone()) {
             sub.send_gated(b"", Some(join), None);
         }
     }
@@ -182,7 +182,7 @@ impl Hub {
                 .conns
                 .borrow()
                 .iter()
-                .any(|s| s.is_idle() || s.is_lost())
+                .any(|s| s.is_idle() || s.is_gone())
     }
 
     /// Nothing wanted and no connection left: the follower may stop.

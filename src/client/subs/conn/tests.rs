@@ -152,7 +152,7 @@ fn a_lost_connection_answers_waiting_commands_and_asks_for_placement() {
     join.seal(frame("+answer\r\n"), None);
     sub.on_lost();
     assert_eq!(drain(&queue), "+answer\r\n");
-    assert!(sub.is_lost() && sub.is_idle());
+    assert!(sub.is_gone() && sub.is_idle());
     assert!(sub.out.dirty.get());
 }
 
@@ -173,6 +173,20 @@ fn a_subscriber_past_its_limit_is_disconnected() {
         sub.on_frame(frame(MSG_B));
     }
     assert!(queue.killed().is_some());
+}
+
+#[test]
+fn a_closed_connection_passes_nothing_on() {
+    let (sub, queue) = open_sub(1024);
+    place(&sub, Kind::Channel, "b");
+    gate(&sub, "t0", None, None);
+    // Stray replies are never the client's, even on a live connection.
+    sub.on_frame(frame("+OK\r\n"));
+    sub.close();
+    sub.on_frame(frame("*2\r\n$4\r\npong\r\n$2\r\nt0\r\n"));
+    sub.on_frame(frame(MSG_B));
+    sub.on_frame(frame(">2\r\n$7\r\nunknown\r\n$1\r\nx\r\n"));
+    assert_eq!(drain(&queue), "");
 }
 
 #[test]
