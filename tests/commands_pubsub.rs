@@ -2,7 +2,7 @@
 //! subscribed-mode rules (byte-exact), sharded SSUBSCRIBE/SPUBLISH, PUBSUB fan-out counts, RESP3
 //! push frames mixed with normal replies, a subscriber that does not read (killed at
 //! `client.output_buffer_limit`, memory bounded), a subscriber that disconnects (backend
-//! subscription connections released), and keyspace subscriptions that follow failovers.
+//! subscription connections released), and subscriptions that follow failovers and slot moves.
 //! Comparisons with a standalone redis-server are in commands_pubsub_compat.rs.
 
 mod common;
@@ -629,4 +629,78 @@ fn keyspace_subscriptions_follow_failovers() {
     let pong = sub.read_text();
     assert_eq!(pong, "*2\r\n$4\r\npong\r\n$10\r\nstill here\r\n");
     expirations_arrive(&mut writer, &mut sub, &slots, "after");
+}
+
+/// `PUBSUB <sub> <channel>` asked of one node directly: the channel's count there.
+fn count_on(cluster: &Cluster, addr: &str, sub: &str, channel: &str) -> i64 {
+    match cluster.query(addr, &["PUBSUB", sub, channel]) {
+        Value::Array(items) if items.len() == 2 => int(&items[1]),
+        other => panic!("PUBSUB {sub} on {addr}: {other:?}"),
+    }
+}
+
+/// Issue 12 items 3-4: when a slot moves to another master, the channel and shard channel of
+/// that slot move with it (the old master ends the shard subscription itself; the client never
+/// sees that), so PUBLISH and SPUBLISH still count and deliver to the subscriber.
+#[test]
+fn subscriptions_follow_a_slot_move() {
+    let cluster = Cluster::start(3, 0);
+    let gw = Gateway::start(&cluster, "");
+    let mut publisher = gw.client();
+    let slot = 100;
+    let (ch, sc) = (key_in_slot(slot, "moving"), key_in_slot(slot, "smoving"));
+    let mut sub = gw.raw();
+    sub.send(&["SUBSCRIBE", &ch]);
+    sub.expect(confirm("subscribe", &ch, 1));
+    sub.send(&["SSUBSCRIBE", &sc]);
+    sub.expect(confirm("ssubscribe", &sc, 1));
+    assert_eq!(int(&run(&mut publisher, &["PUBLISH", &ch, "before"])), 1);
+    sub.expect(message(&ch, "before"));
+
+    let from = cluster.master_of_slot(slot);
+    let to = cluster
+        .masters()
+        .into_iter()
+        .find(|m| *m != from)
+        .expect("another master");
+    cluster.migrate_slot(slot, &from, &to);
+    wait_until("the subscriptions to move with the slot", SETTLE, || {
+        let counts = [
+            count_on(&cluster, &to, "NUMSUB", &ch),
+            count_on(&cluster, &from, "NUMSUB", &ch),
+            count_on(&cluster, &to, "SHARDNUMSUB", &sc),
+            count_on(&cluster, &from, "SHARDNUMSUB", &sc),
+        ];
+        match counts {
+            [1, 0, 1, 0] => Ok(()),
+            c => Err(format!(
+                "NUMSUB to/from {:?}, SHARDNUMSUB to/from {:?}",
+                &c[..2],
+                &c[2..]
+            )),
+        }
+    });
+    // A PUBLISH that meridian still sends to the old owner counts 0 there, but the message
+    // reaches the subscriber over the cluster bus all the same: one message per attempt.
+    let mut attempts = 0;
+    wait_until("PUBLISH to reach the new owner", SETTLE, || {
+        attempts += 1;
+        match int(&run(&mut publisher, &["PUBLISH", &ch, "after"])) {
+            1 => Ok(()),
+            n => Err(format!("PUBLISH counted {n}")),
+        }
+    });
+    // Nothing else reached the client (no SUNSUBSCRIBE from the old master).
+    for _ in 0..attempts {
+        sub.expect(message(&ch, "after"));
+    }
+    assert_eq!(int(&run(&mut publisher, &["SPUBLISH", &sc, "s"])), 1);
+    sub.expect(format!(
+        "*3\r\n{}{}{}",
+        bulk("smessage"),
+        bulk(&sc),
+        bulk("s")
+    ));
+    sub.send(&["PING"]);
+    sub.expect("*2\r\n$4\r\npong\r\n$0\r\n\r\n");
 }
