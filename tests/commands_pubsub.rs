@@ -1,18 +1,23 @@
 //! Pub/sub through meridian against a real 3-master cluster: SUBSCRIBE/PSUBSCRIBE and the RESP2
 //! subscribed-mode rules (byte-exact), sharded SSUBSCRIBE/SPUBLISH, PUBSUB fan-out counts, RESP3
 //! push frames mixed with normal replies, a subscriber that does not read (killed at
-//! `client.output_buffer_limit`, memory bounded), and a subscriber that disconnects (backend
-//! subscription connections released).
+//! `client.output_buffer_limit`, memory bounded), a subscriber that disconnects (backend
+//! subscription connections released), and subscriptions that follow failovers and slot moves.
+//! Comparisons with a standalone redis-server are in commands_pubsub_compat.rs.
 
 mod common;
 
-use common::{Cluster, Gateway, int, key_in_slot, rss_kib, run, strings, text, wait_until};
+use common::{
+    Cluster, ClusterBuilder, Gateway, int, key_in_slot, rss_kib, run, strings, text, wait_until,
+};
 use redis::{Connection, Value};
 use std::collections::BTreeSet;
 use std::io::{ErrorKind, Read};
 use std::time::Duration;
 
 const SETTLE: Duration = Duration::from_secs(15);
+/// Bound on a failover (detection, election, meridian's map refresh).
+const FAILOVER: Duration = Duration::from_secs(60);
 
 /// `[name, n, name, n …]` (or a RESP3 map) as pairs.
 fn pairs(v: &Value) -> Vec<(String, i64)> {
@@ -167,15 +172,31 @@ fn sharded_subscribe_on_two_masters() {
         bulk("two")
     ));
 
-    // Shard channels in two slots in one command: the cluster's CROSSSLOT error.
+    // Shard channels in two slots in one command: split by slot and confirmed per channel,
+    // as one Redis would (issue 12 item 5; it used to be CROSSSLOT).
     let mut other = gw.raw();
     other.send(&["SSUBSCRIBE", &c1, &c2]);
-    other.expect("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
-    // Not subscribed by that: normal commands still work.
+    other.expect(confirm("ssubscribe", &c1, 1));
+    other.expect(confirm("ssubscribe", &c2, 2));
+    // Subscribed by that: the RESP2 subscribed-mode PING.
     other.send(&["PING"]);
-    other.expect("+PONG\r\n");
+    other.expect("*2\r\n$4\r\npong\r\n$0\r\n\r\n");
     sub.send(&["SSUBSCRIBE", &c1, &c2]);
-    sub.expect("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+    sub.expect(confirm("ssubscribe", &c1, 2));
+    sub.expect(confirm("ssubscribe", &c2, 2));
+    assert_eq!(int(&run(&mut publisher, &["SPUBLISH", &c2, "both"])), 2);
+    other.expect(format!(
+        "*3\r\n{}{}{}",
+        bulk("smessage"),
+        bulk(&c2),
+        bulk("both")
+    ));
+    sub.expect(format!(
+        "*3\r\n{}{}{}",
+        bulk("smessage"),
+        bulk(&c2),
+        bulk("both")
+    ));
 
     sub.send(&["SUNSUBSCRIBE", &c1]);
     let f = sub.read_text();
@@ -508,4 +529,178 @@ fn a_subscriber_that_disconnects_releases_its_backend_connections() {
 
 fn numsub_shard(q: &mut Connection, channel: &str) -> i64 {
     numsub(q, "SHARDNUMSUB", channel)
+}
+
+/// `PUBSUB NUMPAT` asked of one node directly.
+fn numpat_on(cluster: &Cluster, addr: &str) -> i64 {
+    int(&cluster.query(addr, &["PUBSUB", "NUMPAT"]))
+}
+
+/// Sets keys with a 100 ms expiry through `writer`, one per slot in `slots`, and reads their
+/// expirations from `sub` (bounded by the raw client's timeout per event).
+fn expirations_arrive(
+    writer: &mut Connection,
+    sub: &mut common::raw::Raw,
+    slots: &[u16],
+    tag: &str,
+) {
+    let keys: BTreeSet<String> = slots
+        .iter()
+        .map(|&slot| key_in_slot(slot, &format!("{tag}:{slot}")))
+        .collect();
+    for key in &keys {
+        assert_eq!(run(writer, &["SET", key, "v", "PX", "100"]), Value::Okay);
+    }
+    let mut seen = BTreeSet::new();
+    while seen.len() < keys.len() {
+        let frame = sub.read_text();
+        let key = frame
+            .strip_suffix("\r\n")
+            .and_then(|f| f.rsplit("\r\n").next())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            frame.contains("__keyevent@0__:expired") && keys.contains(&key),
+            "unexpected frame {frame:?} (seen {} of {})",
+            seen.len(),
+            keys.len()
+        );
+        assert!(seen.insert(key.clone()), "{key} expired twice");
+    }
+}
+
+/// Issue 12 item 4: keyspace subscriptions live on every master and follow the map. After a
+/// manual failover the promoted master gets the subscription and the demoted one (now a
+/// replica) loses it; after the promoted master is killed (its connection lost) the client
+/// stays connected and the master elected next gets it. Expirations on every master arrive
+/// each time.
+#[test]
+fn keyspace_subscriptions_follow_failovers() {
+    let mut builder = ClusterBuilder::new();
+    for _ in 0..3 {
+        builder = builder.master("127.0.0.1");
+    }
+    for m in 0..3 {
+        builder = builder.replica("127.0.0.1", m);
+    }
+    let cluster = builder
+        .redis_args(&["--notify-keyspace-events", "Ex"])
+        .start();
+    let gw = Gateway::start(&cluster, "");
+    let mut writer = gw.client();
+    let mut sub = gw.raw();
+    sub.send(&["PSUBSCRIBE", "__keyevent@0__:expired"]);
+    sub.expect(confirm("psubscribe", "__keyevent@0__:expired", 1));
+    let slots: Vec<u16> = (0..30).map(|i| i * 546).collect();
+    expirations_arrive(&mut writer, &mut sub, &slots, "before");
+
+    let old = cluster.master_of_slot(0);
+    let replica = cluster.replicas_of(&old)[0].clone();
+    cluster.node(&replica).ok(&["CLUSTER", "FAILOVER"]);
+    let new = cluster.wait_for_master_of_slot_change(0, &old, FAILOVER);
+    assert_eq!(new, replica);
+    wait_until(
+        "the subscription to move to the promoted master",
+        FAILOVER,
+        || match (numpat_on(&cluster, &new), numpat_on(&cluster, &old)) {
+            (1, 0) => Ok(()),
+            (n, o) => Err(format!("NUMPAT on {new}: {n}, on {old}: {o}")),
+        },
+    );
+    expirations_arrive(&mut writer, &mut sub, &slots, "promoted");
+
+    // The promoted master dies: its subscription connection is lost, the client is not.
+    cluster.node(&new).kill();
+    let next = cluster.wait_for_master_of_slot_change(0, &new, FAILOVER);
+    wait_until(
+        "the subscription to reach the next master",
+        FAILOVER,
+        || match numpat_on(&cluster, &next) {
+            1 => Ok(()),
+            n => Err(format!("NUMPAT on {next}: {n}")),
+        },
+    );
+    wait_until("writes to reach the next master", FAILOVER, || {
+        common::try_run(&mut writer, &["SET", &key_in_slot(0, "probe"), "v"])
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    sub.send(&["PING", "still here"]);
+    let pong = sub.read_text();
+    assert_eq!(pong, "*2\r\n$4\r\npong\r\n$10\r\nstill here\r\n");
+    expirations_arrive(&mut writer, &mut sub, &slots, "after");
+}
+
+/// `PUBSUB <sub> <channel>` asked of one node directly: the channel's count there.
+fn count_on(cluster: &Cluster, addr: &str, sub: &str, channel: &str) -> i64 {
+    match cluster.query(addr, &["PUBSUB", sub, channel]) {
+        Value::Array(items) if items.len() == 2 => int(&items[1]),
+        other => panic!("PUBSUB {sub} on {addr}: {other:?}"),
+    }
+}
+
+/// Issue 12 items 3-4: when a slot moves to another master, the channel and shard channel of
+/// that slot move with it (the old master ends the shard subscription itself; the client never
+/// sees that), so PUBLISH and SPUBLISH still count and deliver to the subscriber.
+#[test]
+fn subscriptions_follow_a_slot_move() {
+    let cluster = Cluster::start(3, 0);
+    let gw = Gateway::start(&cluster, "");
+    let mut publisher = gw.client();
+    let slot = 100;
+    let (ch, sc) = (key_in_slot(slot, "moving"), key_in_slot(slot, "smoving"));
+    let mut sub = gw.raw();
+    sub.send(&["SUBSCRIBE", &ch]);
+    sub.expect(confirm("subscribe", &ch, 1));
+    sub.send(&["SSUBSCRIBE", &sc]);
+    sub.expect(confirm("ssubscribe", &sc, 1));
+    assert_eq!(int(&run(&mut publisher, &["PUBLISH", &ch, "before"])), 1);
+    sub.expect(message(&ch, "before"));
+
+    let from = cluster.master_of_slot(slot);
+    let to = cluster
+        .masters()
+        .into_iter()
+        .find(|m| *m != from)
+        .expect("another master");
+    cluster.migrate_slot(slot, &from, &to);
+    wait_until("the subscriptions to move with the slot", SETTLE, || {
+        let counts = [
+            count_on(&cluster, &to, "NUMSUB", &ch),
+            count_on(&cluster, &from, "NUMSUB", &ch),
+            count_on(&cluster, &to, "SHARDNUMSUB", &sc),
+            count_on(&cluster, &from, "SHARDNUMSUB", &sc),
+        ];
+        match counts {
+            [1, 0, 1, 0] => Ok(()),
+            c => Err(format!(
+                "NUMSUB to/from {:?}, SHARDNUMSUB to/from {:?}",
+                &c[..2],
+                &c[2..]
+            )),
+        }
+    });
+    // A PUBLISH that meridian still sends to the old owner counts 0 there, but the message
+    // reaches the subscriber over the cluster bus all the same: one message per attempt.
+    let mut attempts = 0;
+    wait_until("PUBLISH to reach the new owner", SETTLE, || {
+        attempts += 1;
+        match int(&run(&mut publisher, &["PUBLISH", &ch, "after"])) {
+            1 => Ok(()),
+            n => Err(format!("PUBLISH counted {n}")),
+        }
+    });
+    // Nothing else reached the client (no SUNSUBSCRIBE from the old master).
+    for _ in 0..attempts {
+        sub.expect(message(&ch, "after"));
+    }
+    assert_eq!(int(&run(&mut publisher, &["SPUBLISH", &sc, "s"])), 1);
+    sub.expect(format!(
+        "*3\r\n{}{}{}",
+        bulk("smessage"),
+        bulk(&sc),
+        bulk("s")
+    ));
+    sub.send(&["PING"]);
+    sub.expect("*2\r\n$4\r\npong\r\n$0\r\n\r\n");
 }

@@ -320,7 +320,7 @@ fn real_client_libraries_get_the_same_transcript_through_meridian_as_from_redis(
         "{} is missing: run scripts/install-deps.sh (npm ci in tests/clients)",
         node_modules.display()
     );
-    let standalone = Standalone::start();
+    let standalone = Standalone::start(&[]);
     let cluster = Cluster::start(3, 0);
     // Two workers, as a deployment has several: a run's second connection (the conflicting
     // write, the publisher, the push that wakes the blocked pop) may land on the other one.

@@ -27,10 +27,16 @@ pub enum MergeKind {
     InfoKeyspace { head: String, proto: u8 },
     /// LASTSAVE: the smallest of the parts' integers.
     MinInt,
+    /// PUBSUB NUMPAT: the largest of the parts' integers (every master holds the same
+    /// patterns of meridian's clients).
+    MaxInt,
     /// PUBSUB CHANNELS: the parts' arrays with duplicates removed.
     Union,
-    /// PUBSUB NUMSUB: `[name, count, ...]` pairs with counts summed per name, in order.
+    /// PUBSUB SHARDNUMSUB: `[name, count, ...]` pairs with counts summed per name, in order.
     SumPairs,
+    /// PUBSUB NUMSUB: pair `i` of the reply is pair `i` of part `from[i]` (the master of the
+    /// channel's slot, the node PUBLISH goes to).
+    PickPairs { from: Vec<usize> },
     /// KEYS: the parts' arrays concatenated.
     Concat,
     /// RANDOMKEY: the first part that is not nil.
@@ -113,21 +119,12 @@ pub fn combine(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
             out.freeze()
         }
         MergeKind::InfoKeyspace { head, proto } => info_keyspace(head, *proto, parts),
-        MergeKind::MinInt => {
-            let mut min: Option<i64> = None;
-            for p in parts {
-                match parse_int_reply(p) {
-                    Some(n) => min = Some(min.map_or(n, |m| m.min(n))),
-                    None => return protocol_mismatch(),
-                }
-            }
-            let mut out = BytesMut::with_capacity(24);
-            encode::integer(&mut out, min.unwrap_or(0));
-            out.freeze()
-        }
+        MergeKind::MinInt => extreme_int(parts, i64::min),
+        MergeKind::MaxInt => extreme_int(parts, i64::max),
         MergeKind::Concat => concat(parts),
         MergeKind::Union => union(parts),
         MergeKind::SumPairs => sum_pairs(parts),
+        MergeKind::PickPairs { from } => pick_pairs(from, parts),
         MergeKind::FirstNonNil => parts
             .iter()
             .find(|p| !is_nil(p))
@@ -138,6 +135,44 @@ pub fn combine(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
         MergeKind::First => parts.first().cloned().unwrap_or_else(protocol_mismatch),
         MergeKind::Scan { current, topo } => scan_page(*current, topo, parts),
     }
+}
+
+/// The parts' integers folded with `pick` (min or max).
+fn extreme_int(parts: &[Bytes], pick: fn(i64, i64) -> i64) -> Bytes {
+    let mut acc: Option<i64> = None;
+    for p in parts {
+        match parse_int_reply(p) {
+            Some(n) => acc = Some(acc.map_or(n, |m| pick(m, n))),
+            None => return protocol_mismatch(),
+        }
+    }
+    let mut out = BytesMut::with_capacity(24);
+    encode::integer(&mut out, acc.unwrap_or(0));
+    out.freeze()
+}
+
+fn pick_pairs(from: &[usize], parts: &[Bytes]) -> Bytes {
+    let mut split = Vec::with_capacity(parts.len());
+    for p in parts {
+        match elements_of(p) {
+            Some(ranges) if ranges.len() == from.len() * 2 => split.push(ranges),
+            _ => return protocol_mismatch(),
+        }
+    }
+    let mut out = BytesMut::new();
+    encode::array_header(&mut out, from.len() * 2);
+    for (i, &part) in from.iter().enumerate() {
+        let (Some(p), Some(ranges)) = (parts.get(part), split.get(part)) else {
+            return protocol_mismatch();
+        };
+        let Some(pair) = ranges.get(2 * i..2 * i + 2) else {
+            return protocol_mismatch();
+        };
+        for r in pair {
+            out.extend_from_slice(&p[r.clone()]);
+        }
+    }
+    out.freeze()
 }
 
 fn is_nil(p: &[u8]) -> bool {
@@ -415,6 +450,24 @@ mod tests {
             &combine(&MergeKind::AndInts, &parts)[..],
             b"*2\r\n:1\r\n:0\r\n"
         );
+    }
+
+    #[test]
+    fn pubsub_counts_pick_the_owner_or_the_largest() {
+        let parts = vec![b(":2\r\n"), b(":5\r\n"), b(":1\r\n")];
+        assert_eq!(&combine(&MergeKind::MaxInt, &parts)[..], b":5\r\n");
+        assert_eq!(&combine(&MergeKind::MinInt, &parts)[..], b":1\r\n");
+        let parts = vec![
+            b("*4\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n:7\r\n"),
+            b("*4\r\n$1\r\na\r\n:3\r\n$1\r\nb\r\n:0\r\n"),
+        ];
+        let pick = MergeKind::PickPairs { from: vec![1, 0] };
+        assert_eq!(
+            &combine(&pick, &parts)[..],
+            b"*4\r\n$1\r\na\r\n:3\r\n$1\r\nb\r\n:7\r\n"
+        );
+        let short = vec![b("*2\r\n$1\r\na\r\n:1\r\n"), b("*0\r\n")];
+        assert!(combine(&pick, &short).starts_with(b"-ERR meridian"));
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub enum Class {
     Local(Local),
     /// Keyless and node-independent: any master answers as the cluster would.
     AnyMaster,
+    /// PUBLISH: on the master of the channel's slot, where meridian subscribes the channel.
+    Publish,
     /// Scripts and functions: by their keys; keyless ones by the slot of the first argument.
     Script,
     /// Sent to several nodes and merged (see `fanout::rule`).
@@ -125,7 +127,8 @@ fn table() -> &'static HashMap<&'static str, Class> {
         put(&["info"], Local(self::Local::Info));
         put(&["command"], Local(self::Local::Command));
         put(&["readonly", "readwrite"], Local(self::Local::ReadMode));
-        put(&["publish", "time", "lolwut"], AnyMaster);
+        put(&["time", "lolwut"], AnyMaster);
+        put(&["publish"], Publish);
         put(
             &[
                 "eval",
@@ -231,5 +234,6 @@ mod tests {
         assert!(matches!(of("monitor"), Class::Unsupported(_)));
         assert_eq!(of("blpop"), Class::Keyed);
         assert_eq!(of("exec"), Class::Tx(TxCmd::Exec));
+        assert_eq!(of("publish"), Class::Publish);
     }
 }

@@ -14,6 +14,7 @@ use crate::reply::queue::Seq;
 use crate::reply::scan;
 use crate::resp::encode;
 use crate::resp::int::string2ll;
+use crate::slot::key_slot;
 use crate::topology::NodeId;
 
 use super::request::Request;
@@ -56,8 +57,11 @@ pub fn rule(name: &str, sub: Option<&[u8]>) -> Option<Rule> {
         ("function", Some("delete" | "flush" | "restore")) => (Masters, AllOk),
         ("function", Some("list" | "dump" | "stats")) => (OneMaster, First),
         ("pubsub", Some("channels" | "shardchannels")) => (Masters, Union),
-        ("pubsub", Some("numsub" | "shardnumsub")) => (Masters, SumPairs),
-        ("pubsub", Some("numpat")) => (Masters, SumInts),
+        // NUMSUB: each channel as counted by the master of its slot, where PUBLISH goes and
+        // meridian subscribes it; NUMPAT: every master holds meridian's patterns.
+        ("pubsub", Some("numsub")) => (Masters, PickPairs { from: Vec::new() }),
+        ("pubsub", Some("shardnumsub")) => (Masters, SumPairs),
+        ("pubsub", Some("numpat")) => (Masters, MaxInt),
         _ => return None,
     };
     Some(Rule { targets, merge })
@@ -79,7 +83,21 @@ pub fn fan_out(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Reques
         let start = rand::random_range(0..nodes.len());
         nodes.rotate_left(start);
     }
-    let merge = Merge::new(client.queue.clone(), seq, rule.merge, nodes.len());
+    let kind = match rule.merge {
+        MergeKind::PickPairs { .. } => {
+            // Channels whose slot has no master count on the first one (zero, as anywhere).
+            let from = req.args.iter().skip(2).map(|channel| {
+                topo.master_of(key_slot(channel))
+                    .and_then(|m| nodes.iter().position(|&n| n == m))
+                    .unwrap_or(0)
+            });
+            MergeKind::PickPairs {
+                from: from.collect(),
+            }
+        }
+        other => other,
+    };
+    let merge = Merge::new(client.queue.clone(), seq, kind, nodes.len());
     send_parts(worker, &merge, &nodes, &req.wire(), client.proto);
 }
 

@@ -17,6 +17,8 @@ use std::rc::Rc;
 
 use crate::client::ClientState;
 use crate::command::{CommandError, CommandSpec, CommandTable};
+use crate::policy::Access;
+use crate::slot::key_slot;
 
 use class::Class;
 use keyed::is_nonblocking_stream_read;
@@ -132,7 +134,7 @@ fn dispatch_class(
     }
     match class {
         Class::Tx(_) => {}
-        Class::PubSub(cmd) => pubsub::handle(cmd, worker, table, client, seq, req),
+        Class::PubSub(cmd) => pubsub::handle(cmd, worker, client, seq, req),
         Class::Wait => fanout::wait(worker, client, seq, req),
         Class::Cluster => keyed::cluster(worker, spec, client, seq, req),
         Class::Keyed => keyed::keyed(worker, spec, client, seq, req),
@@ -142,6 +144,12 @@ fn dispatch_class(
         Class::AnyMaster => {
             let access = access_of(spec);
             send_to_slot(worker, client, seq, random_slot(), access, req.wire());
+        }
+        Class::Publish => {
+            // The master of the channel's slot holds the channel's subscribers through
+            // meridian, so the count it returns is theirs (see client::subs::hub).
+            let slot = key_slot(req.args.get(1).unwrap_or_default());
+            send_to_slot(worker, client, seq, slot, Access::Write, req.wire());
         }
         Class::Fanout => match fanout::rule(name.unwrap_or_default(), req.args.get(1)) {
             Some(rule) => fanout::fan_out(worker, client, seq, req, rule),

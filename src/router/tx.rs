@@ -186,7 +186,7 @@ pub fn queue(
     let allowed = matches!(
         class,
         Class::Keyed | Class::Script | Class::AnyMaster | Class::Local(Local::Ping | Local::Echo)
-    ) || matches!(class, Class::Split(_) | Class::MsetNx);
+    ) || matches!(class, Class::Split(_) | Class::MsetNx | Class::Publish);
     if !allowed {
         client.tx.failed = true;
         let name = String::from_utf8_lossy(req.args.get(0).unwrap_or_default()).to_lowercase();
@@ -195,7 +195,7 @@ pub fn queue(
             &format!("ERR '{name}' inside MULTI is not supported through meridian"),
         );
     }
-    let slot = if matches!(class, Class::Local(_) | Class::AnyMaster) {
+    let slot = if matches!(class, Class::Local(_) | Class::AnyMaster | Class::Publish) {
         Ok(None)
     } else {
         request_slot(table, req)
