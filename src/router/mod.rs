@@ -18,7 +18,7 @@ use std::rc::Rc;
 use crate::client::ClientState;
 use crate::command::{CommandError, CommandSpec, CommandTable};
 
-use class::Class;
+use class::{Class, PubSubCmd};
 use keyed::is_nonblocking_stream_read;
 use request::{Request, lower_name};
 use send::{access_of, random_slot, send_to_slot};
@@ -51,6 +51,13 @@ pub fn dispatch(
     if exclusive && client.queue.unanswered() > 0 {
         return Flow::Defer;
     }
+    // `cmd=` of CLIENT LIST: the spec's name (`client|list`), none for an unknown command.
+    let shown = match &spec {
+        Some(Ok(s)) => Some(s.name.as_ref()),
+        Some(Err(_)) => None,
+        None => table.resolve(&req.args).ok().map(|s| s.name.as_ref()),
+    };
+    client.note_command(shown.unwrap_or_default());
     dispatch_class(worker, table, client, req, name, class, spec);
     if exclusive {
         Flow::Exclusive
@@ -84,6 +91,9 @@ fn dispatch_class(
     spec: Option<Result<&CommandSpec, CommandError>>,
 ) {
     let seq = client.queue.reserve();
+    if client.reply_mode.silences_next() {
+        client.queue.set_silent(seq, true);
+    }
     worker.stats.requests.add(1);
     if client.proto == 2
         && client.pubsub.is_subscribed()
@@ -132,7 +142,14 @@ fn dispatch_class(
     }
     match class {
         Class::Tx(_) => {}
-        Class::PubSub(cmd) => pubsub::handle(cmd, worker, table, client, seq, req),
+        Class::PubSub(cmd) => {
+            pubsub::handle(cmd, worker, table, client, seq, req);
+            let pattern = matches!(cmd, PubSubCmd::Psubscribe | PubSubCmd::Punsubscribe);
+            if !matches!(cmd, PubSubCmd::Ssubscribe | PubSubCmd::Sunsubscribe) {
+                let names = req.args.iter().skip(1);
+                client.sub_names.apply(pattern, cmd.subscribes(), names);
+            }
+        }
         Class::Wait => fanout::wait(worker, client, seq, req),
         Class::Cluster => keyed::cluster(worker, spec, client, seq, req),
         Class::Keyed => keyed::keyed(worker, spec, client, seq, req),

@@ -71,8 +71,13 @@ pub fn send_to_slot(
     }
 }
 
+/// Asks for the backend's id of the connection the blocking request goes out on next, and
+/// records it, with the node, as what the client waits on (for CLIENT UNBLOCK).
+const CLIENT_ID: &[u8] = b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n";
+
 /// Sends a blocking request on a connection of the client's own, so that nobody else waits
-/// behind it; the connection closes when the client leaves.
+/// behind it; the connection closes when the client leaves. `CLIENT ID` goes just before it
+/// on the same connection, so CLIENT UNBLOCK from any client can name that connection.
 pub fn send_dedicated(
     worker: &Rc<Worker>,
     client: &mut ClientState,
@@ -90,6 +95,16 @@ pub fn send_dedicated(
     if access == Access::Write {
         client.touch(&addr);
     }
+    if let Some(entry) = client.entry.clone() {
+        let node = addr.clone();
+        let record = move |reply: Bytes| {
+            if let Some(id) = integer_reply(&reply) {
+                entry.set_blocked_on(Some((node, id)));
+            }
+        };
+        be.send(CLIENT_ID, Pending::new(Sink::Call(Box::new(record)), None));
+    }
+    client.blocking = true;
     be.send(
         &wire,
         Pending {
@@ -120,10 +135,23 @@ pub fn send_parts(
     }
 }
 
+/// The value of an integer reply.
+pub(crate) fn integer_reply(reply: &[u8]) -> Option<u64> {
+    let digits = reply.strip_prefix(b":")?.strip_suffix(b"\r\n")?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::router::request::spans_of;
+
+    #[test]
+    fn integer_replies() {
+        assert_eq!(integer_reply(b":42\r\n"), Some(42));
+        assert_eq!(integer_reply(b"-ERR x\r\n"), None);
+        assert_eq!(integer_reply(b":-1\r\n"), None);
+    }
 
     #[test]
     fn crossslot_detection() {

@@ -202,12 +202,14 @@ pub fn queue(
     };
     if matches!(slot, Ok(None)) && client.tx.conn.is_none() {
         // A keyless command must not choose the node: the next keyed one does.
+        client.tx.count_queued(req.frame.len());
         client.tx.held.push(req.wire());
         return client.reply(seq, Bytes::from_static(QUEUED));
     }
     match slot.and_then(|slot| ensure_conn(worker, client, slot)) {
         Ok(conn) => {
             open_multi(client, &conn);
+            client.tx.count_queued(req.frame.len());
             forward(client, &conn, seq, &req.wire());
         }
         Err(e) => {

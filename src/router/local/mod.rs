@@ -58,6 +58,10 @@ pub fn handle(
         Local::Reset => {
             client.proto = 2;
             client.name = None;
+            client.no_evict = false;
+            // RESET turns replies back on before answering, as Redis does.
+            client.reply_mode = crate::client::ReplyMode::On;
+            client.queue.set_silent(seq, false);
             client.release();
             client.reply(seq, Bytes::from_static(b"+RESET\r\n"));
             return;
