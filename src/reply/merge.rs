@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use std::sync::Arc;
 
+use super::info::{self, InfoPiece};
 use super::queue::{ReplyQueue, Seq};
 use super::scan::{self, ScanCursor};
 use crate::resp::encode;
@@ -23,8 +24,8 @@ pub enum MergeKind {
     AllOk,
     /// DEL, UNLINK, EXISTS, TOUCH: the sum of the parts' integers.
     SumInts,
-    /// INFO: local sections, then the masters' keyspace lines summed.
-    InfoKeyspace { head: String, proto: u8 },
+    /// INFO: meridian's own text with sections folded from every master's INFO.
+    Info { pieces: Vec<InfoPiece>, proto: u8 },
     /// LASTSAVE: the smallest of the parts' integers.
     MinInt,
     /// PUBSUB CHANNELS: the parts' arrays with duplicates removed.
@@ -112,7 +113,7 @@ pub fn combine(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
             encode::integer(&mut out, sum);
             out.freeze()
         }
-        MergeKind::InfoKeyspace { head, proto } => info_keyspace(head, *proto, parts),
+        MergeKind::Info { pieces, proto } => info::render(pieces, parts, *proto),
         MergeKind::MinInt => {
             let mut min: Option<i64> = None;
             for p in parts {
@@ -254,7 +255,7 @@ fn scan_page(current: ScanCursor, topo: &Topology, parts: &[Bytes]) -> Bytes {
     let (Some(cursor), Some(keys)) = (ranges.first(), ranges.get(1)) else {
         return protocol_mismatch();
     };
-    let next: Option<u128> = std::str::from_utf8(bulk_payload(&p[cursor.clone()]))
+    let next: Option<u128> = std::str::from_utf8(info::payload(&p[cursor.clone()]))
         .ok()
         .and_then(|s| s.parse().ok());
     let Some(next) = next else {
@@ -297,56 +298,6 @@ fn gather(positions: &[(u32, u32)], parts: &[Bytes]) -> Bytes {
         out.extend_from_slice(&parts[part as usize][range.clone()]);
     }
     out.freeze()
-}
-
-/// Sums `dbN:keys=..,expires=..,avg_ttl=..` lines of every master's `INFO keyspace`.
-fn info_keyspace(head: &str, proto: u8, parts: &[Bytes]) -> Bytes {
-    let mut dbs: std::collections::BTreeMap<u32, (u64, u64, u64)> = Default::default();
-    for p in parts {
-        let text = String::from_utf8_lossy(bulk_payload(p));
-        for line in text.lines() {
-            let Some((db, fields)) = line.split_once(':') else {
-                continue;
-            };
-            let Some(n) = db.strip_prefix("db").and_then(|n| n.parse::<u32>().ok()) else {
-                continue;
-            };
-            let entry = dbs.entry(n).or_default();
-            for kv in fields.split(',') {
-                let (k, v) = kv.split_once('=').unwrap_or((kv, "0"));
-                let v: u64 = v.trim().parse().unwrap_or(0);
-                match k {
-                    "keys" => entry.0 += v,
-                    "expires" => entry.1 += v,
-                    "avg_ttl" => entry.2 = entry.2.max(v),
-                    _ => {}
-                }
-            }
-        }
-    }
-    let mut text = String::from(head);
-    text.push_str("# Keyspace\r\n");
-    for (db, (keys, expires, ttl)) in dbs {
-        text.push_str(&format!(
-            "db{db}:keys={keys},expires={expires},avg_ttl={ttl}\r\n"
-        ));
-    }
-    let mut out = BytesMut::with_capacity(text.len() + 16);
-    encode::verbatim(&mut out, "txt", text.as_bytes(), proto);
-    out.freeze()
-}
-
-/// The payload of a bulk or verbatim string reply (empty for anything else).
-fn bulk_payload(p: &[u8]) -> &[u8] {
-    let Some(nl) = p.iter().position(|&b| b == b'\n') else {
-        return &[];
-    };
-    let body = p[nl + 1..].strip_suffix(b"\r\n").unwrap_or(&[]);
-    match p.first() {
-        Some(b'$') => body,
-        Some(b'=') => body.get(4..).unwrap_or(&[]),
-        _ => &[],
-    }
 }
 
 #[cfg(test)]
@@ -454,23 +405,6 @@ mod tests {
         let parts = vec![b("*2\r\n$1\r\n0\r\n*0\r\n")];
         let out = combine(&MergeKind::Scan { current, topo }, &parts);
         assert_eq!(&out[..], b"*2\r\n$1\r\n0\r\n*0\r\n");
-    }
-
-    #[test]
-    fn keyspace_lines_are_summed() {
-        let parts = vec![
-            b("$48\r\n# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=10\r\n\r\n"),
-            b("$48\r\n# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=20\r\n\r\n"),
-        ];
-        let out = combine(
-            &MergeKind::InfoKeyspace {
-                head: String::new(),
-                proto: 2,
-            },
-            &parts,
-        );
-        let text = String::from_utf8_lossy(&out);
-        assert!(text.contains("db0:keys=5,expires=1,avg_ttl=20"), "{text}");
     }
 
     #[test]

@@ -287,6 +287,29 @@ impl Node {
     /// Starts a redis-server on `ip`, trying fresh ports until one binds.
     /// `args(port, dir)` gives the redis-server arguments for a candidate port.
     pub fn launch(ip: &str, root: &Path, args: impl Fn(u16, &Path) -> Vec<String>) -> Node {
+        Node::launch_as(ip, root, args, true)
+    }
+
+    /// Starts a standalone redis-server (no cluster mode) on 127.0.0.1 under `root`.
+    fn standalone(root: &Path) -> Node {
+        let args = |port: u16, dir: &Path| -> Vec<String> {
+            let (port, dir) = (port.to_string(), dir.to_string_lossy().into_owned());
+            #[rustfmt::skip]
+            let args = [
+                "--port", &port, "--bind", "127.0.0.1", "--dir", &dir, "--save", "",
+                "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no",
+            ];
+            args.iter().map(|s| s.to_string()).collect()
+        };
+        Node::launch_as("127.0.0.1", root, args, false)
+    }
+
+    fn launch_as(
+        ip: &str,
+        root: &Path,
+        args: impl Fn(u16, &Path) -> Vec<String>,
+        cluster: bool,
+    ) -> Node {
         require_binary("redis-server", INSTALL);
         let loopback = ip
             .parse::<std::net::Ipv4Addr>()
@@ -312,6 +335,7 @@ impl Node {
                 id: OnceLock::new(),
             };
             match node.spawn_process() {
+                Ok(()) if !cluster => return node,
                 Ok(()) => {
                     let id = node.query(&["CLUSTER", "MYID"]);
                     let id = value_text(&id)
@@ -556,6 +580,27 @@ impl Node {
     /// The file that receives the process's stdout and stderr.
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("redis.log")
+    }
+}
+
+/// A standalone redis-server (no cluster mode): the reference meridian, which presents one
+/// server, is compared with. Killed and its dir removed on drop.
+pub struct Standalone {
+    pub node: Node,
+    _dir: TempDir,
+}
+
+impl Standalone {
+    pub fn start() -> Standalone {
+        let dir = TempDir::new();
+        let node = Node::standalone(dir.path());
+        Standalone { node, _dir: dir }
+    }
+}
+
+impl Drop for Standalone {
+    fn drop(&mut self) {
+        self.node.kill();
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod answer;
 pub mod client;
 pub mod info;
+pub mod info_own;
 
 use std::rc::Rc;
 
