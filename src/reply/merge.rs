@@ -26,6 +26,9 @@ pub enum MergeKind {
     SumInts,
     /// INFO: meridian's own text with sections folded from every master's INFO.
     Info { pieces: Vec<InfoPiece>, proto: u8 },
+    /// SCRIPT KILL, FUNCTION KILL: `+OK` if any part said so; else the first error that is
+    /// not `NOTBUSY` (a script that cannot be killed, a failed node); else the `NOTBUSY`.
+    AnyOk,
     /// LASTSAVE: the smallest of the parts' integers.
     MinInt,
     /// PUBSUB CHANNELS: the parts' arrays with duplicates removed.
@@ -54,6 +57,8 @@ pub struct Merge {
     kind: MergeKind,
     parts: RefCell<Vec<Option<Bytes>>>,
     remaining: Cell<usize>,
+    /// Runs once the reply is complete (closes connections opened for this request alone).
+    done: RefCell<Option<Box<dyn FnOnce()>>>,
 }
 
 /// Nesting accepted when looking inside a part's reply.
@@ -67,7 +72,13 @@ impl Merge {
             kind,
             parts: RefCell::new(vec![None; parts]),
             remaining: Cell::new(parts),
+            done: RefCell::new(None),
         })
+    }
+
+    /// Runs `f` once every part is in.
+    pub fn on_done(&self, f: Box<dyn FnOnce()>) {
+        *self.done.borrow_mut() = Some(f);
     }
 
     /// Records part `part`'s reply; the last one completes the client's reply.
@@ -85,6 +96,10 @@ impl Merge {
             let parts: Vec<Bytes> = self.parts.borrow_mut().drain(..).flatten().collect();
             let merged = combine(&self.kind, &parts);
             self.queue.fill(self.seq, merged);
+            let done = self.done.borrow_mut().take();
+            if let Some(done) = done {
+                done();
+            }
         }
     }
 }
@@ -92,6 +107,9 @@ impl Merge {
 /// Combines complete part replies. The first error among the parts wins: a failed part is
 /// never turned into a nil or a zero.
 pub fn combine(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
+    if let MergeKind::AnyOk = kind {
+        return any_ok(parts);
+    }
     if let Some(err) = parts
         .iter()
         .find(|p| p.first() == Some(&b'-') || p.first() == Some(&b'!'))
@@ -114,6 +132,7 @@ pub fn combine(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
             out.freeze()
         }
         MergeKind::Info { pieces, proto } => info::render(pieces, parts, *proto),
+        MergeKind::AnyOk => any_ok(parts),
         MergeKind::MinInt => {
             let mut min: Option<i64> = None;
             for p in parts {
@@ -139,6 +158,18 @@ pub fn combine(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
         MergeKind::First => parts.first().cloned().unwrap_or_else(protocol_mismatch),
         MergeKind::Scan { current, topo } => scan_page(*current, topo, parts),
     }
+}
+
+fn any_ok(parts: &[Bytes]) -> Bytes {
+    if let Some(ok) = parts.iter().find(|p| p.starts_with(b"+")) {
+        return ok.clone();
+    }
+    parts
+        .iter()
+        .find(|p| !p.starts_with(b"-NOTBUSY"))
+        .or(parts.first())
+        .cloned()
+        .unwrap_or_else(protocol_mismatch)
 }
 
 fn is_nil(p: &[u8]) -> bool {
@@ -405,6 +436,18 @@ mod tests {
         let parts = vec![b("*2\r\n$1\r\n0\r\n*0\r\n")];
         let out = combine(&MergeKind::Scan { current, topo }, &parts);
         assert_eq!(&out[..], b"*2\r\n$1\r\n0\r\n*0\r\n");
+    }
+
+    #[test]
+    fn kill_replies_ok_if_any_node_killed_one() {
+        let notbusy = b("-NOTBUSY No scripts in execution right now.\r\n");
+        let parts = vec![notbusy.clone(), b("+OK\r\n"), notbusy.clone()];
+        assert_eq!(&combine(&MergeKind::AnyOk, &parts)[..], b"+OK\r\n");
+        let parts = vec![notbusy.clone(), notbusy.clone()];
+        assert_eq!(combine(&MergeKind::AnyOk, &parts), notbusy);
+        let unkillable = b("-UNKILLABLE Sorry\r\n");
+        let parts = vec![notbusy.clone(), unkillable.clone()];
+        assert_eq!(combine(&MergeKind::AnyOk, &parts), unkillable);
     }
 
     #[test]

@@ -153,6 +153,9 @@ fn dispatch_class(
         Class::Wait => fanout::wait(worker, client, seq, req),
         Class::Cluster => keyed::cluster(worker, spec, client, seq, req),
         Class::Keyed => keyed::keyed(worker, spec, client, seq, req),
+        Class::KeyedOrAny => {
+            keyed::keyed_or_any(worker, spec, client, seq, req, name.unwrap_or_default())
+        }
         Class::Split(kind) => keyed::split(worker, spec, client, seq, req, kind),
         Class::MsetNx => keyed::msetnx(worker, spec, client, seq, req),
         Class::Script => keyed::script(worker, spec, client, seq, req),

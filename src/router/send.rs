@@ -1,12 +1,13 @@
 //! Sending requests to the node their slot routes to: on the worker's shared connection, on
-//! a connection of the client's own, or to several nodes as the parts of one merged reply.
-//! Also the slot helpers every command handler uses.
+//! a connection of the client's own, or to several nodes as the parts of one merged reply
+//! (on the shared connections or on fresh ones of their own). Also the slot helpers every
+//! command handler uses.
 
 use std::rc::Rc;
 
 use bytes::Bytes;
 
-use crate::backend::Pending;
+use crate::backend::{Backend, Pending};
 use crate::client::ClientState;
 use crate::command::CommandSpec;
 use crate::policy::Access;
@@ -133,6 +134,35 @@ pub fn send_parts(
             .fail("ERR meridian: the cluster map changed, retry"),
         }
     }
+}
+
+/// Sends `wire` to each of `nodes`, each on a fresh connection opened for it alone and closed
+/// once every part is in: for commands that must not queue behind the shared connections
+/// (SCRIPT KILL while a script holds a node and its shared connection).
+pub fn send_parts_fresh(worker: &Rc<Worker>, merge: &Rc<Merge>, nodes: &[NodeId], wire: &Bytes) {
+    let topo = worker.topology();
+    let timeout = Some(worker.shared.config.breaker.server_timeout);
+    let mut opened = Vec::with_capacity(nodes.len());
+    for (part, &node) in nodes.iter().enumerate() {
+        match topo.nodes.get(node as usize) {
+            Some(n) => {
+                // RESP2 needs no HELLO, which a node busy with a script might refuse.
+                let be = Backend::new(&worker.env, n.addr.clone(), 2, timeout);
+                be.send(wire, Pending::to_part(merge.clone(), part, None));
+                opened.push(be);
+            }
+            None => Sink::Part {
+                merge: merge.clone(),
+                part,
+            }
+            .fail("ERR meridian: the cluster map changed, retry"),
+        }
+    }
+    merge.on_done(Box::new(move || {
+        for be in opened {
+            be.close();
+        }
+    }));
 }
 
 /// The value of an integer reply.

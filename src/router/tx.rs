@@ -185,7 +185,11 @@ pub fn queue(
 ) {
     let allowed = matches!(
         class,
-        Class::Keyed | Class::Script | Class::AnyMaster | Class::Local(Local::Ping | Local::Echo)
+        Class::Keyed
+            | Class::KeyedOrAny
+            | Class::Script
+            | Class::AnyMaster
+            | Class::Local(Local::Ping | Local::Echo)
     ) || matches!(class, Class::Split(_) | Class::MsetNx);
     if !allowed {
         client.tx.failed = true;
