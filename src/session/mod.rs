@@ -342,7 +342,9 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                         stats.recv_client_bytes.add(n as u64);
                         last_active = worker.tick();
                         entry.touch_at(last_active);
-                        peak.observe(rbuf.len(), last_active);
+                        // What just arrived counts in the client's own CLIENT INFO (qbuf).
+                        let peak_now = peak.observe(rbuf.len(), last_active);
+                        publish_facts(&entry, &client, &rbuf, &wbuf, peak_now);
                     }
                 }
                 // Parsed and dispatched at the top of the loop.
