@@ -13,7 +13,7 @@
 //! - [`reply`]: the client reply queue, merges of split replies, the SCAN cursor codec.
 //!
 //! Beside it, shared and swapped atomically: [`topology`], [`health`], [`snapshot`],
-//! [`shared`], [`stats`]. At the bottom, pure: [`command`], [`resp`], [`config`], [`slot`],
+//! [`shared`], [`stats`], [`identity`]. At the bottom, pure: [`command`], [`resp`], [`config`], [`slot`],
 //! [`clock`].
 #![forbid(unsafe_code)]
 
@@ -27,6 +27,7 @@ pub mod control;
 pub mod dns;
 pub mod error;
 pub mod health;
+pub mod identity;
 pub mod io;
 pub mod lab;
 pub mod notify;

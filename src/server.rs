@@ -2,6 +2,7 @@
 //! graceful shutdown on SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,13 +48,18 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Runs the gateway until a shutdown signal; returns once clients are done (or the grace
 /// period ran out).
-pub fn run(config: Config) -> Result<(), ServerError> {
+pub fn run(config: Config, config_file: Option<PathBuf>) -> Result<(), ServerError> {
     let listen: SocketAddr = config
         .listen
         .parse()
         .map_err(|_| ServerError::BadListen(config.listen.clone()))?;
     let workers = config.effective_workers();
     let shared = Shared::new(config);
+    if let Some(path) = config_file {
+        shared
+            .identity
+            .set_config_file(std::fs::canonicalize(&path).unwrap_or(path));
+    }
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -95,6 +101,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         }
         handles.push(handle);
     }
+    shared.identity.set_port(bound.port());
     println!("meridian: listening on {bound}");
     info!(addr = %bound, workers, "meridian listening");
 

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::control::Credentials;
 use crate::health::breaker::BreakerParams;
 use crate::health::table::HealthTable;
+use crate::identity::Identity;
 use crate::snapshot::Published;
 use crate::stats::StatsRegistry;
 use crate::topology::Topology;
@@ -28,6 +29,8 @@ pub struct Shared {
     /// DC host names resolved for the DC map (used by the refresher only).
     pub dc_hosts: tokio::sync::Mutex<crate::topology::dc_hosts::DcHosts>,
     pub started: Instant,
+    /// Run id, port, config file: what INFO says this gateway is.
+    pub identity: Identity,
     refresh: Notify,
     next_client_id: AtomicU64,
     clients: AtomicUsize,
@@ -47,6 +50,7 @@ impl Shared {
             health: HealthTable::new(breaker),
             dc_hosts: tokio::sync::Mutex::new(Default::default()),
             started: Instant::now(),
+            identity: Identity::default(),
             refresh: Notify::new(),
             next_client_id: AtomicU64::new(1),
             clients: AtomicUsize::new(0),

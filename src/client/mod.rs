@@ -20,6 +20,31 @@ use crate::resp::encode;
 use subs::PubSub;
 use tx::TxState;
 
+/// CLIENT REPLY: whether the client's replies are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    /// No reply is written until CLIENT REPLY ON.
+    Off,
+    /// The reply of the next command is not written.
+    SkipNext,
+}
+
+impl ReplyMode {
+    /// Whether the reply of the request being dispatched now is dropped; moves past a SKIP.
+    pub fn silences_next(&mut self) -> bool {
+        match *self {
+            ReplyMode::On => false,
+            ReplyMode::Off => true,
+            ReplyMode::SkipNext => {
+                *self = ReplyMode::On;
+                true
+            }
+        }
+    }
+}
+
 /// What meridian knows about one connected client.
 pub struct ClientState {
     pub id: u64,
@@ -43,8 +68,17 @@ pub struct ClientState {
     pub touched: Vec<Arc<str>>,
     /// Subscriptions.
     pub pubsub: PubSub,
+    /// The channels and patterns subscribed to, by name (CLIENT LIST `sub`, `psub`).
     /// This client in the shared registry (CLIENT LIST/KILL).
     pub entry: Option<Arc<ClientEntry>>,
+    /// CLIENT REPLY.
+    pub reply_mode: ReplyMode,
+    /// CLIENT NO-EVICT (accepted and shown; meridian evicts no client for memory).
+    pub no_evict: bool,
+    /// A blocking command of this client is out on a connection of its own.
+    pub blocking: bool,
+    /// The command it runs now, as CLIENT LIST names it (published to `entry` on change).
+    pub last_cmd: String,
 }
 
 impl ClientState {
@@ -65,6 +99,10 @@ impl ClientState {
             touched: Vec::new(),
             pubsub: PubSub::default(),
             entry: None,
+            reply_mode: ReplyMode::On,
+            no_evict: false,
+            blocking: false,
+            last_cmd: String::new(),
         }
     }
 
@@ -76,6 +114,18 @@ impl ClientState {
     /// Number of connections of the client's own.
     pub fn dedicated_connections(&self) -> usize {
         self.pool.as_ref().map_or(0, |p| p.len())
+    }
+
+    /// Records the command being dispatched (`name` as CLIENT LIST shows it, empty when it is
+    /// not a known command); the shared registry is only touched when the name changes.
+    pub fn note_command(&mut self, name: &str) {
+        if self.last_cmd != name {
+            self.last_cmd.clear();
+            self.last_cmd.push_str(name);
+            if let Some(entry) = &self.entry {
+                entry.set_cmd(name);
+            }
+        }
     }
 
     /// Remembers that this client wrote to the master at `addr`.
@@ -108,5 +158,21 @@ impl ClientState {
     /// Answers request `seq` with ready-made RESP bytes.
     pub fn reply(&self, seq: Seq, bytes: Bytes) {
         self.queue.fill(seq, bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_modes_silence_as_client_reply_says() {
+        let mut mode = ReplyMode::On;
+        assert!(!mode.silences_next());
+        mode = ReplyMode::SkipNext;
+        assert!(mode.silences_next(), "the next reply is skipped");
+        assert!(!mode.silences_next(), "only that one");
+        mode = ReplyMode::Off;
+        assert!(mode.silences_next() && mode.silences_next());
     }
 }

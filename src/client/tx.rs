@@ -24,12 +24,21 @@ pub struct TxState {
     pub watching: bool,
     /// Keyless commands queued before any command chose the transaction's node.
     pub held: Vec<Bytes>,
+    /// Commands queued so far, and their bytes (CLIENT LIST `multi`, `multi-mem`).
+    pub queued: usize,
+    pub queued_bytes: usize,
 }
 
 impl TxState {
     /// An error while queuing: EXEC will answer EXECABORT.
     pub fn mark_failed(&mut self) {
         self.failed = true;
+    }
+
+    /// Counts a command queued in the transaction.
+    pub fn count_queued(&mut self, bytes: usize) {
+        self.queued += 1;
+        self.queued_bytes += bytes;
     }
 
     /// Back to no transaction (EXEC, DISCARD, UNWATCH, the client left).

@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use std::sync::Arc;
 
+use super::info::{self, InfoPiece};
 use super::queue::{ReplyQueue, Seq};
 use super::scan::{self, ScanCursor};
 use crate::resp::encode;
@@ -23,8 +24,11 @@ pub enum MergeKind {
     AllOk,
     /// DEL, UNLINK, EXISTS, TOUCH: the sum of the parts' integers.
     SumInts,
-    /// INFO: local sections, then the masters' keyspace lines summed.
-    InfoKeyspace { head: String, proto: u8 },
+    /// INFO: meridian's own text with sections folded from every master's INFO.
+    Info { pieces: Vec<InfoPiece>, proto: u8 },
+    /// SCRIPT KILL, FUNCTION KILL: `+OK` if any part said so; else the first error that is
+    /// not `NOTBUSY` (a script that cannot be killed, a failed node); else the `NOTBUSY`.
+    AnyOk,
     /// LASTSAVE: the smallest of the parts' integers.
     MinInt,
     /// PUBSUB NUMPAT: the largest of the parts' integers (every master holds the same
@@ -59,6 +63,8 @@ pub struct Merge {
     kind: MergeKind,
     parts: RefCell<Vec<Option<Bytes>>>,
     remaining: Cell<usize>,
+    /// Runs once the reply is complete (closes connections opened for this request alone).
+    done: RefCell<Option<Box<dyn FnOnce()>>>,
 }
 
 /// Nesting accepted when looking inside a part's reply.
@@ -72,7 +78,13 @@ impl Merge {
             kind,
             parts: RefCell::new(vec![None; parts]),
             remaining: Cell::new(parts),
+            done: RefCell::new(None),
         })
+    }
+
+    /// Runs `f` once every part is in.
+    pub fn on_done(&self, f: Box<dyn FnOnce()>) {
+        *self.done.borrow_mut() = Some(f);
     }
 
     /// Records part `part`'s reply; the last one completes the client's reply.
@@ -90,6 +102,10 @@ impl Merge {
             let parts: Vec<Bytes> = self.parts.borrow_mut().drain(..).flatten().collect();
             let merged = combine(&self.kind, &parts);
             self.queue.fill(self.seq, merged);
+            let done = self.done.borrow_mut().take();
+            if let Some(done) = done {
+                done();
+            }
         }
     }
 }
@@ -97,6 +113,9 @@ impl Merge {
 /// Combines complete part replies. The first error among the parts wins: a failed part is
 /// never turned into a nil or a zero.
 pub fn combine(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
+    if let MergeKind::AnyOk = kind {
+        return any_ok(parts);
+    }
     if let Some(err) = parts
         .iter()
         .find(|p| p.first() == Some(&b'-') || p.first() == Some(&b'!'))
@@ -118,7 +137,8 @@ pub fn combine(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
             encode::integer(&mut out, sum);
             out.freeze()
         }
-        MergeKind::InfoKeyspace { head, proto } => info_keyspace(head, *proto, parts),
+        MergeKind::Info { pieces, proto } => info::render(pieces, parts, *proto),
+        MergeKind::AnyOk => any_ok(parts),
         MergeKind::MinInt => extreme_int(parts, i64::min),
         MergeKind::MaxInt => extreme_int(parts, i64::max),
         MergeKind::Concat => concat(parts),
@@ -173,6 +193,18 @@ fn pick_pairs(from: &[usize], parts: &[Bytes]) -> Bytes {
         }
     }
     out.freeze()
+}
+
+fn any_ok(parts: &[Bytes]) -> Bytes {
+    if let Some(ok) = parts.iter().find(|p| p.starts_with(b"+")) {
+        return ok.clone();
+    }
+    parts
+        .iter()
+        .find(|p| !p.starts_with(b"-NOTBUSY"))
+        .or(parts.first())
+        .cloned()
+        .unwrap_or_else(protocol_mismatch)
 }
 
 fn is_nil(p: &[u8]) -> bool {
@@ -289,7 +321,7 @@ fn scan_page(current: ScanCursor, topo: &Topology, parts: &[Bytes]) -> Bytes {
     let (Some(cursor), Some(keys)) = (ranges.first(), ranges.get(1)) else {
         return protocol_mismatch();
     };
-    let next: Option<u128> = std::str::from_utf8(bulk_payload(&p[cursor.clone()]))
+    let next: Option<u128> = std::str::from_utf8(info::payload(&p[cursor.clone()]))
         .ok()
         .and_then(|s| s.parse().ok());
     let Some(next) = next else {
@@ -332,56 +364,6 @@ fn gather(positions: &[(u32, u32)], parts: &[Bytes]) -> Bytes {
         out.extend_from_slice(&parts[part as usize][range.clone()]);
     }
     out.freeze()
-}
-
-/// Sums `dbN:keys=..,expires=..,avg_ttl=..` lines of every master's `INFO keyspace`.
-fn info_keyspace(head: &str, proto: u8, parts: &[Bytes]) -> Bytes {
-    let mut dbs: std::collections::BTreeMap<u32, (u64, u64, u64)> = Default::default();
-    for p in parts {
-        let text = String::from_utf8_lossy(bulk_payload(p));
-        for line in text.lines() {
-            let Some((db, fields)) = line.split_once(':') else {
-                continue;
-            };
-            let Some(n) = db.strip_prefix("db").and_then(|n| n.parse::<u32>().ok()) else {
-                continue;
-            };
-            let entry = dbs.entry(n).or_default();
-            for kv in fields.split(',') {
-                let (k, v) = kv.split_once('=').unwrap_or((kv, "0"));
-                let v: u64 = v.trim().parse().unwrap_or(0);
-                match k {
-                    "keys" => entry.0 += v,
-                    "expires" => entry.1 += v,
-                    "avg_ttl" => entry.2 = entry.2.max(v),
-                    _ => {}
-                }
-            }
-        }
-    }
-    let mut text = String::from(head);
-    text.push_str("# Keyspace\r\n");
-    for (db, (keys, expires, ttl)) in dbs {
-        text.push_str(&format!(
-            "db{db}:keys={keys},expires={expires},avg_ttl={ttl}\r\n"
-        ));
-    }
-    let mut out = BytesMut::with_capacity(text.len() + 16);
-    encode::verbatim(&mut out, "txt", text.as_bytes(), proto);
-    out.freeze()
-}
-
-/// The payload of a bulk or verbatim string reply (empty for anything else).
-fn bulk_payload(p: &[u8]) -> &[u8] {
-    let Some(nl) = p.iter().position(|&b| b == b'\n') else {
-        return &[];
-    };
-    let body = p[nl + 1..].strip_suffix(b"\r\n").unwrap_or(&[]);
-    match p.first() {
-        Some(b'$') => body,
-        Some(b'=') => body.get(4..).unwrap_or(&[]),
-        _ => &[],
-    }
 }
 
 #[cfg(test)]
@@ -510,20 +492,15 @@ mod tests {
     }
 
     #[test]
-    fn keyspace_lines_are_summed() {
-        let parts = vec![
-            b("$48\r\n# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=10\r\n\r\n"),
-            b("$48\r\n# Keyspace\r\ndb0:keys=3,expires=0,avg_ttl=20\r\n\r\n"),
-        ];
-        let out = combine(
-            &MergeKind::InfoKeyspace {
-                head: String::new(),
-                proto: 2,
-            },
-            &parts,
-        );
-        let text = String::from_utf8_lossy(&out);
-        assert!(text.contains("db0:keys=5,expires=1,avg_ttl=20"), "{text}");
+    fn kill_replies_ok_if_any_node_killed_one() {
+        let notbusy = b("-NOTBUSY No scripts in execution right now.\r\n");
+        let parts = vec![notbusy.clone(), b("+OK\r\n"), notbusy.clone()];
+        assert_eq!(&combine(&MergeKind::AnyOk, &parts)[..], b"+OK\r\n");
+        let parts = vec![notbusy.clone(), notbusy.clone()];
+        assert_eq!(combine(&MergeKind::AnyOk, &parts), notbusy);
+        let unkillable = b("-UNKILLABLE Sorry\r\n");
+        let parts = vec![notbusy.clone(), unkillable.clone()];
+        assert_eq!(combine(&MergeKind::AnyOk, &parts), unkillable);
     }
 
     #[test]

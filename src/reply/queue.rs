@@ -37,6 +37,11 @@ struct Inner {
     slots: VecDeque<Option<Bytes>>,
     /// Bytes of filled replies not yet written.
     ready_bytes: usize,
+    /// Filled replies not yet written.
+    ready_count: usize,
+    /// Requests whose reply is dropped on arrival (CLIENT REPLY OFF/SKIP); almost always
+    /// empty, so the usual path only checks that.
+    silenced: Vec<Seq>,
 }
 
 impl ReplyQueue {
@@ -61,10 +66,23 @@ impl ReplyQueue {
         let Some(idx) = seq.checked_sub(inner.base) else {
             return;
         };
-        let len = reply.len();
-        if let Some(slot @ None) = inner.slots.get_mut(idx as usize) {
+        let Inner {
+            slots,
+            silenced,
+            ready_bytes,
+            ready_count,
+            ..
+        } = &mut *inner;
+        if let Some(slot @ None) = slots.get_mut(idx as usize) {
+            let mut reply = reply;
+            if let Some(pos) = silenced.iter().position(|&s| s == seq) {
+                silenced.swap_remove(pos);
+                reply = Bytes::new();
+            }
+            let len = reply.len();
             *slot = Some(reply);
-            inner.ready_bytes += len;
+            *ready_bytes += len;
+            *ready_count += 1;
             self.unanswered.set(self.unanswered.get().saturating_sub(1));
             let avg = self.avg_reply.get();
             self.avg_reply.set(if avg == 0 {
@@ -75,6 +93,24 @@ impl ReplyQueue {
             if idx == 0 {
                 self.ready.notify();
             }
+        }
+    }
+
+    /// The reply of request `seq` (not yet filled) is dropped instead of written, or, with
+    /// `silent` false, written after all.
+    pub fn set_silent(&self, seq: Seq, silent: bool) {
+        let mut inner = self.inner.borrow_mut();
+        let unfilled = seq
+            .checked_sub(inner.base)
+            .and_then(|idx| inner.slots.get(idx as usize))
+            .is_some_and(Option::is_none);
+        let known = inner.silenced.iter().position(|&s| s == seq);
+        match (silent, known) {
+            (true, None) if unfilled => inner.silenced.push(seq),
+            (false, Some(pos)) => {
+                inner.silenced.swap_remove(pos);
+            }
+            _ => {}
         }
     }
 
@@ -109,6 +145,7 @@ impl ReplyQueue {
         {
             if let Some(Some(reply)) = inner.slots.pop_front() {
                 inner.ready_bytes -= reply.len();
+                inner.ready_count -= 1;
                 out.extend_from_slice(&reply);
             }
             inner.base += 1;
@@ -125,6 +162,11 @@ impl ReplyQueue {
     /// Bytes of replies held (filled but not yet written).
     pub fn held_bytes(&self) -> usize {
         self.inner.borrow().ready_bytes
+    }
+
+    /// Replies held (filled but not yet written).
+    pub fn held_replies(&self) -> usize {
+        self.inner.borrow().ready_count
     }
 
     /// Resolves when the head of the queue may have become ready.
@@ -168,7 +210,9 @@ impl ReplyQueue {
         self.closed.set(true);
         let mut inner = self.inner.borrow_mut();
         inner.slots.clear();
+        inner.silenced.clear();
         inner.ready_bytes = 0;
+        inner.ready_count = 0;
     }
 }
 
@@ -193,6 +237,32 @@ mod tests {
         assert_eq!(q.in_flight(), 0);
         let d = q.reserve();
         assert_eq!(d, 3);
+    }
+
+    #[test]
+    fn silenced_replies_keep_their_place_but_are_not_written() {
+        let q = ReplyQueue::new();
+        let a = q.reserve();
+        let b = q.reserve();
+        let c = q.reserve();
+        q.set_silent(b, true);
+        q.set_silent(c, true);
+        q.set_silent(c, false);
+        q.fill(b, Bytes::from_static(b"+b\r\n"));
+        q.fill(c, Bytes::from_static(b"+c\r\n"));
+        assert_eq!(q.held_replies(), 2);
+        let mut out = BytesMut::new();
+        assert_eq!(q.drain_ready(&mut out, usize::MAX), 0);
+        q.fill(a, Bytes::from_static(b"+a\r\n"));
+        assert_eq!(q.drain_ready(&mut out, usize::MAX), 3);
+        assert_eq!(&out[..], b"+a\r\n+c\r\n");
+        assert_eq!(q.held_replies(), 0);
+        // A reply already in cannot be silenced any more.
+        let d = q.reserve();
+        q.fill(d, Bytes::from_static(b"+d\r\n"));
+        q.set_silent(d, true);
+        assert_eq!(q.drain_ready(&mut out, usize::MAX), 1);
+        assert!(out.ends_with(b"+d\r\n"));
     }
 
     #[test]

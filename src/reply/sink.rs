@@ -1,5 +1,5 @@
-//! Where one backend reply goes: a client's reply slot, one part of a merge, or nowhere (a
-//! connection's own handshake steps).
+//! Where one backend reply goes: a client's reply slot, one part of a merge, a function of
+//! meridian's own (a fact it records), or nowhere (a connection's own handshake steps).
 
 use std::rc::Rc;
 
@@ -17,6 +17,9 @@ pub enum Sink {
     /// A connection handshake step (AUTH, HELLO, ASKING): an error reply fails the connection
     /// when `fatal`, else the reply is dropped.
     Internal { fatal: bool },
+    /// To meridian itself: the reply (or the error that replaced it) is handed to a function
+    /// that records what it says. No client waits for it.
+    Call(Box<dyn FnOnce(Bytes)>),
 }
 
 impl Sink {
@@ -25,6 +28,7 @@ impl Sink {
         match self {
             Sink::Client { queue, seq } => queue.fill(seq, reply),
             Sink::Part { merge, part } => merge.part_done(part, reply),
+            Sink::Call(record) => record(reply),
             Sink::Internal { .. } => {}
         }
     }
@@ -41,8 +45,8 @@ impl Sink {
         self.complete(Bytes::from(line));
     }
 
-    /// True for a connection's own steps, whose replies no client waits for.
+    /// True for replies no client waits for (a connection's own steps, meridian's probes).
     pub fn is_internal(&self) -> bool {
-        matches!(self, Sink::Internal { .. })
+        matches!(self, Sink::Internal { .. } | Sink::Call(_))
     }
 }

@@ -60,6 +60,7 @@ pub enum Local {
     Info,
     Command,
     ReadMode,
+    Role,
 }
 
 /// The treatment of a command.
@@ -67,6 +68,9 @@ pub enum Local {
 pub enum Class {
     /// Routed by its keys, which must share one slot (the default for commands with keys).
     Keyed,
+    /// Subcommands with a key routed by it; keyless ones (MEMORY STATS, OBJECT HELP) answered
+    /// by any master, or fanned out when `fanout::rule` has them (MEMORY PURGE).
+    KeyedOrAny,
     /// Split by slot, sent together, merged.
     Split(Split),
     /// MSETNX: passes through within one slot, refused across slots (it cannot be atomic).
@@ -127,6 +131,8 @@ fn table() -> &'static HashMap<&'static str, Class> {
         put(&["info"], Local(self::Local::Info));
         put(&["command"], Local(self::Local::Command));
         put(&["readonly", "readwrite"], Local(self::Local::ReadMode));
+        put(&["role"], Local(self::Local::Role));
+        put(&["memory", "object"], KeyedOrAny);
         put(&["time", "lolwut"], AnyMaster);
         put(&["publish"], Publish);
         put(
@@ -235,5 +241,7 @@ mod tests {
         assert_eq!(of("blpop"), Class::Keyed);
         assert_eq!(of("exec"), Class::Tx(TxCmd::Exec));
         assert_eq!(of("publish"), Class::Publish);
+        assert_eq!(of("role"), Class::Local(Local::Role));
+        assert_eq!(of("memory"), Class::KeyedOrAny);
     }
 }

@@ -18,7 +18,7 @@ use crate::slot::key_slot;
 use crate::topology::NodeId;
 
 use super::request::Request;
-use super::send::send_parts;
+use super::send::{send_parts, send_parts_fresh};
 use super::worker::Worker;
 
 /// Which nodes a fan-out reaches.
@@ -30,6 +30,9 @@ pub enum Targets {
     AllNodes,
     /// Any one master (the answer is the same everywhere).
     OneMaster,
+    /// Every master, each on a fresh connection of its own: the command must not wait
+    /// behind the shared connection (SCRIPT KILL while a script holds the node).
+    MastersFresh,
 }
 
 /// How one fan-out command is carried out.
@@ -56,6 +59,8 @@ pub fn rule(name: &str, sub: Option<&[u8]>) -> Option<Rule> {
         ("function", Some("load")) => (Masters, First),
         ("function", Some("delete" | "flush" | "restore")) => (Masters, AllOk),
         ("function", Some("list" | "dump" | "stats")) => (OneMaster, First),
+        ("script" | "function", Some("kill")) => (MastersFresh, AnyOk),
+        ("memory", Some("purge")) => (Masters, AllOk),
         ("pubsub", Some("channels" | "shardchannels")) => (Masters, Union),
         // NUMSUB: each channel as counted by the master of its slot, where PUBLISH goes and
         // meridian subscribes it; NUMPAT: every master holds meridian's patterns.
@@ -71,7 +76,7 @@ pub fn rule(name: &str, sub: Option<&[u8]>) -> Option<Rule> {
 pub fn fan_out(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request, rule: Rule) {
     let topo = worker.topology();
     let mut nodes: Vec<NodeId> = match rule.targets {
-        Targets::Masters => topo.masters().collect(),
+        Targets::Masters | Targets::MastersFresh => topo.masters().collect(),
         Targets::AllNodes => (0..topo.nodes.len() as NodeId).collect(),
         Targets::OneMaster => topo.masters().take(1).collect(),
     };
@@ -98,6 +103,9 @@ pub fn fan_out(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Reques
         other => other,
     };
     let merge = Merge::new(client.queue.clone(), seq, kind, nodes.len());
+    if rule.targets == Targets::MastersFresh {
+        return send_parts_fresh(worker, &merge, &nodes, &req.wire());
+    }
     send_parts(worker, &merge, &nodes, &req.wire(), client.proto);
 }
 
@@ -191,6 +199,10 @@ mod tests {
             Targets::OneMaster
         );
         assert!(rule("script", Some(b"debug")).is_none());
+        assert_eq!(
+            rule("function", Some(b"KILL")).unwrap().targets,
+            Targets::MastersFresh
+        );
         assert!(rule("get", None).is_none());
     }
 }

@@ -87,6 +87,37 @@ pub fn keyed(
     }
 }
 
+/// MEMORY, OBJECT: by key when the subcommand has one (MEMORY USAGE, OBJECT ENCODING);
+/// keyless ones are the same on every master (MEMORY STATS, DOCTOR, OBJECT HELP) and go to
+/// any master, except those that act on each node (MEMORY PURGE), which go to all of them.
+pub fn keyed_or_any(
+    worker: &Rc<Worker>,
+    spec: &CommandSpec,
+    client: &mut ClientState,
+    seq: Seq,
+    req: &Request,
+    name: &str,
+) {
+    let mut keys = Vec::new();
+    if let Err(e) = spec.routing_positions(&req.args, &mut keys) {
+        return client.reply_error(seq, &e.to_string());
+    }
+    if !keys.is_empty() {
+        return keyed(worker, spec, client, seq, req);
+    }
+    match super::fanout::rule(name, req.args.get(1)) {
+        Some(rule) => super::fanout::fan_out(worker, client, seq, req, rule),
+        None => send_to_slot(
+            worker,
+            client,
+            seq,
+            random_slot(),
+            access_of(spec),
+            req.wire(),
+        ),
+    }
+}
+
 /// XREAD/XREADGROUP block only with a BLOCK option.
 pub fn is_nonblocking_stream_read(spec: &CommandSpec, args: &ReqArgs) -> bool {
     (spec.name.as_ref() == "xread" || spec.name.as_ref() == "xreadgroup")

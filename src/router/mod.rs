@@ -53,6 +53,13 @@ pub fn dispatch(
     if exclusive && client.queue.unanswered() > 0 {
         return Flow::Defer;
     }
+    // `cmd=` of CLIENT LIST: the spec's name (`client|list`), none for an unknown command.
+    let shown = match &spec {
+        Some(Ok(s)) => Some(s.name.as_ref()),
+        Some(Err(_)) => None,
+        None => table.resolve(&req.args).ok().map(|s| s.name.as_ref()),
+    };
+    client.note_command(shown.unwrap_or_default());
     dispatch_class(worker, table, client, req, name, class, spec);
     if exclusive {
         Flow::Exclusive
@@ -86,6 +93,9 @@ fn dispatch_class(
     spec: Option<Result<&CommandSpec, CommandError>>,
 ) {
     let seq = client.queue.reserve();
+    if client.reply_mode.silences_next() {
+        client.queue.set_silent(seq, true);
+    }
     worker.stats.requests.add(1);
     if client.proto == 2
         && client.pubsub.is_subscribed()
@@ -138,6 +148,9 @@ fn dispatch_class(
         Class::Wait => fanout::wait(worker, client, seq, req),
         Class::Cluster => keyed::cluster(worker, spec, client, seq, req),
         Class::Keyed => keyed::keyed(worker, spec, client, seq, req),
+        Class::KeyedOrAny => {
+            keyed::keyed_or_any(worker, spec, client, seq, req, name.unwrap_or_default())
+        }
         Class::Split(kind) => keyed::split(worker, spec, client, seq, req, kind),
         Class::MsetNx => keyed::msetnx(worker, spec, client, seq, req),
         Class::Script => keyed::script(worker, spec, client, seq, req),

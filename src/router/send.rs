@@ -1,12 +1,13 @@
 //! Sending requests to the node their slot routes to: on the worker's shared connection, on
-//! a connection of the client's own, or to several nodes as the parts of one merged reply.
-//! Also the slot helpers every command handler uses.
+//! a connection of the client's own, or to several nodes as the parts of one merged reply
+//! (on the shared connections or on fresh ones of their own). Also the slot helpers every
+//! command handler uses.
 
 use std::rc::Rc;
 
 use bytes::Bytes;
 
-use crate::backend::Pending;
+use crate::backend::{Backend, Pending};
 use crate::client::ClientState;
 use crate::command::CommandSpec;
 use crate::policy::Access;
@@ -73,8 +74,13 @@ pub fn send_to_slot(
     }
 }
 
+/// Asks for the backend's id of the connection the blocking request goes out on next, and
+/// records it, with the node, as what the client waits on (for CLIENT UNBLOCK).
+const CLIENT_ID: &[u8] = b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n";
+
 /// Sends a blocking request on a connection of the client's own, so that nobody else waits
-/// behind it; the connection closes when the client leaves.
+/// behind it; the connection closes when the client leaves. `CLIENT ID` goes just before it
+/// on the same connection, so CLIENT UNBLOCK from any client can name that connection.
 pub fn send_dedicated(
     worker: &Rc<Worker>,
     client: &mut ClientState,
@@ -92,6 +98,16 @@ pub fn send_dedicated(
     if access == Access::Write {
         client.touch(&addr);
     }
+    if let Some(entry) = client.entry.clone() {
+        let node = addr.clone();
+        let record = move |reply: Bytes| {
+            if let Some(id) = integer_reply(&reply) {
+                entry.set_blocked_on(Some((node, id)));
+            }
+        };
+        be.send(CLIENT_ID, Pending::new(Sink::Call(Box::new(record)), None));
+    }
+    client.blocking = true;
     be.send(
         &wire,
         Pending {
@@ -122,10 +138,52 @@ pub fn send_parts(
     }
 }
 
+/// Sends `wire` to each of `nodes`, each on a fresh connection opened for it alone and closed
+/// once every part is in: for commands that must not queue behind the shared connections
+/// (SCRIPT KILL while a script holds a node and its shared connection).
+pub fn send_parts_fresh(worker: &Rc<Worker>, merge: &Rc<Merge>, nodes: &[NodeId], wire: &Bytes) {
+    let topo = worker.topology();
+    let timeout = Some(worker.shared.config.breaker.server_timeout);
+    let mut opened = Vec::with_capacity(nodes.len());
+    for (part, &node) in nodes.iter().enumerate() {
+        match topo.nodes.get(node as usize) {
+            Some(n) => {
+                // RESP2 needs no HELLO, which a node busy with a script might refuse.
+                let be = Backend::new(&worker.env, n.addr.clone(), 2, timeout);
+                be.send(wire, Pending::to_part(merge.clone(), part, None));
+                opened.push(be);
+            }
+            None => Sink::Part {
+                merge: merge.clone(),
+                part,
+            }
+            .fail("ERR meridian: the cluster map changed, retry"),
+        }
+    }
+    merge.on_done(Box::new(move || {
+        for be in opened {
+            be.close();
+        }
+    }));
+}
+
+/// The value of an integer reply.
+pub(crate) fn integer_reply(reply: &[u8]) -> Option<u64> {
+    let digits = reply.strip_prefix(b":")?.strip_suffix(b"\r\n")?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::router::request::spans_of;
+
+    #[test]
+    fn integer_replies() {
+        assert_eq!(integer_reply(b":42\r\n"), Some(42));
+        assert_eq!(integer_reply(b"-ERR x\r\n"), None);
+        assert_eq!(integer_reply(b":-1\r\n"), None);
+    }
 
     #[test]
     fn crossslot_detection() {

@@ -185,7 +185,11 @@ pub fn queue(
 ) {
     let allowed = matches!(
         class,
-        Class::Keyed | Class::Script | Class::AnyMaster | Class::Local(Local::Ping | Local::Echo)
+        Class::Keyed
+            | Class::KeyedOrAny
+            | Class::Script
+            | Class::AnyMaster
+            | Class::Local(Local::Ping | Local::Echo)
     ) || matches!(class, Class::Split(_) | Class::MsetNx | Class::Publish);
     if !allowed {
         client.tx.failed = true;
@@ -202,12 +206,14 @@ pub fn queue(
     };
     if matches!(slot, Ok(None)) && client.tx.conn.is_none() {
         // A keyless command must not choose the node: the next keyed one does.
+        client.tx.count_queued(req.frame.len());
         client.tx.held.push(req.wire());
         return client.reply(seq, Bytes::from_static(QUEUED));
     }
     match slot.and_then(|slot| ensure_conn(worker, client, slot)) {
         Ok(conn) => {
             open_multi(client, &conn);
+            client.tx.count_queued(req.frame.len());
             forward(client, &conn, seq, &req.wire());
         }
         Err(e) => {

@@ -12,6 +12,8 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tracing::{debug, warn};
 
 use crate::client::ClientState;
+use crate::clients::facts::{FLAG_CLOSING, FLAG_MULTI, FLAG_NO_EVICT, FLAG_PUBSUB, Facts};
+use crate::clients::{ClientEntry, Endpoint};
 use crate::command::CommandTable;
 use crate::resp::ReqArgs;
 use crate::resp::request::{Limits, ParseOutcome, RequestParser};
@@ -25,6 +27,69 @@ const READ_CHUNK: usize = 16 * 1024;
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Input buffered while a request waits for the client's earlier replies.
 const HELD_INPUT_LIMIT: usize = 64 * 1024;
+/// CLIENT LIST's `rbp` is the read buffer's peak use over about this long.
+const PEAK_WINDOW: Duration = Duration::from_secs(5);
+
+/// The read buffer's peak use over the last [`PEAK_WINDOW`] or so.
+struct Peak {
+    bytes: usize,
+    since: Instant,
+}
+
+impl Peak {
+    fn observe(&mut self, used: usize, now: Instant) -> usize {
+        if now.saturating_duration_since(self.since) >= PEAK_WINDOW {
+            self.bytes = used;
+            self.since = now;
+        }
+        self.bytes = self.bytes.max(used);
+        self.bytes
+    }
+}
+
+/// Publishes what CLIENT LIST and INFO on any worker show about this client.
+fn publish_facts(
+    entry: &ClientEntry,
+    client: &ClientState,
+    rbuf: &BytesMut,
+    wbuf: &BytesMut,
+    peak: usize,
+) {
+    let mut flags = 0;
+    for (on, flag) in [
+        (client.tx.in_multi, FLAG_MULTI),
+        (client.pubsub.is_subscribed(), FLAG_PUBSUB),
+        (client.quit, FLAG_CLOSING),
+        (client.no_evict, FLAG_NO_EVICT),
+    ] {
+        if on {
+            flags |= flag;
+        }
+    }
+    let queue = &client.queue;
+    let (sub, psub, ssub) = client.pubsub.counts();
+    entry.live.publish(&Facts {
+        flags,
+        sub: sub as u64,
+        psub: psub as u64,
+        ssub: ssub as u64,
+        multi: if client.tx.in_multi {
+            client.tx.queued as i64
+        } else {
+            -1
+        },
+        multi_mem: client.tx.queued_bytes as u64,
+        qbuf: rbuf.len() as u64,
+        qbuf_free: (rbuf.capacity() - rbuf.len()) as u64,
+        rbs: rbuf.capacity() as u64,
+        rbp: peak as u64,
+        obl: wbuf.len() as u64,
+        oll: queue.held_replies() as u64,
+        omem: queue.held_bytes() as u64,
+        writing: !wbuf.is_empty(),
+        resp: client.proto,
+    });
+}
 
 /// Parses and dispatches every complete request in `rbuf`, stopping early at a request that
 /// must wait for the client's earlier replies (`parked`) or after an exclusive one.
@@ -109,6 +174,11 @@ fn write_some(wr: &OwnedWriteHalf, wbuf: &mut BytesMut) -> std::io::Result<bool>
 pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let shared = worker.shared.clone();
     let stats = worker.stats.clone();
+    let endpoint = Endpoint {
+        peer,
+        local: stream.local_addr().ok(),
+        fd: i64::from(std::os::fd::AsRawFd::as_raw_fd(&stream)),
+    };
     let (rd, mut wr) = stream.into_split();
     if !shared.admit_client() {
         let _ = wr
@@ -128,7 +198,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let stall = config.client.output_stall;
     let idle = config.client.timeout;
     let mut client = ClientState::new(shared.next_client_id(), peer);
-    let entry = shared.clients_registry.add(client.id, peer, worker.id);
+    let entry = shared.clients_registry.add(client.id, endpoint, worker.id);
     client.entry = Some(entry.clone());
     let queue = client.queue.clone();
 
@@ -141,6 +211,10 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let mut last_active = Instant::now();
     // Last time the client took some of its replies (or had none waiting).
     let mut last_drain = Instant::now();
+    let mut peak = Peak {
+        bytes: 0,
+        since: Instant::now(),
+    };
     let idle_timer = tokio::time::sleep(if idle.is_zero() {
         Duration::from_secs(86400)
     } else {
@@ -192,6 +266,11 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         }
         if (exclusive || parked.is_some()) && queue.unanswered() == 0 {
             exclusive = false;
+            if client.blocking {
+                // Its blocking command was answered: CLIENT UNBLOCK has nothing to act on.
+                client.blocking = false;
+                entry.set_blocked_on(None);
+            }
             if let Some((frame, sp, inline)) = parked.take() {
                 let req = Request {
                     frame: &frame,
@@ -238,6 +317,8 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
             rbuf.reserve(READ_CHUNK);
         }
+        let peak_now = peak.observe(rbuf.len(), worker.now());
+        publish_facts(&entry, &client, &rbuf, &wbuf, peak_now);
         tokio::select! {
             biased;
             _ = queue.wait_ready() => {
@@ -262,6 +343,9 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                         stats.recv_client_bytes.add(n as u64);
                         last_active = worker.tick();
                         entry.touch_at(last_active);
+                        // What just arrived counts in the client's own CLIENT INFO (qbuf).
+                        let peak_now = peak.observe(rbuf.len(), last_active);
+                        publish_facts(&entry, &client, &rbuf, &wbuf, peak_now);
                     }
                 }
                 // Parsed and dispatched at the top of the loop.

@@ -92,6 +92,16 @@ impl Hub {
         !self.out.wanted.borrow().is_empty()
     }
 
+    /// How many channels, patterns and shard channels the client wants.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let wanted = self.out.wanted.borrow();
+        (
+            wanted.count(Kind::Channel),
+            wanted.count(Kind::Pattern),
+            wanted.count(Kind::Shard),
+        )
+    }
+
     /// Applies a client's (un)subscribe command to what it wants; returns the confirmations
     /// one Redis would send and, for a subscribe, what undoes it if a node refuses it.
     pub fn apply(&self, kind: Kind, on: bool, names: &[&[u8]], proto: u8) -> (Bytes, Option<Undo>) {

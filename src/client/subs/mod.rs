@@ -33,6 +33,12 @@ impl PubSub {
         self.hub.as_ref().is_some_and(|h| h.is_subscribed())
     }
 
+    /// How many channels, patterns and shard channels the client is subscribed to (CLIENT
+    /// LIST's `sub`, `psub`, `ssub`).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        self.hub.as_ref().map_or((0, 0, 0), |h| h.counts())
+    }
+
     /// The client's subscriptions, created on first use.
     pub fn hub(&mut self, env: &Rc<Env>, queue: &Rc<ReplyQueue>) -> Rc<Hub> {
         self.hub.get_or_insert_with(|| Hub::new(env, queue)).clone()

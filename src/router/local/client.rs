@@ -1,12 +1,14 @@
-//! CLIENT: the subcommands that describe meridian's own client connection (ID, SETNAME,
-//! GETNAME, SETINFO, INFO, LIST, KILL). The backend connections are meridian's, not the
-//! client's, so nothing here is forwarded.
+//! CLIENT: the subcommands about the client's connection to meridian (ID, SETNAME, GETNAME,
+//! SETINFO, INFO, LIST, KILL, REPLY, NO-EVICT, UNBLOCK). The backend connections are
+//! meridian's, not the client's; only UNBLOCK reaches a node, for the connection of the client's
+//! own that a blocking command waits on.
 
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::client::ClientState;
+use crate::backend::Pending;
+use crate::client::{ClientState, ReplyMode};
 use crate::clients::KillFilter;
 use crate::reply::queue::Seq;
 use crate::resp::encode;
@@ -29,15 +31,6 @@ const REFUSED: &[(&str, &str)] = &[
         "it would pause the whole cluster for every gateway",
     ),
     ("unpause", "CLIENT PAUSE is not supported"),
-    ("reply", "replies are matched to requests in order"),
-    (
-        "unblock",
-        "blocked clients run on their own backend connections",
-    ),
-    (
-        "no-evict",
-        "it applies to backend connections, not to gateway clients",
-    ),
     (
         "no-touch",
         "it applies to backend connections, not to gateway clients",
@@ -102,9 +95,22 @@ pub fn handle(worker: &Rc<Worker>, client: &mut ClientState, seq: Seq, req: &Req
             return ok(client, seq);
         }
         ("info", 2) => {
-            let line = registry.list(Some(&[client.id]));
+            let line = registry.list(Some(&[client.id]), (client.id, argv_mem(req)));
             return text_reply(client, seq, &line);
         }
+        ("reply", 3) => return reply_mode(client, seq, args.get(2).unwrap_or_default()),
+        ("no-evict", 3) => {
+            let v = args.get(2).unwrap_or_default();
+            if eq(v, "on") {
+                client.no_evict = true;
+            } else if eq(v, "off") {
+                client.no_evict = false;
+            } else {
+                return client.reply_error(seq, "ERR syntax error");
+            }
+            return ok(client, seq);
+        }
+        ("unblock", 3 | 4) => return unblock(worker, client, seq, req),
         ("list", n) => {
             let ids: Option<Vec<u64>> = match n {
                 2 => None,
@@ -128,7 +134,7 @@ pub fn handle(worker: &Rc<Worker>, client: &mut ClientState, seq: Seq, req: &Req
                 }
                 _ => return client.reply_error(seq, "ERR syntax error"),
             };
-            let text = registry.list(ids.as_deref());
+            let text = registry.list(ids.as_deref(), (client.id, argv_mem(req)));
             return text_reply(client, seq, &text);
         }
         ("kill", 3) => {
@@ -169,7 +175,20 @@ pub fn handle(worker: &Rc<Worker>, client: &mut ClientState, seq: Seq, req: &Req
             }
             encode::integer(&mut out, registry.kill(&filter) as i64);
         }
-        ("id" | "getname" | "setname" | "setinfo" | "info" | "kill", _) => {
+        ("unblock", n) if n > 4 => {
+            return client.reply_error(
+                seq,
+                &format!(
+                    "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                    String::from_utf8_lossy(sub)
+                ),
+            );
+        }
+        (
+            "id" | "getname" | "setname" | "setinfo" | "info" | "kill" | "reply" | "no-evict"
+            | "unblock",
+            _,
+        ) => {
             return wrong_arity(client, seq, &format!("client|{sub_lower}"));
         }
         (other, _) => {
@@ -192,4 +211,72 @@ pub fn handle(worker: &Rc<Worker>, client: &mut ClientState, seq: Seq, req: &Req
         }
     }
     client.reply(seq, out.freeze());
+}
+
+/// The bytes of the request's arguments (CLIENT LIST `argv-mem` of the client asking).
+fn argv_mem(req: &Request) -> u64 {
+    req.args.iter().map(|a| a.len() as u64).sum()
+}
+
+/// CLIENT REPLY ON|OFF|SKIP. The request's own reply slot was silenced by the dispatcher when
+/// replies are off; ON answers anyway, OFF and SKIP never answer.
+fn reply_mode(client: &mut ClientState, seq: Seq, mode: &[u8]) {
+    if eq(mode, "on") {
+        client.reply_mode = ReplyMode::On;
+        client.queue.set_silent(seq, false);
+        ok(client, seq);
+    } else if eq(mode, "off") {
+        client.reply_mode = ReplyMode::Off;
+        client.queue.set_silent(seq, true);
+        ok(client, seq);
+    } else if eq(mode, "skip") {
+        if client.reply_mode != ReplyMode::Off {
+            client.reply_mode = ReplyMode::SkipNext;
+        }
+        client.queue.set_silent(seq, true);
+        ok(client, seq);
+    } else {
+        client.reply_error(seq, "ERR syntax error");
+    }
+}
+
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: a meridian client waiting in a blocking command waits
+/// on a connection of its own, whose backend id was recorded when the command went out; the
+/// node unblocks that connection and the client gets what Redis gives (nil, or the UNBLOCKED
+/// error), and this client the node's 1 or 0.
+fn unblock(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request) {
+    let args = &req.args;
+    let reason: &[u8] = match args.get(3) {
+        None => b"TIMEOUT",
+        Some(r) if eq(r, "timeout") => b"TIMEOUT",
+        Some(r) if eq(r, "error") => b"ERROR",
+        Some(_) => {
+            return client.reply_error(seq, "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+        }
+    };
+    let id = std::str::from_utf8(args.get(2).unwrap_or_default())
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok());
+    let Some(id) = id else {
+        return client.reply_error(seq, "ERR value is not an integer or out of range");
+    };
+    let target = u64::try_from(id)
+        .ok()
+        .and_then(|id| worker.shared.clients_registry.get(id))
+        .and_then(|entry| entry.blocked_on());
+    let Some((addr, backend_id)) = target else {
+        return client.reply(seq, Bytes::from_static(b":0\r\n"));
+    };
+    let mut wire = BytesMut::new();
+    encode::command(
+        &mut wire,
+        &[
+            b"CLIENT",
+            b"UNBLOCK",
+            backend_id.to_string().as_bytes(),
+            reason,
+        ],
+    );
+    let be = worker.backend_for_addr(&addr, client.proto);
+    be.send(&wire, Pending::to_client(client.queue.clone(), seq, None));
 }

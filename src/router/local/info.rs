@@ -1,12 +1,14 @@
-//! INFO: meridian's own sections (`# Proxy`, `# Stats`, `# Servers`, in predixy's layout so
-//! existing dashboards keep working) plus `# Keyspace` summed over every master.
+//! INFO [section ...]: the sections asked for, in Redis' order, each made by meridian (its own
+//! facts, [`super::info_own`]) or folded from one INFO fan-out to every master
+//! ([`crate::reply::info`]). Beside Redis' sections: meridian's `# Proxy` and `# Servers` (in
+//! predixy's layout, so existing dashboards keep working) and predixy's fields in `# Stats`.
 
-use std::fmt::Write as _;
 use std::rc::Rc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use crate::client::ClientState;
+use crate::reply::info::{Fold, InfoPiece};
 use crate::reply::merge::{Merge, MergeKind};
 use crate::reply::queue::Seq;
 use crate::resp::encode;
@@ -14,141 +16,165 @@ use crate::router::request::Request;
 use crate::router::send::send_parts;
 use crate::router::worker::Worker;
 
-use super::answer::REDIS_COMPAT_VERSION;
+use super::info_own;
 
-/// The sections meridian makes itself, in output order.
-const OWN_SECTIONS: [&str; 4] = ["server", "proxy", "stats", "servers"];
+/// How a section is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Make {
+    /// By meridian alone.
+    Own,
+    /// Folded from the masters' replies.
+    Masters(Fold),
+    /// `# Stats`: meridian's counters with the masters' keyspace counters.
+    Stats,
+}
+
+/// Every section, in output order: name, header, how it is made, part of the default set.
+const SECTIONS: &[(&str, &str, Make, bool)] = &[
+    ("server", "Server", Make::Own, true),
+    ("proxy", "Proxy", Make::Own, true),
+    ("clients", "Clients", Make::Own, true),
+    ("memory", "Memory", Make::Masters(Fold::Memory), true),
+    (
+        "persistence",
+        "Persistence",
+        Make::Masters(Fold::Persistence),
+        true,
+    ),
+    ("stats", "Stats", Make::Stats, true),
+    ("replication", "Replication", Make::Own, true),
+    ("cpu", "CPU", Make::Own, true),
+    ("modules", "Modules", Make::Own, true),
+    (
+        "commandstats",
+        "Commandstats",
+        Make::Masters(Fold::Commandstats),
+        false,
+    ),
+    (
+        "errorstats",
+        "Errorstats",
+        Make::Masters(Fold::Errorstats),
+        true,
+    ),
+    ("cluster", "Cluster", Make::Own, true),
+    ("servers", "Servers", Make::Own, true),
+    ("keyspace", "Keyspace", Make::Masters(Fold::Keyspace), true),
+];
+
+/// The sections `args` (INFO's arguments, lowercase) select, in output order: the default
+/// set without arguments; `all` and `everything` add commandstats; unknown names select
+/// nothing, as in Redis.
+fn selected(args: &[String]) -> Vec<(&'static str, &'static str, Make)> {
+    let default = args.is_empty() || args.iter().any(|a| a == "default");
+    let all = args.iter().any(|a| a == "all" || a == "everything");
+    SECTIONS
+        .iter()
+        .filter(|(name, _, _, in_default)| {
+            all || (default && *in_default) || args.iter().any(|a| a == name)
+        })
+        .map(|&(name, header, make, _)| (name, header, make))
+        .collect()
+}
+
+/// The pieces of the answer: meridian's text with the folds between; adjacent text merged.
+fn plan(worker: &Worker, sections: &[(&str, &str, Make)]) -> Vec<InfoPiece> {
+    fn push_text(pieces: &mut Vec<InfoPiece>, t: String) {
+        match pieces.last_mut() {
+            Some(InfoPiece::Text(last)) => last.push_str(&t),
+            _ => pieces.push(InfoPiece::Text(t)),
+        }
+    }
+    let mut pieces: Vec<InfoPiece> = Vec::new();
+    for (i, (name, header, make)) in sections.iter().enumerate() {
+        let mut head = String::new();
+        if i > 0 {
+            head.push_str("\r\n");
+        }
+        head.push_str(&format!("# {header}\r\n"));
+        match make {
+            Make::Own => {
+                head.push_str(&info_own::render(worker, name));
+                push_text(&mut pieces, head);
+            }
+            Make::Masters(fold) => {
+                push_text(&mut pieces, head);
+                pieces.push(InfoPiece::Fold(*fold));
+            }
+            Make::Stats => {
+                head.push_str(&info_own::stats_head(worker));
+                push_text(&mut pieces, head);
+                pieces.push(InfoPiece::Fold(Fold::Stats));
+                push_text(&mut pieces, info_own::stats_tail(worker));
+            }
+        }
+    }
+    pieces
+}
 
 /// Answers INFO [section ...].
 pub fn handle(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request) {
-    let wanted: Vec<String> = req
+    let args: Vec<String> = req
         .args
         .iter()
         .skip(1)
         .map(|a| String::from_utf8_lossy(a).to_lowercase())
         .collect();
-    let all = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| matches!(w.as_str(), "all" | "default" | "everything"));
-    let want = |s: &str| all || wanted.iter().any(|w| w == s);
-    let mut text = String::new();
-    for section in OWN_SECTIONS {
-        if want(section) {
-            render(worker, section, &mut text);
-        }
-    }
-    if !want("keyspace") {
-        let mut out = BytesMut::with_capacity(text.len() + 16);
-        encode::verbatim(&mut out, "txt", text.as_bytes(), client.proto);
-        return client.reply(seq, out.freeze());
+    let sections = selected(&args);
+    let pieces = plan(worker, &sections);
+    let folds: Vec<Fold> = pieces
+        .iter()
+        .filter_map(|p| match p {
+            InfoPiece::Fold(f) => Some(*f),
+            InfoPiece::Text(_) => None,
+        })
+        .collect();
+    let kind = MergeKind::Info {
+        pieces,
+        proto: client.proto,
+    };
+    if folds.is_empty() {
+        return client.reply(seq, crate::reply::merge::combine(&kind, &[]));
     }
     let topo = worker.topology();
     let masters: Vec<_> = topo.masters().collect();
-    let merge = Merge::new(
-        client.queue.clone(),
-        seq,
-        MergeKind::InfoKeyspace {
-            head: text,
-            proto: client.proto,
-        },
-        masters.len().max(1),
-    );
     if masters.is_empty() {
-        merge.part_done(0, bytes::Bytes::from_static(b"$0\r\n\r\n"));
-        return;
+        // No map yet: the folds come out empty, meridian's own sections are still worth having.
+        return client.reply(seq, crate::reply::merge::combine(&kind, &[]));
     }
-    let wire = bytes::Bytes::from_static(b"*2\r\n$4\r\nINFO\r\n$8\r\nkeyspace\r\n");
-    send_parts(worker, &merge, &masters, &wire, 2);
+    // One INFO to every master, naming only the sections the folds need.
+    let mut wanted: Vec<&[u8]> = vec![b"INFO"];
+    for f in &folds {
+        let s = f.section().as_bytes();
+        if !wanted.contains(&s) {
+            wanted.push(s);
+        }
+    }
+    let mut wire = BytesMut::new();
+    encode::command(&mut wire, &wanted);
+    let merge = Merge::new(client.queue.clone(), seq, kind, masters.len());
+    send_parts(worker, &merge, &masters, &Bytes::from(wire), 2);
 }
 
-fn render(worker: &Worker, section: &str, out: &mut String) {
-    let shared = &worker.shared;
-    let config = &shared.config;
-    match section {
-        "server" => {
-            let _ = write!(
-                out,
-                "# Server\r\nredis_version:{}\r\nredis_mode:standalone\r\nmeridian_version:{}\r\nprocess_id:{}\r\nuptime_in_seconds:{}\r\n\r\n",
-                REDIS_COMPAT_VERSION,
-                env!("CARGO_PKG_VERSION"),
-                std::process::id(),
-                shared.started.elapsed().as_secs(),
-            );
-        }
-        "proxy" => {
-            let _ = write!(
-                out,
-                "# Proxy\r\nVersion:{}\r\nName:meridian\r\nBind:{}\r\nRedisMode:proxy\r\nSingleThread:{}\r\nWorkerThreads:{}\r\nLocalDC:{}\r\nUptime:{}\r\nClients:{}\r\n\r\n",
-                env!("CARGO_PKG_VERSION"),
-                config.listen,
-                config.effective_workers() == 1,
-                config.effective_workers(),
-                config.local_dc.as_deref().unwrap_or(""),
-                shared.started.elapsed().as_secs(),
-                shared.client_count(),
-            );
-        }
-        "stats" => {
-            let t = shared.stats.totals();
-            let _ = write!(
-                out,
-                "# Stats\r\nAccept:{}\r\nClientConnections:{}\r\nTotalRequests:{}\r\nTotalResponses:{}\r\nTotalRecvClientBytes:{}\r\nTotalSendServerBytes:{}\r\nTotalRecvServerBytes:{}\r\nTotalSendClientBytes:{}\r\nRedirects:{}\r\nReadRetries:{}\r\nProtocolErrors:{}\r\n\r\n",
-                t.accepts,
-                t.client_connections,
-                t.requests,
-                t.responses,
-                t.recv_client_bytes,
-                t.send_server_bytes,
-                t.recv_server_bytes,
-                t.send_client_bytes,
-                t.redirects,
-                t.read_retries,
-                t.protocol_errors,
-            );
-        }
-        "servers" => {
-            let topo = worker.topology();
-            out.push_str("# Servers\r\n");
-            for node in &topo.nodes {
-                let t = shared.stats.node_totals(&node.addr);
-                let now = std::time::Instant::now();
-                let (breaker, failures, rtt, loading, link) = match shared.health.get(&node.addr) {
-                    Some(h) => (
-                        h.state(now).as_str(),
-                        h.consecutive_failures(),
-                        h.probe_rtt(now, std::time::Duration::from_secs(3600))
-                            .map_or("-".to_string(), |(ms, _)| format!("{ms:.3}")),
-                        h.loading.load(std::sync::atomic::Ordering::Relaxed),
-                        h.link_up.load(std::sync::atomic::Ordering::Relaxed),
-                    ),
-                    None => ("closed", 0, "-".to_string(), false, true),
-                };
-                let shard = &topo.shards[node.shard as usize];
-                let group = &topo.node(shard.master).addr;
-                let _ = write!(
-                    out,
-                    "Server:{}\r\nRole:{}\r\nGroup:{}\r\nDC:{}\r\nCurrentIsFail:{}\r\nConnections:{}\r\nConnect:{}\r\nRequests:{}\r\nResponses:{}\r\nSendBytes:{}\r\nRecvBytes:{}\r\nFailures:{}\r\nBreaker:{breaker}\r\nConsecutiveFailures:{failures}\r\nRttMs:{rtt}\r\nLoading:{}\r\nLinkUp:{}\r\n\r\n",
-                    node.addr,
-                    node.role.as_str(),
-                    group,
-                    node.dc.as_deref().unwrap_or(crate::config::UNKNOWN_DC),
-                    u8::from(breaker != "closed"),
-                    t.connections,
-                    t.connects,
-                    t.requests,
-                    t.responses,
-                    t.send_bytes,
-                    t.recv_bytes,
-                    t.failures,
-                    u8::from(loading),
-                    u8::from(link),
-                );
-            }
-            if topo.nodes.is_empty() {
-                out.push_str("\r\n");
-            }
-        }
-        _ => {}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(args: &[&str]) -> Vec<&'static str> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        selected(&args).into_iter().map(|(n, _, _)| n).collect()
+    }
+
+    #[test]
+    fn section_selection_follows_redis() {
+        let default = names(&[]);
+        assert!(default.contains(&"server") && default.contains(&"keyspace"));
+        assert!(!default.contains(&"commandstats"));
+        assert_eq!(names(&["default"]), default);
+        assert!(names(&["all"]).contains(&"commandstats"));
+        assert_eq!(names(&["everything"]), names(&["all"]));
+        // Asked-for sections come out in Redis' order, whatever the order asked.
+        assert_eq!(names(&["memory", "clients"]), vec!["clients", "memory"]);
+        assert!(names(&["nosuch"]).is_empty());
     }
 }

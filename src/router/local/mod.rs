@@ -1,9 +1,10 @@
 //! Commands meridian answers itself: connection commands (PING, ECHO, QUIT, RESET, SELECT,
-//! HELLO, AUTH, CLIENT), COMMAND from the table, and INFO.
+//! HELLO, AUTH, CLIENT), COMMAND from the table, ROLE, and INFO.
 
 pub mod answer;
 pub mod client;
 pub mod info;
+pub mod info_own;
 
 use std::rc::Rc;
 
@@ -59,6 +60,10 @@ pub fn handle(
         Local::Reset => {
             client.proto = 2;
             client.name = None;
+            client.no_evict = false;
+            // RESET turns replies back on before answering, as Redis does.
+            client.reply_mode = crate::client::ReplyMode::On;
+            client.queue.set_silent(seq, false);
             client.release();
             client.reply(seq, Bytes::from_static(b"+RESET\r\n"));
             return;
@@ -80,6 +85,16 @@ pub fn handle(
                 return wrong_arity(client, seq, &String::from_utf8_lossy(arg(0)).to_lowercase());
             }
             return ok(client, seq);
+        }
+        Local::Role => {
+            if argc != 1 {
+                return wrong_arity(client, seq, "role");
+            }
+            // The one master meridian presents: no replication offset, no replicas.
+            encode::array_header(&mut out, 3);
+            encode::bulk(&mut out, b"master");
+            encode::integer(&mut out, 0);
+            encode::array_header(&mut out, 0);
         }
         Local::Auth => return auth(client, seq, req),
         Local::Hello => return hello(client, seq, req),
