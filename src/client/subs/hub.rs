@@ -96,9 +96,9 @@ impl Hub {
     pub fn counts(&self) -> (usize, usize, usize) {
         let wanted = self.out.wanted.borrow();
         (
-            wanted.count(Kind::Channel),
-            wanted.count(Kind::Pattern),
-            wanted.count(Kind::Shard),
+            wanted.set(Kind::Channel).len(),
+            wanted.set(Kind::Pattern).len(),
+            wanted.set(Kind::Shard).len(),
         )
     }
 
