@@ -1,0 +1,122 @@
+//! The pure permission decisions: may this user run this command, on these keys and channels.
+
+use crate::command::Flags;
+use crate::config::Role;
+
+use super::users::User;
+
+/// Why a request is refused; `message` is Redis 7.0's error text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// Nobody is authenticated.
+    NoAuth,
+    /// The command is outside the user's role.
+    Command,
+    /// A key is outside the user's patterns.
+    Key,
+    /// A channel is outside the user's patterns.
+    Channel,
+}
+
+impl Denied {
+    /// The error line (without `-`); `command` is the full name (`client|kill`).
+    pub fn message(self, command: &str) -> String {
+        match self {
+            Denied::NoAuth => "NOAUTH Authentication required.".to_string(),
+            Denied::Command => {
+                format!("NOPERM this user has no permissions to run the '{command}' command")
+            }
+            Denied::Key => {
+                "NOPERM this user has no permissions to access one of the keys used as arguments"
+                    .to_string()
+            }
+            Denied::Channel => {
+                "NOPERM this user has no permissions to access one of the channels used as arguments"
+                    .to_string()
+            }
+        }
+    }
+}
+
+/// Whether `role` may run a command with `flags`: a flag test.
+pub fn command_allowed(role: Role, flags: Flags) -> bool {
+    match role {
+        Role::Admin => true,
+        Role::Write => !flags.contains(Flags::ADMIN),
+        Role::Read => !flags.contains(Flags::ADMIN) && !flags.contains(Flags::WRITE),
+    }
+}
+
+/// Whether `user` may use every key of `keys` for a command that `writes` (or only reads).
+pub fn keys_allowed<'k>(
+    user: &User,
+    writes: bool,
+    keys: impl IntoIterator<Item = &'k [u8]>,
+) -> bool {
+    let patterns = if writes {
+        &user.writable
+    } else {
+        &user.readable
+    };
+    if patterns.all {
+        return true;
+    }
+    keys.into_iter().all(|k| patterns.allows(k))
+}
+
+/// Whether `user` may use every channel of `channels`.
+pub fn channels_allowed<'c>(user: &User, channels: impl IntoIterator<Item = &'c [u8]>) -> bool {
+    user.channels.all || channels.into_iter().all(|c| user.channels.allows(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UserConfig;
+
+    fn user(yaml: &str) -> User {
+        let cfg: UserConfig = serde_yaml_ng::from_str(yaml).unwrap();
+        User::from_config(&cfg)
+    }
+
+    #[test]
+    fn roles_are_flag_tests() {
+        let w = Flags::WRITE;
+        let a = Flags::ADMIN;
+        let r = Flags::READONLY;
+        assert!(command_allowed(Role::Read, r) && !command_allowed(Role::Read, w));
+        assert!(!command_allowed(Role::Read, a) && !command_allowed(Role::Write, a));
+        assert!(command_allowed(Role::Write, w) && command_allowed(Role::Admin, a));
+    }
+
+    #[test]
+    fn read_and_write_key_patterns() {
+        let u = user("{name: a, keys: ['app:*'], read_keys: ['shared:*'], write_keys: ['log:*']}");
+        let k = |s: &'static str| [s.as_bytes()];
+        assert!(keys_allowed(&u, false, k("app:1")) && keys_allowed(&u, true, k("app:1")));
+        assert!(keys_allowed(&u, false, k("shared:1")) && !keys_allowed(&u, true, k("shared:1")));
+        assert!(!keys_allowed(&u, false, k("log:1")) && keys_allowed(&u, true, k("log:1")));
+        assert!(!keys_allowed(&u, false, [b"app:1".as_slice(), b"other"]));
+        let none = user("{name: n}");
+        assert!(!keys_allowed(&none, false, k("x")) && keys_allowed(&none, false, []));
+    }
+
+    #[test]
+    fn channel_patterns() {
+        let u = user("{name: a, channels: ['news.*']}");
+        assert!(channels_allowed(&u, [b"news.1".as_slice()]));
+        assert!(!channels_allowed(&u, [b"news.1".as_slice(), b"sports"]));
+    }
+
+    #[test]
+    fn messages_are_redis_7_0_texts() {
+        assert_eq!(
+            Denied::NoAuth.message("get"),
+            "NOAUTH Authentication required."
+        );
+        assert_eq!(
+            Denied::Command.message("set"),
+            "NOPERM this user has no permissions to run the 'set' command"
+        );
+    }
+}
