@@ -47,21 +47,31 @@ pub fn command_allowed(role: Role, flags: Flags) -> bool {
     }
 }
 
-/// Whether `user` may use every key of `keys` for a command that `writes` (or only reads).
+/// What a command does with its keys, as Redis 7 decides from the key specs: `access` needs
+/// read permission, `insert`/`delete`/`update` need write permission; neither (EXISTS, TYPE)
+/// needs any pattern that matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyNeed {
+    pub read: bool,
+    pub write: bool,
+}
+
+/// Whether `user` may use every key of `keys` the way `need` says.
 pub fn keys_allowed<'k>(
     user: &User,
-    writes: bool,
+    need: KeyNeed,
     keys: impl IntoIterator<Item = &'k [u8]>,
 ) -> bool {
-    let patterns = if writes {
-        &user.writable
-    } else {
-        &user.readable
+    let (r, w) = (&user.readable, &user.writable);
+    let everything = match (need.read, need.write) {
+        (false, false) => r.all || w.all,
+        (read, write) => (!read || r.all) && (!write || w.all),
     };
-    if patterns.all {
-        return true;
-    }
-    keys.into_iter().all(|k| patterns.allows(k))
+    everything
+        || keys.into_iter().all(|k| match (need.read, need.write) {
+            (false, false) => r.allows(k) || w.allows(k),
+            (read, write) => (!read || r.allows(k)) && (!write || w.allows(k)),
+        })
 }
 
 /// Whether `user` may use every channel of `channels`.
@@ -93,12 +103,31 @@ mod tests {
     fn read_and_write_key_patterns() {
         let u = user("{name: a, keys: ['app:*'], read_keys: ['shared:*'], write_keys: ['log:*']}");
         let k = |s: &'static str| [s.as_bytes()];
-        assert!(keys_allowed(&u, false, k("app:1")) && keys_allowed(&u, true, k("app:1")));
-        assert!(keys_allowed(&u, false, k("shared:1")) && !keys_allowed(&u, true, k("shared:1")));
-        assert!(!keys_allowed(&u, false, k("log:1")) && keys_allowed(&u, true, k("log:1")));
-        assert!(!keys_allowed(&u, false, [b"app:1".as_slice(), b"other"]));
+        let read = KeyNeed {
+            read: true,
+            write: false,
+        };
+        let write = KeyNeed {
+            read: false,
+            write: true,
+        };
+        let both = KeyNeed {
+            read: true,
+            write: true,
+        };
+        let any = KeyNeed {
+            read: false,
+            write: false,
+        };
+        assert!(keys_allowed(&u, read, k("app:1")) && keys_allowed(&u, both, k("app:1")));
+        assert!(keys_allowed(&u, read, k("shared:1")) && !keys_allowed(&u, write, k("shared:1")));
+        assert!(!keys_allowed(&u, read, k("log:1")) && keys_allowed(&u, write, k("log:1")));
+        assert!(!keys_allowed(&u, both, k("log:1")) && !keys_allowed(&u, both, k("shared:1")));
+        assert!(keys_allowed(&u, any, k("log:1")) && keys_allowed(&u, any, k("shared:1")));
+        assert!(!keys_allowed(&u, any, k("other")));
+        assert!(!keys_allowed(&u, read, [b"app:1".as_slice(), b"other"]));
         let none = user("{name: n}");
-        assert!(!keys_allowed(&none, false, k("x")) && keys_allowed(&none, false, []));
+        assert!(!keys_allowed(&none, read, k("x")) && keys_allowed(&none, read, []));
     }
 
     #[test]

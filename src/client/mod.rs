@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::acl::User;
 use crate::backend::DedicatedPool;
 use crate::clients::ClientEntry;
 use crate::reply::queue::{ReplyQueue, Seq};
@@ -45,6 +46,12 @@ pub struct ClientState {
     pub pubsub: PubSub,
     /// This client in the shared registry (CLIENT LIST/KILL).
     pub entry: Option<Arc<ClientEntry>>,
+    /// The authenticated gateway user; `None` with users configured means not authenticated
+    /// (unused when meridian has no users).
+    pub user: Option<Arc<User>>,
+    /// Failed AUTHs not logged yet, and when the last log line was written.
+    pub auth_failures: u64,
+    pub auth_logged: Option<Instant>,
 }
 
 impl ClientState {
@@ -65,6 +72,9 @@ impl ClientState {
             touched: Vec::new(),
             pubsub: PubSub::default(),
             entry: None,
+            user: None,
+            auth_failures: 0,
+            auth_logged: None,
         }
     }
 

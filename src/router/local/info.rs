@@ -93,7 +93,7 @@ fn render(worker: &Worker, section: &str, out: &mut String) {
             let t = shared.stats.totals();
             let _ = write!(
                 out,
-                "# Stats\r\nAccept:{}\r\nClientConnections:{}\r\nTotalRequests:{}\r\nTotalResponses:{}\r\nTotalRecvClientBytes:{}\r\nTotalSendServerBytes:{}\r\nTotalRecvServerBytes:{}\r\nTotalSendClientBytes:{}\r\nRedirects:{}\r\nReadRetries:{}\r\nProtocolErrors:{}\r\n\r\n",
+                "# Stats\r\nAccept:{}\r\nClientConnections:{}\r\nTotalRequests:{}\r\nTotalResponses:{}\r\nTotalRecvClientBytes:{}\r\nTotalSendServerBytes:{}\r\nTotalRecvServerBytes:{}\r\nTotalSendClientBytes:{}\r\nRedirects:{}\r\nReadRetries:{}\r\nProtocolErrors:{}\r\nAuthFailures:{}\r\n\r\n",
                 t.accepts,
                 t.client_connections,
                 t.requests,
@@ -105,6 +105,7 @@ fn render(worker: &Worker, section: &str, out: &mut String) {
                 t.redirects,
                 t.read_retries,
                 t.protocol_errors,
+                t.auth_failures,
             );
         }
         "servers" => {

@@ -1,0 +1,140 @@
+//! Applies the gateway users' permissions to a request before it is answered or sent: NOAUTH,
+//! the role, then every key and channel (all of them before any part of a split leaves).
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::acl::check::{KeyNeed, channels_allowed, command_allowed, keys_allowed};
+use crate::acl::{Denied, User};
+use crate::client::ClientState;
+use crate::command::{CommandSpec, CommandTable, KeyAccess};
+use crate::resp::ReqArgs;
+
+use super::class::{Class, Local};
+use super::request::Request;
+use super::worker::Worker;
+
+/// How often repeated AUTH failures of one client are logged.
+const AUTH_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The refusal of a request (Redis' error text), or `None` when the client may run it.
+/// Called only when users are configured. `spec` is `None` for locally answered commands.
+pub fn refusal(
+    table: &CommandTable,
+    client: &ClientState,
+    req: &Request,
+    class: Class,
+    spec: Option<&CommandSpec>,
+) -> Option<String> {
+    if let Class::Local(Local::Auth | Local::Hello | Local::Quit | Local::Reset) = class {
+        return None;
+    }
+    let Some(user) = client.user.as_deref() else {
+        return Some(Denied::NoAuth.message(""));
+    };
+    let local_spec;
+    let spec = match spec {
+        Some(s) => s,
+        // Local commands: only the role matters (CLIENT KILL is admin); an invalid one is left
+        // to its handler's own error.
+        None if user.role != crate::config::Role::Admin => {
+            local_spec = table.resolve(&req.args).ok()?;
+            local_spec
+        }
+        None => return None,
+    };
+    if !command_allowed(user.role, spec.flags) {
+        return Some(Denied::Command.message(&spec.name));
+    }
+    if user.unrestricted || matches!(class, Class::Local(_)) {
+        return None;
+    }
+    let denied = check_keys(user, spec, req).or_else(|| check_channels(user, spec, req));
+    denied.map(|d| d.message(&spec.name))
+}
+
+fn check_keys(user: &User, spec: &CommandSpec, req: &Request) -> Option<Denied> {
+    let mut keys = Vec::new();
+    // A request whose keys cannot be found is refused later by its handler.
+    spec.key_positions(&req.args, &mut keys).ok()?;
+    if keys.is_empty() {
+        return None;
+    }
+    let args = &req.args;
+    let ok = keys_allowed(
+        user,
+        key_need(spec, args),
+        keys.iter().map(|&i| args.get(i).unwrap_or_default()),
+    );
+    (!ok).then_some(Denied::Key)
+}
+
+/// The union of the command's key specs' access flags (per command, not per key: a key of a
+/// command that reads one key and writes another needs both). SET without GET only writes, as
+/// Redis' `setGetKeys` says.
+fn key_need(spec: &CommandSpec, args: &ReqArgs<'_>) -> KeyNeed {
+    if spec.name.as_ref() == "set" && !args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) {
+        return KeyNeed {
+            read: false,
+            write: true,
+        };
+    }
+    if spec.key_specs.is_empty() {
+        let write = spec.is_write();
+        return KeyNeed {
+            read: !write,
+            write,
+        };
+    }
+    let mut need = KeyNeed {
+        read: false,
+        write: false,
+    };
+    for ks in &spec.key_specs {
+        need.read |= ks.access.contains(KeyAccess::ACCESS);
+        need.write |= ks.access.contains(KeyAccess::INSERT)
+            || ks.access.contains(KeyAccess::DELETE)
+            || ks.access.contains(KeyAccess::UPDATE);
+    }
+    need
+}
+
+fn check_channels(user: &User, spec: &CommandSpec, req: &Request) -> Option<Denied> {
+    if user.channels.all || !spec.is_pubsub() {
+        return None;
+    }
+    let args = &req.args;
+    let ok = match spec.name.as_ref() {
+        "publish" | "spublish" => channels_allowed(user, args.get(1)),
+        "subscribe" | "ssubscribe" => {
+            channels_allowed(user, (1..args.len()).filter_map(|i| args.get(i)))
+        }
+        // A pattern subscription must name one of the user's patterns literally, as in Redis.
+        "psubscribe" => (1..args.len())
+            .filter_map(|i| args.get(i))
+            .all(|p| user.channels.list.iter().any(|u| **u == *p)),
+        _ => true,
+    };
+    (!ok).then_some(Denied::Channel)
+}
+
+/// Counts a failed AUTH: in INFO at once, in the log at most once per interval per client
+/// with the number of failures since the last line.
+pub fn auth_failed(worker: &Rc<Worker>, client: &mut ClientState) {
+    worker.stats.auth_failures.add(1);
+    client.auth_failures += 1;
+    let now = worker.now();
+    let due = client
+        .auth_logged
+        .is_none_or(|at| now.duration_since(at) >= AUTH_LOG_INTERVAL);
+    if due {
+        tracing::warn!(
+            client = client.id,
+            peer = %client.peer,
+            failures = client.auth_failures,
+            "AUTH failed (wrong user or password, or disabled user)"
+        );
+        client.auth_failures = 0;
+        client.auth_logged = Some(now);
+    }
+}
