@@ -175,6 +175,12 @@ fn users_and_permissions_match_redis() {
         "-NOPERM this user has no permissions to access one of the channels used as arguments\r\n"
     );
     same(&mut g, &mut s, &["PUBLISH", "sports", "x"]);
+    same(&mut g, &mut s, &["PUBLISH", "news.2", "x"]);
+    same(&mut g, &mut s, &["SSUBSCRIBE", "sports"]);
+    same(&mut g, &mut s, &["SPUBLISH", "sports", "x"]);
+    // A pattern subscription must name one of the user's patterns literally.
+    same(&mut g, &mut s, &["PSUBSCRIBE", "news.1*"]);
+    same(&mut g, &mut s, &["BLPOP", "app:list", "0.01"]);
     same(&mut g, &mut s, &["SUBSCRIBE", "news.1"]);
     // RESET: back to the default user, which needs its password.
     same(&mut g, &mut s, &["RESET"]);
@@ -194,6 +200,13 @@ fn users_and_permissions_match_redis() {
     same(&mut g, &mut s, &["GET", "shared:1"]);
     same(&mut g, &mut s, &["INCR", "shared:n"]);
     same(&mut g, &mut s, &["CLIENT", "KILL", "ID", "999999"]);
+    same(&mut g, &mut s, &["BLPOP", "other", "0.01"]);
+    same(&mut g, &mut s, &["BLPOP", "app:list", "0.01"]);
+    same(
+        &mut g,
+        &mut s,
+        &["EVAL", "return redis.call('get', KEYS[1])", "1", "shared:1"],
+    );
     // A split MSET with one key outside the patterns writes no part.
     same(
         &mut g,
