@@ -209,3 +209,23 @@ fn check_reports_every_error_even_after_a_value_that_does_not_parse() {
         );
     }
 }
+
+#[test]
+fn check_warns_about_an_open_gateway_holding_backend_credentials() {
+    let dir = TempDir::new();
+    let open = "listen: 0.0.0.0:7617\ncluster:\n  seeds: [127.0.0.1:7001]\n  password: hunter2\n";
+    let (_, out) = check_yaml(&dir, "open.yaml", open);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning:") && stderr.contains("no `users`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+    let with_users = format!("{open}users:\n  - name: default\n");
+    let (_, out) = check_yaml(&dir, "users.yaml", &with_users);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    let local = open.replace("0.0.0.0", "127.0.0.1");
+    let (_, out) = check_yaml(&dir, "local.yaml", &local);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+}
