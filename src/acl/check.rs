@@ -38,12 +38,30 @@ impl Denied {
     }
 }
 
-/// Whether `role` may run a command with `flags`: a flag test.
-pub fn command_allowed(role: Role, flags: Flags) -> bool {
+/// Commands that carry neither the `write` nor the `admin` flag yet act on every client: only
+/// `admin` users run them.
+const ADMINISH: [&str; 3] = ["script|flush", "script|kill", "function|kill"];
+
+/// Scripts that may write: Redis checks each command a script runs, meridian cannot see them,
+/// so a `read` user gets only the `_ro` forms.
+const MAY_WRITE: [&str; 3] = ["eval", "evalsha", "fcall"];
+
+/// Whether `role` may run the command `name` with `flags`. A flag test; the name is compared
+/// only for the few commands flagged `noscript` but neither `write` nor `admin`.
+pub fn command_allowed(role: Role, flags: Flags, name: &str) -> bool {
+    if role == Role::Admin {
+        return true;
+    }
+    if flags.contains(Flags::ADMIN) {
+        return false;
+    }
+    let unflagged = flags.contains(Flags::NOSCRIPT) && !flags.contains(Flags::WRITE);
+    if unflagged && ADMINISH.contains(&name) {
+        return false;
+    }
     match role {
-        Role::Admin => true,
-        Role::Write => !flags.contains(Flags::ADMIN),
-        Role::Read => !flags.contains(Flags::ADMIN) && !flags.contains(Flags::WRITE),
+        Role::Read => !flags.contains(Flags::WRITE) && !(unflagged && MAY_WRITE.contains(&name)),
+        Role::Write | Role::Admin => true,
     }
 }
 
@@ -94,9 +112,18 @@ mod tests {
         let w = Flags::WRITE;
         let a = Flags::ADMIN;
         let r = Flags::READONLY;
-        assert!(command_allowed(Role::Read, r) && !command_allowed(Role::Read, w));
-        assert!(!command_allowed(Role::Read, a) && !command_allowed(Role::Write, a));
-        assert!(command_allowed(Role::Write, w) && command_allowed(Role::Admin, a));
+        let ns = Flags::NOSCRIPT;
+        assert!(command_allowed(Role::Read, r, "get") && !command_allowed(Role::Read, w, "set"));
+        assert!(!command_allowed(Role::Read, a, "x") && !command_allowed(Role::Write, a, "x"));
+        assert!(command_allowed(Role::Write, w, "set") && command_allowed(Role::Admin, a, "x"));
+        // Scripts that may write, and the kill/flush of every client's scripts.
+        assert!(
+            !command_allowed(Role::Read, ns, "eval") && command_allowed(Role::Write, ns, "eval")
+        );
+        assert!(command_allowed(Role::Read, ns, "eval_ro"));
+        assert!(!command_allowed(Role::Write, ns, "script|flush"));
+        assert!(command_allowed(Role::Admin, ns, "script|flush"));
+        assert!(command_allowed(Role::Read, ns, "script|load"));
     }
 
     #[test]

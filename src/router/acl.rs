@@ -43,7 +43,7 @@ pub fn refusal(
         }
         None => return None,
     };
-    if !command_allowed(user.role, spec.flags) {
+    if !command_allowed(user.role, spec.flags, &spec.name) {
         return Some(Denied::Command.message(&spec.name));
     }
     if user.unrestricted || matches!(class, Class::Local(_)) {
