@@ -60,7 +60,11 @@ pub fn command_allowed(role: Role, flags: Flags, name: &str) -> bool {
         return false;
     }
     match role {
-        Role::Read => !flags.contains(Flags::WRITE) && !(unflagged && MAY_WRITE.contains(&name)),
+        Role::Read => {
+            let may_write =
+                flags.contains(Flags::WRITE) || (unflagged && MAY_WRITE.contains(&name));
+            !may_write
+        }
         Role::Write | Role::Admin => true,
     }
 }
