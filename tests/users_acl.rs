@@ -203,6 +203,23 @@ fn users_and_permissions_match_redis() {
     same(&mut g, &mut s, &["CLIENT", "KILL", "ID", "999999"]);
     same(&mut g, &mut s, &["SCRIPT", "FLUSH"]);
     same(&mut g, &mut s, &["BLPOP", "other", "0.01"]);
+    // Per key spec, as Redis: COPY reads its source and writes its destination; LMOVE also
+    // writes (pops) its source.
+    same(&mut g, &mut s, &["SET", "app:{t}src", "v"]);
+    same(&mut g, &mut s, &["COPY", "shared:{t}1", "app:{t}c"]);
+    same(&mut g, &mut s, &["COPY", "app:{t}src", "shared:{t}1"]);
+    same(&mut g, &mut s, &["COPY", "app:{t}src", "app:{t}c"]);
+    same(
+        &mut g,
+        &mut s,
+        &["LMOVE", "shared:{t}l", "app:{t}l", "LEFT", "LEFT"],
+    );
+    same(
+        &mut g,
+        &mut s,
+        &["LMOVE", "app:{t}l", "app:{t}m", "LEFT", "LEFT"],
+    );
+    same(&mut g, &mut s, &["DEL", "app:{t}src", "app:{t}c"]);
     same(&mut g, &mut s, &["BLPOP", "app:list", "0.01"]);
     same(
         &mut g,

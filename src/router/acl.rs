@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::acl::check::{KeyNeed, channels_allowed, command_allowed, keys_allowed};
 use crate::acl::{Denied, User};
 use crate::client::ClientState;
+use crate::command::keyspec::find_keys;
 use crate::command::{CommandSpec, CommandTable, KeyAccess};
 use crate::resp::ReqArgs;
 
@@ -71,17 +72,48 @@ fn check_keys(
         return None;
     }
     let args = &req.args;
-    let ok = keys_allowed(
-        user,
-        key_need(spec, args),
-        keys.iter().map(|&i| args.get(i).unwrap_or_default()),
-    );
+    let ok = match per_spec(user, spec, args) {
+        Some(ok) => ok,
+        None => keys_allowed(
+            user,
+            key_need(spec, args),
+            keys.iter().map(|&i| args.get(i).unwrap_or_default()),
+        ),
+    };
     (!ok).then_some(Denied::Key)
 }
 
-/// The union of the command's key specs' access flags (per command, not per key: a key of a
-/// command that reads one key and writes another needs both). SET without GET only writes, as
-/// Redis' `setGetKeys` says.
+/// Commands with several key specs (LMOVE, COPY, RENAME, …): each spec's keys need what that
+/// spec's flags say, as in Redis (COPY reads its source and only writes its destination).
+/// `None` when a spec cannot locate its keys alone: the caller then takes the union.
+fn per_spec(user: &User, spec: &CommandSpec, args: &ReqArgs<'_>) -> Option<bool> {
+    if spec.key_specs.len() < 2 {
+        return None;
+    }
+    let mut found = Vec::new();
+    for ks in spec.key_specs.iter().filter(|ks| !ks.not_key) {
+        found.clear();
+        find_keys(std::slice::from_ref(ks), args, false, false, &mut found).ok()?;
+        let keys = found.iter().map(|&i| args.get(i).unwrap_or_default());
+        if !keys_allowed(user, need_of(ks.access), keys) {
+            return Some(false);
+        }
+    }
+    Some(true)
+}
+
+fn need_of(access: KeyAccess) -> KeyNeed {
+    KeyNeed {
+        read: access.contains(KeyAccess::ACCESS),
+        write: access.contains(KeyAccess::INSERT)
+            || access.contains(KeyAccess::DELETE)
+            || access.contains(KeyAccess::UPDATE),
+    }
+}
+
+/// The union of the command's key specs' access flags: exact for one spec; for several whose
+/// keys only a native rule finds (SORT … STORE), every key needs what any needs. SET without
+/// GET only writes, as Redis' `setGetKeys` says.
 fn key_need(spec: &CommandSpec, args: &ReqArgs<'_>) -> KeyNeed {
     if spec.name.as_ref() == "set" && !args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) {
         return KeyNeed {
@@ -101,10 +133,9 @@ fn key_need(spec: &CommandSpec, args: &ReqArgs<'_>) -> KeyNeed {
         write: false,
     };
     for ks in &spec.key_specs {
-        need.read |= ks.access.contains(KeyAccess::ACCESS);
-        need.write |= ks.access.contains(KeyAccess::INSERT)
-            || ks.access.contains(KeyAccess::DELETE)
-            || ks.access.contains(KeyAccess::UPDATE);
+        let one = need_of(ks.access);
+        need.read |= one.read;
+        need.write |= one.write;
     }
     need
 }
