@@ -200,6 +200,13 @@ mod tests {
         );
         assert!(users.authenticate(Some(b"default"), b"x").is_ok());
         assert!(Users::from_config(&[]).is_none());
+        // No `default` listed: every client must authenticate.
+        let users = Users::from_config(&[user("app", Some("a"))]).unwrap();
+        assert!(users.initial().is_none());
+        assert_eq!(
+            users.authenticate(None, b"a").unwrap_err(),
+            AuthError::WrongPass
+        );
     }
 
     #[test]
