@@ -1,5 +1,4 @@
-//! Gateway users and permissions: who a client is ([`users`]), the pure decisions on what it
-//! may run ([`check`]) and Redis' glob matching ([`glob`]). Below the router, above config.
+//! Gateway users ([`users`]), pure permission decisions ([`check`]) and Redis globs ([`glob`]).
 
 pub mod check;
 pub mod glob;

@@ -1,5 +1,4 @@
-//! Applies the gateway users' permissions to a request before it is answered or sent: NOAUTH,
-//! the role, then every key and channel (all of them before any part of a split leaves).
+//! Users' permissions applied before a request is answered or sent: NOAUTH, role, keys, channels.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -19,7 +18,9 @@ use super::worker::Worker;
 const AUTH_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The refusal of a request (Redis' error text), or `None` when the client may run it.
-/// Called only when users are configured. `spec` is `None` for locally answered commands.
+/// Called only when users are configured, before any handler: every key of the request is
+/// checked before a split sends any part, and a refused command inside MULTI is never queued.
+/// `spec` is `None` for locally answered commands.
 pub fn refusal(
     table: &CommandTable,
     client: &mut ClientState,
