@@ -420,6 +420,15 @@ def write_config(env: Env, seeds: list[int], workers: int, read_policy: bool = F
     return cfg
 
 
+def extra_config(env: Env, cfg: Path, extra: Path | None) -> Path:
+    """`cfg` with the YAML of `extra` appended (meridian under test only, not the baseline)."""
+    if extra is None:
+        return cfg
+    out = env.tmp / "meridian-extra.yaml"
+    out.write_text(cfg.read_text() + extra.read_text())
+    return out
+
+
 def start_meridian(env: Env, m: Meridian, cfg: Path) -> None:
     """Start meridian `m` (already registered in env) and wait for its `listening on` line."""
     m.log = env.tmp / f"{m.name}.log"
@@ -1079,6 +1088,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="skip the standalone row set (a non-cluster redis-server started by the "
                    "script, driven with the SET/GET loads, whose CPU per request meridian's is "
                    "divided by)")
+    p.add_argument("--extra-yaml", type=Path, default=None, metavar="FILE",
+                   help="YAML appended to the config of the meridian under test only (e.g. users:)")
     p.add_argument("--workers", type=positive, default=1, help="meridian workers (default 1)")
     p.add_argument("--read-policy", action="store_true",
                    help="route reads through the DC-aware read policy engine (local_dc set, "
@@ -1144,7 +1155,7 @@ def main(argv: list[str]) -> int:
         if args.baseline:
             env.baseline = Meridian("baseline", args.baseline)
         for m in env.meridians():
-            start_meridian(env, m, cfg)
+            start_meridian(env, m, extra_config(env, cfg, args.extra_yaml) if m is env.meridian else cfg)
             log(f"{m.name} ({m.binary}) pid {m.pid} listening on 127.0.0.1:{m.port}")
         if args.wait_idle > 0:
             load = wait_for_idle(env, args.wait_idle)

@@ -17,6 +17,7 @@
 //! [`clock`].
 #![forbid(unsafe_code)]
 
+pub mod acl;
 pub mod backend;
 pub mod client;
 pub mod clients;

@@ -117,7 +117,10 @@ fn main() -> ExitCode {
             config: Some(config),
             ..
         } => match Config::load(&config) {
-            Ok(_) => {
+            Ok(cfg) => {
+                for w in meridian::config::warnings(&cfg) {
+                    eprintln!("{}: warning: {w}", config.display());
+                }
                 println!("{}: ok", config.display());
                 ExitCode::SUCCESS
             }
@@ -148,6 +151,9 @@ fn main() -> ExitCode {
             }
             if let Some(w) = workers {
                 cfg.workers = w;
+            }
+            for w in meridian::config::warnings(&cfg) {
+                tracing::warn!("{w}");
             }
             match meridian::server::run(cfg, Some(config)) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use tokio::sync::{Notify, watch};
 
+use crate::acl::Users;
 use crate::clients::ClientRegistry;
 use crate::command::CommandTable;
 use crate::config::Config;
@@ -21,6 +22,8 @@ use crate::topology::Topology;
 /// Everything the workers and background tasks share.
 pub struct Shared {
     pub config: Arc<Config>,
+    /// Gateway users; `None` when `users` is empty (meridian is open).
+    pub users: Option<Arc<Users>>,
     pub topology: Published<Topology>,
     pub commands: Published<CommandTable>,
     pub stats: StatsRegistry,
@@ -42,6 +45,7 @@ impl Shared {
         let (shutdown_tx, _) = watch::channel(false);
         let breaker = BreakerParams::from_config(&config.breaker);
         Arc::new(Shared {
+            users: Users::from_config(&config.users).map(Arc::new),
             config: Arc::new(config),
             topology: Published::new(Topology::empty()),
             commands: Published::new(CommandTable::builtin()),

@@ -63,6 +63,8 @@ pub struct WorkerStats {
     /// Reads resent once after their connection was lost.
     pub read_retries: Counter,
     pub protocol_errors: Counter,
+    /// AUTH (or HELLO AUTH) refused.
+    pub auth_failures: Counter,
     nodes: Mutex<HashMap<Arc<str>, Arc<NodeStats>>>,
 }
 
@@ -99,6 +101,7 @@ pub struct Totals {
     pub redirects: u64,
     pub read_retries: u64,
     pub protocol_errors: u64,
+    pub auth_failures: u64,
 }
 
 /// Sums for one node over workers.
@@ -134,6 +137,7 @@ impl StatsRegistry {
             t.redirects += w.redirects.get();
             t.read_retries += w.read_retries.get();
             t.protocol_errors += w.protocol_errors.get();
+            t.auth_failures += w.auth_failures.get();
             for n in w.nodes.lock().values() {
                 t.recv_server_bytes += n.recv_bytes.get();
                 t.send_server_bytes += n.send_bytes.get();

@@ -368,7 +368,7 @@ fn gateway_hostile_commands_are_refused_clearly() {
         &["REPLICAOF", "NO", "ONE"],
         &["SLAVEOF", "127.0.0.1", "1"],
         &["BGSAVE"],
-        &["ACL", "WHOAMI"],
+        &["ACL", "SETUSER", "x", "on"],
         &["SWAPDB", "0", "1"],
         &["MOVE", "k", "1"],
         &["SHUTDOWN", "NOSAVE"],

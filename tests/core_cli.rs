@@ -209,3 +209,51 @@ fn check_reports_every_error_even_after_a_value_that_does_not_parse() {
         );
     }
 }
+
+#[test]
+fn check_warns_about_an_open_gateway_holding_backend_credentials() {
+    let dir = TempDir::new();
+    let open = "listen: 0.0.0.0:7617\ncluster:\n  seeds: [127.0.0.1:7001]\n  password: hunter2\n";
+    let (_, out) = check_yaml(&dir, "open.yaml", open);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning:") && stderr.contains("no `users`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+    let with_users = format!("{open}users:\n  - name: default\n");
+    let (_, out) = check_yaml(&dir, "users.yaml", &with_users);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    let local = open.replace("0.0.0.0", "127.0.0.1");
+    let (_, out) = check_yaml(&dir, "local.yaml", &local);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+}
+
+#[test]
+fn check_reads_password_env_and_never_prints_it() {
+    let dir = TempDir::new();
+    let yaml = "cluster:\n  seeds: [127.0.0.1:7001]\nusers:\n  - name: app\n    password_env: MERIDIAN_TEST_APP_PW\n";
+    let path = dir.path().join("env.yaml");
+    std::fs::write(&path, yaml).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    let run = |value: Option<&str>| {
+        let mut cmd = Command::new(binary());
+        cmd.args(["check", "-c"]).arg(&path);
+        match value {
+            Some(v) => cmd.env("MERIDIAN_TEST_APP_PW", v),
+            None => cmd.env_remove("MERIDIAN_TEST_APP_PW"),
+        };
+        cmd.output()
+            .unwrap_or_else(|e| panic!("run meridian check: {e}"))
+    };
+    let out = run(Some("s3cret-value"));
+    assert!(out.status.success(), "{out:?}");
+    let out = run(None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("users[0].password_env") && stderr.contains("MERIDIAN_TEST_APP_PW"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::acl::User;
 use crate::backend::DedicatedPool;
 use crate::clients::ClientEntry;
 use crate::reply::queue::{ReplyQueue, Seq};
@@ -79,6 +80,12 @@ pub struct ClientState {
     pub blocking: bool,
     /// The command it runs now, as CLIENT LIST names it (published to `entry` on change).
     pub last_cmd: String,
+    /// The authenticated gateway user; `None` with users configured means not authenticated
+    /// (unused when meridian has no users).
+    pub user: Option<Arc<User>>,
+    /// Failed AUTHs not logged yet, and when the last log line was written.
+    pub auth_failures: u64,
+    pub auth_logged: Option<Instant>,
 }
 
 impl ClientState {
@@ -103,6 +110,9 @@ impl ClientState {
             no_evict: false,
             blocking: false,
             last_cmd: String::new(),
+            user: None,
+            auth_failures: 0,
+            auth_logged: None,
         }
     }
 

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::Config;
+use super::checks::Errors;
 use super::errors::{ConfigError, ConfigErrors};
 use super::locate::line_of;
 
@@ -20,7 +21,7 @@ impl Config {
             source: source.to_string(),
             errors,
         };
-        let config = if is_blank(text) {
+        let mut config = if is_blank(text) {
             // An empty document is an empty mapping; validation then says what is missing.
             Config::default()
         } else {
@@ -29,7 +30,10 @@ impl Config {
                 Err(err) => return Err(fail(all_errors(text, yaml_error(&err)))),
             }
         };
-        let mut errors = config.validate();
+        let mut found = Errors::new();
+        super::users::resolve_secrets(&mut config, &mut found);
+        let mut errors = found.into_vec();
+        errors.extend(config.validate());
         if errors.is_empty() {
             return Ok(config);
         }

@@ -12,6 +12,7 @@ mod errors;
 mod load;
 mod locate;
 mod units;
+mod users;
 mod validate;
 mod validate_dc;
 
@@ -26,6 +27,7 @@ pub use dc::{DatacenterConfig, UNKNOWN_DC, parse_cidr};
 pub use errors::{ConfigError, ConfigErrors, HostPortError, UnitError};
 pub(crate) use locate::line_of;
 pub use units::{format_duration, format_size, parse_duration, parse_size};
+pub use users::{PasswordDigest, Role, UserConfig, warnings};
 pub use validate::{MAX_BULK_LIMIT, MAX_PRIORITY, MAX_WORKERS};
 
 /// The whole configuration file.
@@ -56,6 +58,8 @@ pub struct Config {
     pub breaker: BreakerConfig,
     /// Background health probing of nodes.
     pub health: HealthConfig,
+    /// Gateway users; none keeps meridian open (AUTH behaves as a Redis without passwords).
+    pub users: Vec<UserConfig>,
 }
 
 impl Default for Config {
@@ -73,6 +77,7 @@ impl Default for Config {
             read_policy: ReadPolicyConfig::default(),
             breaker: BreakerConfig::default(),
             health: HealthConfig::default(),
+            users: Vec::new(),
         }
     }
 }

@@ -56,6 +56,7 @@ pub enum Local {
     Select,
     Hello,
     Auth,
+    Acl,
     Client,
     Info,
     Command,
@@ -127,6 +128,7 @@ fn table() -> &'static HashMap<&'static str, Class> {
         put(&["select"], Local(self::Local::Select));
         put(&["hello"], Local(self::Local::Hello));
         put(&["auth"], Local(self::Local::Auth));
+        put(&["acl"], Local(self::Local::Acl));
         put(&["client"], Local(self::Local::Client));
         put(&["info"], Local(self::Local::Info));
         put(&["command"], Local(self::Local::Command));
@@ -161,7 +163,6 @@ fn table() -> &'static HashMap<&'static str, Class> {
                 "save",
                 "bgsave",
                 "bgrewriteaof",
-                "acl",
                 "module",
                 "swapdb",
                 "move",

@@ -3,6 +3,7 @@
 //! [`fanout`] (whole keyspace), [`tx`], [`pubsub`], [`local`] (answered by meridian);
 //! [`send`] puts requests on connections, [`worker`] is the per-thread routing context.
 
+pub mod acl;
 pub mod class;
 pub mod fanout;
 pub mod keyed;
@@ -97,6 +98,20 @@ fn dispatch_class(
         client.queue.set_silent(seq, true);
     }
     worker.stats.requests.add(1);
+    if worker.shared.users.is_some() {
+        // Unknown commands and wrong arities answer their own error first, as in Redis.
+        let checked = match &spec {
+            Some(Ok(s)) => Some(Some(*s)),
+            Some(Err(_)) => None,
+            None => Some(None),
+        };
+        if let Some(msg) = checked.and_then(|s| acl::refusal(table, client, req, class, s)) {
+            if client.tx.in_multi {
+                client.tx.mark_failed();
+            }
+            return client.reply_error(seq, &msg);
+        }
+    }
     if client.proto == 2
         && client.pubsub.is_subscribed()
         && !pubsub::allowed_in_resp2_subscribed(name.unwrap_or_default())

@@ -200,6 +200,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let mut client = ClientState::new(shared.next_client_id(), peer);
     let entry = shared.clients_registry.add(client.id, endpoint, worker.id);
     client.entry = Some(entry.clone());
+    client.user = shared.users.as_ref().and_then(|u| u.initial());
     let queue = client.queue.clone();
 
     let mut commands = Cached::new(&shared.commands);
@@ -386,6 +387,10 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         }
     };
     debug!(client = client.id, %peer, reason = %end, "client session ended");
+    if client.auth_failures > 0 {
+        // Failures since the last AUTH log line (at most one line per interval while it lasted).
+        tracing::warn!(client = client.id, %peer, failures = client.auth_failures, "AUTH failed (wrong user or password, or disabled user) before the client left");
+    }
     queue.close();
     client.release();
     shared.clients_registry.remove(client.id);

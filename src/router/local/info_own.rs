@@ -103,7 +103,7 @@ pub fn stats_head(worker: &Worker) -> String {
 pub fn stats_tail(worker: &Worker) -> String {
     let t = worker.shared.stats.totals();
     format!(
-        "Accept:{}\r\nClientConnections:{}\r\nTotalRequests:{}\r\nTotalResponses:{}\r\nTotalRecvClientBytes:{}\r\nTotalSendServerBytes:{}\r\nTotalRecvServerBytes:{}\r\nTotalSendClientBytes:{}\r\nRedirects:{}\r\nReadRetries:{}\r\nProtocolErrors:{}\r\n",
+        "Accept:{}\r\nClientConnections:{}\r\nTotalRequests:{}\r\nTotalResponses:{}\r\nTotalRecvClientBytes:{}\r\nTotalSendServerBytes:{}\r\nTotalRecvServerBytes:{}\r\nTotalSendClientBytes:{}\r\nRedirects:{}\r\nReadRetries:{}\r\nProtocolErrors:{}\r\nAuthFailures:{}\r\n",
         t.accepts,
         t.client_connections,
         t.requests,
@@ -115,6 +115,7 @@ pub fn stats_tail(worker: &Worker) -> String {
         t.redirects,
         t.read_retries,
         t.protocol_errors,
+        t.auth_failures,
     )
 }
 

@@ -18,10 +18,12 @@ use crate::resp::encode;
 use crate::resp::int::string2ll;
 use crate::slot::Slot;
 
+use super::acl as acl_gate;
 use super::class::Local;
 use super::request::Request;
 use super::send::send_to_slot;
 use super::worker::Worker;
+use crate::acl::AuthError;
 
 use answer::{REDIS_COMPAT_VERSION, eq, ok, valid_name, wrong_arity};
 
@@ -65,6 +67,8 @@ pub fn handle(
             client.reply_mode = crate::client::ReplyMode::On;
             client.queue.set_silent(seq, false);
             client.release();
+            // Back to the default user, authenticated only if it needs no password.
+            client.user = worker.shared.users.as_ref().and_then(|u| u.initial());
             client.reply(seq, Bytes::from_static(b"+RESET\r\n"));
             return;
         }
@@ -96,8 +100,9 @@ pub fn handle(
             encode::integer(&mut out, 0);
             encode::array_header(&mut out, 0);
         }
-        Local::Auth => return auth(client, seq, req),
-        Local::Hello => return hello(client, seq, req),
+        Local::Auth => return auth(worker, client, seq, req),
+        Local::Hello => return hello(worker, client, seq, req),
+        Local::Acl => return acl(worker, table, client, seq, req),
         Local::Client => return client::handle(worker, client, seq, req),
         Local::Info => return info::handle(worker, client, seq, req),
         Local::Command => return command(worker, table, client, seq, req),
@@ -105,8 +110,29 @@ pub fn handle(
     client.reply(seq, out.freeze());
 }
 
-fn auth(client: &ClientState, seq: Seq, req: &Request) {
-    // meridian has no gateway users yet: behave like a Redis whose default user has no password.
+/// AUTH [user] password: against the gateway users, or like a Redis whose default user has no
+/// password when there are none.
+fn auth(worker: &Rc<Worker>, client: &mut ClientState, seq: Seq, req: &Request) {
+    let args = &req.args;
+    if let Some(users) = &worker.shared.users {
+        let result = match args.len() {
+            2 => users.authenticate(None, args.get(1).unwrap_or_default()),
+            3 => users.authenticate(args.get(1), args.get(2).unwrap_or_default()),
+            _ => return client.reply_error(seq, "ERR syntax error"),
+        };
+        return match result {
+            Ok(user) => {
+                client.user = Some(user);
+                ok(client, seq)
+            }
+            Err(e) => {
+                if e == AuthError::WrongPass {
+                    acl_gate::auth_failed(worker, client);
+                }
+                client.reply_error(seq, &e.to_string())
+            }
+        };
+    }
     match req.args.len() {
         2 => client.reply_error(
             seq,
@@ -121,10 +147,11 @@ fn auth(client: &ClientState, seq: Seq, req: &Request) {
     }
 }
 
-fn hello(client: &mut ClientState, seq: Seq, req: &Request) {
+fn hello(worker: &Rc<Worker>, client: &mut ClientState, seq: Seq, req: &Request) {
     let args = &req.args;
     let mut proto = client.proto;
     let mut name = None;
+    let mut credentials = None;
     let mut i = 1;
     if let Some(v) = args.get(1) {
         match string2ll(v) {
@@ -144,7 +171,10 @@ fn hello(client: &mut ClientState, seq: Seq, req: &Request) {
     }
     while i < args.len() {
         let opt = args.get(i).unwrap_or_default();
-        if eq(opt, "auth") && i + 2 < args.len() {
+        if eq(opt, "auth") && i + 2 < args.len() && worker.shared.users.is_some() {
+            credentials = Some((i + 1, i + 2));
+            i += 3;
+        } else if eq(opt, "auth") && i + 2 < args.len() {
             if !eq(args.get(i + 1).unwrap_or_default(), "default") {
                 return client.reply_error(
                     seq,
@@ -169,6 +199,22 @@ fn hello(client: &mut ClientState, seq: Seq, req: &Request) {
             );
         }
     }
+    if let Some(users) = &worker.shared.users {
+        if let Some((u, p)) = credentials {
+            let pass = args.get(p).unwrap_or_default();
+            match users.authenticate(args.get(u), pass) {
+                Ok(user) => client.user = Some(user),
+                // HELLO's AUTH names its user: only WRONGPASS applies.
+                Err(_) => {
+                    acl_gate::auth_failed(worker, client);
+                    return client.reply_error(seq, &AuthError::WrongPass.to_string());
+                }
+            }
+        }
+        if client.user.is_none() {
+            return client.reply_error(seq, HELLO_NOAUTH);
+        }
+    }
     client.proto = proto;
     if name.is_some() {
         client.name = name;
@@ -189,6 +235,40 @@ fn hello(client: &mut ClientState, seq: Seq, req: &Request) {
     encode::bulk(&mut out, b"master");
     encode::bulk(&mut out, b"modules");
     encode::array_header(&mut out, 0);
+    client.reply(seq, out.freeze());
+}
+
+/// HELLO without AUTH from a client that is not authenticated (Redis 7.0's text).
+const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+
+/// ACL WHOAMI; the other subcommands act on one node and are refused.
+fn acl(
+    worker: &Rc<Worker>,
+    table: &CommandTable,
+    client: &mut ClientState,
+    seq: Seq,
+    req: &Request,
+) {
+    let spec = match table.resolve(&req.args) {
+        Ok(spec) => spec,
+        Err(e) => return client.reply_error(seq, &e.to_string()),
+    };
+    if spec.name.as_ref() != "acl|whoami" {
+        return client.reply_error(
+            seq,
+            &format!(
+                "ERR '{}' is not supported through meridian: it acts on one node, not on the cluster a gateway presents",
+                spec.name
+            ),
+        );
+    }
+    let name = match (&worker.shared.users, &client.user) {
+        (Some(_), Some(user)) => user.name.as_bytes().to_vec(),
+        (Some(_), None) => return client.reply_error(seq, "NOAUTH Authentication required."),
+        (None, _) => b"default".to_vec(),
+    };
+    let mut out = BytesMut::new();
+    encode::bulk(&mut out, &name);
     client.reply(seq, out.freeze());
 }
 
