@@ -24,6 +24,7 @@ pub(crate) fn validate(cfg: &Config) -> Vec<ConfigError> {
     validate_dc::check_latency(cfg, &mut out);
     check_policy(cfg, &mut out);
     check_breaker_and_health(cfg, &mut out);
+    super::validate_admin::check_admin(cfg, &mut out);
     out.0
 }
 
