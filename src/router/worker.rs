@@ -98,6 +98,7 @@ impl Worker {
         paths.sync(&self.shared);
         let Paths { routes, backends } = &mut *paths;
         let node = routes.pick(slot, access, proto, self.now(), backends, None)?;
+        self.count_read(access, routes, node);
         if let Some(be) = backends.existing(node, proto) {
             return Ok(be.clone());
         }
@@ -110,7 +111,18 @@ impl Worker {
         paths.sync(&self.shared);
         let Paths { routes, backends } = &mut *paths;
         let node = routes.pick(slot, access, 2, self.now(), backends, None)?;
+        self.count_read(access, routes, node);
         Ok(routes.topology().node(node).addr.clone())
+    }
+
+    /// Counts a read sent to `node` under its DC, when request metrics are kept.
+    #[inline]
+    fn count_read(&self, access: Access, routes: &Routes, node: NodeId) {
+        if access == Access::Read
+            && let Some(m) = &self.stats.metrics
+        {
+            m.count_read(routes.dc_index(node));
+        }
     }
 
     /// The shared backend of a node of the current snapshot.
@@ -197,7 +209,10 @@ impl Worker {
             let Paths { routes, backends } = &mut *paths;
             routes
                 .pick(slot, Access::Read, proto, self.now(), backends, Some(&from))
-                .map(|node| backends.for_node(routes.topology(), node, proto))
+                .map(|node| {
+                    self.count_read(Access::Read, routes, node);
+                    backends.for_node(routes.topology(), node, proto)
+                })
         };
         match picked {
             Ok(be) => be.send(&request, p),
