@@ -149,7 +149,7 @@ fn main() -> ExitCode {
             if let Some(w) = workers {
                 cfg.workers = w;
             }
-            match meridian::server::run(cfg) {
+            match meridian::server::run(cfg, Some(&config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("meridian: {e}");
