@@ -26,6 +26,8 @@ pub const LAB_KEYS: [&str; 6] = [
     "datacenters",
     "latency_ms",
 ];
+/// Port of each gateway's admin endpoint (on the gateway's DC address).
+pub const ADMIN_PORT: u16 = 7618;
 /// Bound on a gateway serving every shard after spawn.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -106,6 +108,11 @@ pub fn render_config(plan: &Plan, gw: &PlannedGateway) -> String {
                 ("probe_interval", s("500ms")),
                 ("max_replica_lag", num(0)),
             ]),
+        ),
+        // Each gateway's admin endpoint on its own DC address, so they never collide.
+        (
+            "admin",
+            map(vec![("listen", s(format!("{}:{ADMIN_PORT}", gw.ip)))]),
         ),
     ]);
     if let (Value::Mapping(base), Some(extra)) = (&mut root, &plan.topology.gateway_config) {
@@ -298,6 +305,7 @@ gateway_config:
         assert_eq!(cfg.breaker.server_timeout, Duration::from_secs(1));
         assert_eq!(cfg.dc_of("127.0.1.1".parse().unwrap()), Some("east"));
         assert_eq!(cfg.health.probe_interval, Duration::from_millis(500));
+        assert_eq!(cfg.admin.listen, "127.0.2.100:7618");
     }
 
     #[test]

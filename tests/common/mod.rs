@@ -9,6 +9,7 @@
 pub mod client;
 pub mod cluster;
 pub mod gateway;
+pub mod http;
 pub mod raw;
 
 pub use client::{cmd, err, int, run, strings, text, try_run};
