@@ -87,8 +87,10 @@ fn json(r: &Response) -> serde_json::Value {
 #[test]
 fn metrics_and_state_describe_the_traffic_sent() {
     let cluster = Cluster::start(3, 1);
+    // Every node in one DC, so reads and node series carry its name.
     let opts = GatewayOptions {
         workers: 2,
+        extra_yaml: "datacenters:\n  here: { cidrs: [127.0.0.0/8] }\n".into(),
         ..GatewayOptions::default()
     };
     let gw = Gateway::start_with(&cluster, opts);
@@ -151,7 +153,8 @@ fn metrics_and_state_describe_the_traffic_sent() {
     eq("meridian_errors_total{kind=\"unknown_command\"}", 3.0);
     eq("meridian_errors_total{kind=\"wrongtype\"}", 2.0);
     eq("meridian_errors_total{kind=\"protocol\"}", 0.0);
-    eq("meridian_reads_total{dc=\"unknown\"}", 60.0);
+    eq("meridian_reads_total{dc=\"here\"}", 60.0);
+    eq("meridian_reads_total{dc=\"unknown\"}", 0.0);
     eq("meridian_redirects_total", 0.0);
     eq("meridian_read_retries_total", 0.0);
     eq("meridian_client_connections", 2.0);
@@ -167,7 +170,7 @@ fn metrics_and_state_describe_the_traffic_sent() {
         } else {
             "replica"
         };
-        let labels = format!("node=\"{node}\",dc=\"unknown\"");
+        let labels = format!("node=\"{node}\",dc=\"here\"");
         eq(
             &format!("meridian_node_info{{{labels},role=\"{role}\"}}"),
             1.0,
@@ -209,7 +212,7 @@ fn metrics_and_state_describe_the_traffic_sent() {
         };
         assert_eq!(node["role"], want, "{node:#}");
         assert_eq!(node["breaker"], "closed", "{node:#}");
-        assert_eq!(node["dc"], "unknown");
+        assert_eq!(node["dc"], "here");
         if want == "master" {
             for range in node["slots"].as_array().unwrap() {
                 let (lo, hi) = (range[0].as_u64().unwrap(), range[1].as_u64().unwrap());
@@ -219,9 +222,11 @@ fn metrics_and_state_describe_the_traffic_sent() {
     }
     assert_eq!(covered, 16384);
     let reads = state["reads"].as_array().unwrap();
-    assert_eq!(reads[0]["dc"], "unknown");
+    assert_eq!(reads[0]["dc"], "here");
     assert_eq!(reads[0]["reads"], 60);
     assert_eq!(reads[0]["share"], 1.0);
+    assert_eq!(reads[1]["dc"], "unknown");
+    assert_eq!(reads[1]["reads"], 0);
 }
 
 #[test]

@@ -105,13 +105,26 @@ impl Worker {
         Ok(backends.for_node(routes.topology(), node, proto))
     }
 
-    /// The address of the node that serves `slot` for this kind of access.
+    /// The address of the node that serves `slot` for this kind of access (for a connection
+    /// of the client's own: subscriptions, transactions).
     pub fn addr_for_slot(&self, slot: Slot, access: Access) -> Result<Arc<str>, RouteError> {
+        self.pick_addr(slot, access, false)
+    }
+
+    /// Like [`Worker::addr_for_slot`], for a request about to be sent there: a read counts
+    /// in the reads per DC.
+    pub fn addr_for_request(&self, slot: Slot, access: Access) -> Result<Arc<str>, RouteError> {
+        self.pick_addr(slot, access, true)
+    }
+
+    fn pick_addr(&self, slot: Slot, access: Access, count: bool) -> Result<Arc<str>, RouteError> {
         let mut paths = self.paths.borrow_mut();
         paths.sync(&self.shared);
         let Paths { routes, backends } = &mut *paths;
         let node = routes.pick(slot, access, 2, self.now(), backends, None)?;
-        self.count_read(access, routes, node);
+        if count {
+            self.count_read(access, routes, node);
+        }
         Ok(routes.topology().node(node).addr.clone())
     }
 
