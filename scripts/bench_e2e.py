@@ -320,11 +320,12 @@ def ensure_binary(binary: Path) -> None:
 
 
 def start_meridian(env: Env, binary: Path, seeds: list[int], workers: int,
-                   read_policy: bool = False) -> None:
+                   read_policy: bool = False, admin: bool = True) -> None:
     """Start meridian on an ephemeral port and wait for its `listening on` line.
 
     With `read_policy`, every node is placed in one DC and `local_dc` is set, so reads go
-    through the DC-aware read policy engine instead of plain master routing.
+    through the DC-aware read policy engine instead of plain master routing. With `admin`
+    the admin endpoint (and so the per-request metrics) is on, on an ephemeral port.
     """
     cfg = env.tmp / "meridian.yaml"
     policy = (
@@ -338,6 +339,7 @@ def start_meridian(env: Env, binary: Path, seeds: list[int], workers: int,
         "cluster:\n"
         f"  seeds: [{', '.join(f'127.0.0.1:{p}' for p in seeds)}]\n"
         + policy
+        + f"admin: {{ listen: \"{'127.0.0.1:0' if admin else ''}\" }}\n"
     )
     env.meridian_log = env.tmp / "meridian.log"
     with open(env.meridian_log, "wb") as errlog:
@@ -838,6 +840,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--read-policy", action="store_true",
                    help="route reads through the DC-aware read policy engine (local_dc set, "
                         "one DC) to compare its CPU cost with plain master routing")
+    p.add_argument("--admin-off", action="store_true",
+                   help="run meridian without its admin endpoint, so without per-request "
+                        "metrics, to compare their CPU cost")
     p.add_argument("--rounds", type=rounds, default=3, help="A/B rounds per row, >= 3 (default 3)")
     p.add_argument("--requests", type=positive, default=None,
                    help="requests per unpipelined run (default 200000; --quick: 20000); "
@@ -888,7 +893,8 @@ def main(argv: list[str]) -> int:
     try:
         ensure_binary(args.binary)
         ports = create_cluster(env, rng)
-        start_meridian(env, args.binary, ports, args.workers, args.read_policy)
+        start_meridian(env, args.binary, ports, args.workers, args.read_policy,
+                       admin=not args.admin_off)
         log(f"meridian pid {env.meridian.pid} listening on 127.0.0.1:{env.meridian_port}")
         if args.wait_idle > 0:
             load = wait_for_idle(env, args.wait_idle)
