@@ -362,3 +362,80 @@ impl GatewayCollector {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::topology::{NodeSpec, ShardSpec, Topology};
+
+    fn lines_with<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+        text.lines().filter(|l| l.starts_with(prefix)).collect()
+    }
+
+    #[test]
+    fn scrape_sums_workers_and_labels_nodes() {
+        let shared = Shared::new(Config::default());
+        let get = shared.commands.load().1.metric_id(b"get");
+        assert_ne!(get, 0);
+        let (a, b) = (shared.stats.add_worker(), shared.stats.add_worker());
+        for w in [&a, &b] {
+            let m = w.metrics.as_ref().unwrap();
+            m.count(get);
+            m.observe(get, Duration::from_micros(200), b"$1\r\nv\r\n");
+            m.count_read(0);
+        }
+        b.protocol_errors.add(1);
+        let node = |addr: &str| NodeSpec {
+            addr: addr.into(),
+            id: String::new(),
+        };
+        shared.topology.store(Topology::from_shards(vec![ShardSpec {
+            master: node("10.0.0.1:7000"),
+            replicas: vec![node("10.0.0.2:7000")],
+            slots: vec![(0, 16383)],
+        }]));
+        a.node(&Arc::from("10.0.0.1:7000")).requests.add(5);
+        shared.health.node(&Arc::from("10.0.0.2:7000"));
+        let text = render(&registry(shared.clone())).unwrap();
+        assert_eq!(
+            lines_with(&text, "meridian_requests_total"),
+            ["meridian_requests_total{command=\"get\"} 2"]
+        );
+        assert_eq!(
+            lines_with(
+                &text,
+                "meridian_request_duration_seconds_bucket{command=\"get\",le=\"0.00025\"}"
+            ),
+            ["meridian_request_duration_seconds_bucket{command=\"get\",le=\"0.00025\"} 2"]
+        );
+        assert_eq!(
+            lines_with(&text, "meridian_request_duration_seconds_sum"),
+            ["meridian_request_duration_seconds_sum{command=\"get\"} 0.0004"]
+        );
+        assert!(text.contains("meridian_errors_total{kind=\"protocol\"} 1\n"));
+        assert!(text.contains("meridian_reads_total{dc=\"unknown\"} 2\n"));
+        assert!(text.contains(
+            "meridian_backend_requests_total{node=\"10.0.0.1:7000\",dc=\"unknown\"} 5\n"
+        ));
+        assert!(text.contains(
+            "meridian_node_info{node=\"10.0.0.2:7000\",dc=\"unknown\",role=\"replica\"} 1\n"
+        ));
+        assert_eq!(
+            lines_with(&text, "meridian_breaker_state{"),
+            ["meridian_breaker_state{node=\"10.0.0.2:7000\",dc=\"unknown\"} 0"],
+            "only nodes the health table knows"
+        );
+        assert!(
+            text.contains("meridian_replica_lag_bytes{node=\"10.0.0.2:7000\",dc=\"unknown\"} 0\n")
+        );
+        assert!(text.contains("meridian_slots_covered 16384\n"));
+        // Every family is described once, in the text format (no OpenMetrics `# EOF`).
+        assert_eq!(
+            text.matches("# TYPE meridian_request_duration_seconds histogram\n")
+                .count(),
+            1
+        );
+        assert!(!text.contains("# EOF"));
+    }
+}
