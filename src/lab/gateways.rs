@@ -26,8 +26,6 @@ pub const LAB_KEYS: [&str; 6] = [
     "datacenters",
     "latency_ms",
 ];
-/// Port of each gateway's admin endpoint (on the gateway's DC address).
-pub const ADMIN_PORT: u16 = 7618;
 /// Bound on a gateway serving every shard after spawn.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -41,6 +39,11 @@ fn map(entries: Vec<(&str, Value)>) -> Value {
         m.insert(s(k), v);
     }
     Value::Mapping(m)
+}
+
+/// Where gateway `gw` serves its admin endpoint: its address, the port after its listen port.
+pub fn admin_addr(gw: &PlannedGateway) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(gw.ip.into(), gw.port.checked_add(1).unwrap_or(0))
 }
 
 /// The YAML config of gateway `gw`: the lab's keys, the issue-4 sections with explicit values,
@@ -109,10 +112,11 @@ pub fn render_config(plan: &Plan, gw: &PlannedGateway) -> String {
                 ("max_replica_lag", num(0)),
             ]),
         ),
-        // Each gateway's admin endpoint on its own DC address, so they never collide.
+        // The admin endpoint on the gateway's own address, one port above its listen port
+        // (7618 by default), so gateways and labs with other port offsets never collide.
         (
             "admin",
-            map(vec![("listen", s(format!("{}:{ADMIN_PORT}", gw.ip)))]),
+            map(vec![("listen", s(admin_addr(gw).to_string()))]),
         ),
     ]);
     if let (Value::Mapping(base), Some(extra)) = (&mut root, &plan.topology.gateway_config) {
@@ -306,6 +310,7 @@ gateway_config:
         assert_eq!(cfg.dc_of("127.0.1.1".parse().unwrap()), Some("east"));
         assert_eq!(cfg.health.probe_interval, Duration::from_millis(500));
         assert_eq!(cfg.admin.listen, "127.0.2.100:7618");
+        assert_eq!(admin_addr(&plan.gateways[1]).to_string(), cfg.admin.listen);
     }
 
     #[test]
