@@ -420,12 +420,15 @@ def write_config(env: Env, seeds: list[int], workers: int, read_policy: bool = F
     return cfg
 
 
-def extra_config(env: Env, cfg: Path, extra: Path | None) -> Path:
-    """`cfg` with the YAML of `extra` appended (meridian under test only, not the baseline)."""
-    if extra is None:
-        return cfg
-    out = env.tmp / "meridian-extra.yaml"
-    out.write_text(cfg.read_text() + extra.read_text())
+def extra_config(env: Env, cfg: Path, extra: Path | None, admin: bool) -> Path:
+    """`cfg` for the meridian under test only (not the baseline, which may predate these keys):
+    its admin endpoint on an ephemeral port (per-request metrics on) or off (`--admin-off`),
+    and the YAML of `extra` appended."""
+    out = env.tmp / "meridian-test.yaml"
+    text = cfg.read_text() + f"admin: {{ listen: \"{'127.0.0.1:0' if admin else ''}\" }}\n"
+    if extra is not None:
+        text += extra.read_text()
+    out.write_text(text)
     return out
 
 
@@ -1094,8 +1097,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--read-policy", action="store_true",
                    help="route reads through the DC-aware read policy engine (local_dc set, "
                         "one DC) to compare its CPU cost with plain master routing")
-    p.add_argument("--rounds", type=rounds, default=3,
-                   help="rounds per row, each running every target once, >= 3 (default 3)")
+    p.add_argument("--admin-off", action="store_true",
+                   help="run meridian without its admin endpoint, so without per-request "
+                        "metrics, to compare their CPU cost")
+    p.add_argument("--rounds", type=rounds, default=3, help="rounds per row, each running every target once, >= 3 (default 3)")
     p.add_argument("--requests", type=positive, default=None,
                    help="requests per unpipelined run (default 200000; --quick: 20000); "
                    "pipelined runs use 5x this")
@@ -1155,7 +1160,7 @@ def main(argv: list[str]) -> int:
         if args.baseline:
             env.baseline = Meridian("baseline", args.baseline)
         for m in env.meridians():
-            start_meridian(env, m, extra_config(env, cfg, args.extra_yaml) if m is env.meridian else cfg)
+            start_meridian(env, m, extra_config(env, cfg, args.extra_yaml, not args.admin_off) if m is env.meridian else cfg)
             log(f"{m.name} ({m.binary}) pid {m.pid} listening on 127.0.0.1:{m.port}")
         if args.wait_idle > 0:
             load = wait_for_idle(env, args.wait_idle)

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what meridian's tests and demo need when it is missing: redis-server, redis-cli,
-# redis-benchmark and kill(1) from Debian's packages, redis-py from PyPI, ioredis and node-redis
-# from npm (node >= 20 and npm must be there). Needs root (or sudo) only when something is missing.
+# redis-benchmark and kill(1) from Debian's packages, promtool (Debian's prometheus package) to
+# validate the /metrics exposition, redis-py from PyPI, ioredis and node-redis from npm (node >= 20
+# and npm must be there). Needs root (or sudo) only when something is missing.
 set -euo pipefail
+SUDO=""
+[[ $(id -u) -eq 0 ]] || SUDO="sudo"
 missing=()
 for tool in redis-server redis-cli redis-benchmark; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
@@ -11,13 +14,22 @@ done
 [[ -x /usr/bin/kill || -x /bin/kill ]] || missing+=(procps)
 if ((${#missing[@]})); then
   echo "installing (missing: ${missing[*]})" >&2
-  SUDO=""
-  [[ $(id -u) -eq 0 ]] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools procps >/dev/null
   # The package may start a system instance on 6379; meridian's tests never use it.
 fi
 command -v redis-server >/dev/null
+# promtool checks the admin endpoint's Prometheus exposition (tests/admin_http.rs).
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "installing promtool (Debian package prometheus)" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # Only promtool is wanted: where systemd runs, do not leave a Prometheus server running.
+  if [[ -d /run/systemd/system ]]; then
+    $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
+fi
+command -v promtool >/dev/null
 # Real client libraries the compatibility tests drive meridian with: redis-py from PyPI, and
 # ioredis and node-redis from npm at the versions tests/clients/package-lock.json pins.
 if ! python3 -c 'import redis' 2>/dev/null; then

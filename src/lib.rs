@@ -12,12 +12,15 @@
 //!   failures reported upward through [`backend::env`].
 //! - [`reply`]: the client reply queue, merges of split replies, the SCAN cursor codec.
 //!
+//! Off the workers, on a thread of its own: [`admin`] (metrics, health, state over HTTP).
+//!
 //! Beside it, shared and swapped atomically: [`topology`], [`health`], [`snapshot`],
 //! [`shared`], [`stats`], [`identity`]. At the bottom, pure: [`command`], [`resp`], [`config`], [`slot`],
 //! [`clock`].
 #![forbid(unsafe_code)]
 
 pub mod acl;
+pub mod admin;
 pub mod backend;
 pub mod client;
 pub mod clients;

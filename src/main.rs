@@ -155,7 +155,7 @@ fn main() -> ExitCode {
             for w in meridian::config::warnings(&cfg) {
                 tracing::warn!("{w}");
             }
-            match meridian::server::run(cfg, Some(config)) {
+            match meridian::server::run(cfg, Some(&config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("meridian: {e}");

@@ -1,8 +1,8 @@
-//! Starting and stopping the gateway: worker threads with their listeners, the refresher, and
-//! graceful shutdown on SIGTERM/SIGINT.
+//! Starting and stopping the gateway: worker threads with their listeners, the refresher, the
+//! admin endpoint, and graceful shutdown on SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +32,8 @@ pub enum ServerError {
     Runtime(std::io::Error),
     #[error("worker {0} failed to start")]
     Worker(usize),
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -47,19 +49,20 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Runs the gateway until a shutdown signal; returns once clients are done (or the grace
-/// period ran out).
-pub fn run(config: Config, config_file: Option<PathBuf>) -> Result<(), ServerError> {
+/// period ran out). `path` is the file the config was read from, shown by `/api/state`.
+pub fn run(config: Config, path: Option<&Path>) -> Result<(), ServerError> {
     let listen: SocketAddr = config
         .listen
         .parse()
         .map_err(|_| ServerError::BadListen(config.listen.clone()))?;
     let workers = config.effective_workers();
-    let shared = Shared::new(config);
-    if let Some(path) = config_file {
-        shared
-            .identity
-            .set_config_file(std::fs::canonicalize(&path).unwrap_or(path));
+    let path = path.map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
+    let shared = Shared::from_file(config, path.clone());
+    if let Some(path) = path {
+        shared.identity.set_config_file(path);
     }
+    // Up before the first map is read, so probes see the gateway start (not ready yet).
+    let admin = crate::admin::start(&shared, workers)?;
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -103,6 +106,9 @@ pub fn run(config: Config, config_file: Option<PathBuf>) -> Result<(), ServerErr
     }
     shared.identity.set_port(bound.port());
     println!("meridian: listening on {bound}");
+    if let Some(addr) = admin {
+        println!("meridian: admin on http://{addr}");
+    }
     info!(addr = %bound, workers, "meridian listening");
 
     control.block_on(async {
@@ -170,7 +176,9 @@ fn worker_thread(
         let local_addr = listener.local_addr().unwrap_or(addr);
         let _ = ready.send(Ok(local_addr));
         let worker = Worker::new(id, shared.clone());
+        shared.set_listening(true);
         accept_loop(worker, listener).await;
+        shared.set_listening(false);
         // Let sessions finish their in-flight requests; the main thread bounds the wait.
         while shared.client_count() > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;

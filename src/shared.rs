@@ -1,6 +1,7 @@
 //! State shared by every worker: config, published snapshots (topology, command table),
 //! per-worker statistics and the shutdown signal.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -17,6 +18,7 @@ use crate::health::table::HealthTable;
 use crate::identity::Identity;
 use crate::snapshot::Published;
 use crate::stats::StatsRegistry;
+use crate::stats::requests::CommandNames;
 use crate::topology::Topology;
 
 /// Everything the workers and background tasks share.
@@ -24,11 +26,19 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// Gateway users; `None` when `users` is empty (meridian is open).
     pub users: Option<Arc<Users>>,
+    /// The file the config was read from, when it came from one.
+    pub config_path: Option<PathBuf>,
+    /// Bumped each time a config is put in force (1 = the one read at start).
+    pub config_version: u64,
     pub topology: Published<Topology>,
     pub commands: Published<CommandTable>,
     pub stats: StatsRegistry,
     pub clients_registry: ClientRegistry,
     pub health: HealthTable,
+    /// Metric ids of command names (see [`CommandTable::number_commands`]).
+    pub command_names: CommandNames,
+    /// Workers whose listener accepts clients now.
+    listening: AtomicUsize,
     /// DC host names resolved for the DC map (used by the refresher only).
     pub dc_hosts: tokio::sync::Mutex<crate::topology::dc_hosts::DcHosts>,
     pub started: Instant,
@@ -42,16 +52,34 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config) -> Arc<Shared> {
+        Shared::from_file(config, None)
+    }
+
+    /// Shared state for `config`, read from the file at `path`.
+    pub fn from_file(config: Config, path: Option<PathBuf>) -> Arc<Shared> {
         let (shutdown_tx, _) = watch::channel(false);
         let breaker = BreakerParams::from_config(&config.breaker);
+        // Request metrics are kept only when an admin endpoint can serve them.
+        let stats = if config.admin.enabled() {
+            StatsRegistry::with_metrics(config.datacenters.len() + 1)
+        } else {
+            StatsRegistry::default()
+        };
+        let command_names = CommandNames::default();
+        let mut commands = CommandTable::builtin();
+        commands.number_commands(|name| command_names.intern(name));
         Arc::new(Shared {
             users: Users::from_config(&config.users).map(Arc::new),
             config: Arc::new(config),
+            config_path: path,
+            config_version: 1,
             topology: Published::new(Topology::empty()),
-            commands: Published::new(CommandTable::builtin()),
-            stats: StatsRegistry::default(),
+            commands: Published::new(commands),
+            stats,
             clients_registry: ClientRegistry::default(),
             health: HealthTable::new(breaker),
+            command_names,
+            listening: AtomicUsize::new(0),
             dc_hosts: tokio::sync::Mutex::new(Default::default()),
             started: Instant::now(),
             identity: Identity::default(),
@@ -60,6 +88,46 @@ impl Shared {
             clients: AtomicUsize::new(0),
             shutdown_tx,
         })
+    }
+
+    /// Publishes a command table, its commands numbered for the metrics first.
+    pub fn publish_commands(&self, mut table: CommandTable) {
+        table.number_commands(|name| self.command_names.intern(name));
+        self.commands.store(table);
+    }
+
+    /// The DC names reads are counted under, by DC index: the configured DCs in name order,
+    /// then `unknown`.
+    pub fn dc_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.config.datacenters.keys().map(String::as_str).collect();
+        names.push(crate::config::UNKNOWN_DC);
+        names
+    }
+
+    /// The DC index of a node placed in `dc` (see [`Shared::dc_names`]).
+    pub fn dc_index(&self, dc: Option<&str>) -> usize {
+        let known = self.config.datacenters.len();
+        dc.and_then(|name| self.config.datacenters.keys().position(|k| k == name))
+            .unwrap_or(known)
+    }
+
+    /// A worker's listener started (`true`) or stopped accepting clients.
+    pub fn set_listening(&self, on: bool) {
+        if on {
+            self.listening.fetch_add(1, Ordering::AcqRel);
+        } else {
+            self.listening.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Workers accepting clients now.
+    pub fn listening_workers(&self) -> usize {
+        self.listening.load(Ordering::Acquire)
+    }
+
+    /// Whether a shutdown began.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown_tx.borrow()
     }
 
     /// Backend credentials from the config.

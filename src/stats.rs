@@ -1,5 +1,8 @@
 //! Counters kept per worker (written by their worker only, so no atomic read-modify-write on the
-//! request path) and summed when INFO reads them.
+//! request path) and summed when INFO or a metrics scrape reads them.
+
+pub mod errors;
+pub mod requests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -65,6 +68,9 @@ pub struct WorkerStats {
     pub protocol_errors: Counter,
     /// AUTH (or HELLO AUTH) refused.
     pub auth_failures: Counter,
+    /// Per-command counts and latencies, error kinds, reads per DC; `None` when the admin
+    /// endpoint is off (nobody would read them).
+    pub metrics: Option<requests::RequestMetrics>,
     nodes: Mutex<HashMap<Arc<str>, Arc<NodeStats>>>,
 }
 
@@ -85,6 +91,8 @@ impl WorkerStats {
 #[derive(Debug, Default)]
 pub struct StatsRegistry {
     workers: Mutex<Vec<Arc<WorkerStats>>>,
+    /// DC indexes of each worker's [`requests::RequestMetrics`]; `None`: workers keep none.
+    metrics_dcs: Option<usize>,
 }
 
 /// Sums over workers, as INFO shows them.
@@ -117,11 +125,38 @@ pub struct NodeTotals {
 }
 
 impl StatsRegistry {
+    /// A registry whose workers also keep request metrics, with `dcs` DC indexes.
+    pub fn with_metrics(dcs: usize) -> StatsRegistry {
+        StatsRegistry {
+            workers: Mutex::default(),
+            metrics_dcs: Some(dcs),
+        }
+    }
+
     /// Registers a new worker's counters.
     pub fn add_worker(&self) -> Arc<WorkerStats> {
-        let w = Arc::new(WorkerStats::default());
+        let w = Arc::new(WorkerStats {
+            metrics: self.metrics_dcs.map(requests::RequestMetrics::new),
+            ..WorkerStats::default()
+        });
         self.workers.lock().push(w.clone());
         w
+    }
+
+    /// Whether workers keep request metrics.
+    pub fn has_metrics(&self) -> bool {
+        self.metrics_dcs.is_some()
+    }
+
+    /// Request metrics summed over workers.
+    pub fn request_totals(&self) -> requests::RequestTotals {
+        let mut t = requests::RequestTotals::default();
+        for w in self.workers.lock().iter() {
+            if let Some(m) = &w.metrics {
+                m.add_to(&mut t);
+            }
+        }
+        t
     }
 
     /// Proxy-wide totals.

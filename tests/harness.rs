@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::gateway::{GatewayOptions, parse_listening, render_config};
+use common::gateway::{GatewayOptions, parse_admin, parse_listening, render_config};
 use common::raw::{frame_len, show};
 use common::{Cluster, ClusterBuilder, Role, err, key_in_slot, key_slot, text};
 use redis::Value;
@@ -431,7 +431,25 @@ fn gateway_config_and_listening_line() {
     assert_eq!(
         yaml,
         "listen: 127.0.0.1:0\nworkers: 2\ncluster:\n  seeds: [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n  \
-         refresh_interval: 1s\n  password: secret\nlimits: { max_args: 8 }\n"
+         refresh_interval: 1s\n  password: secret\nadmin:\n  listen: 127.0.0.1:0\n\
+         limits: { max_args: 8 }\n"
+    );
+    // A test's own admin section replaces the ephemeral one.
+    let own = GatewayOptions {
+        extra_yaml: "admin:\n  listen: \"\"\n".to_string(),
+        ..GatewayOptions::default()
+    };
+    let yaml = render_config(&["127.0.0.1:1".to_string()], &own);
+    assert_eq!(yaml.matches("admin:").count(), 1, "{yaml}");
+    assert_eq!(
+        parse_admin("meridian: admin on http://127.0.0.1:40124"),
+        Some("127.0.0.1:40124".to_string())
+    );
+    assert_eq!(parse_admin("meridian: listening on 127.0.0.1:40123"), None);
+    assert_eq!(
+        parse_listening("meridian: admin on http://127.0.0.1:40124"),
+        None,
+        "the admin line is never taken for the client address"
     );
     assert_eq!(
         parse_listening("meridian: listening on 127.0.0.1:40123"),

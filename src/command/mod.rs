@@ -42,6 +42,9 @@ pub struct CommandSpec {
     pub subcommands: Vec<CommandSpec>,
     /// The native key rule for this name; derived in [`CommandSpec::new`].
     native: Native,
+    /// The small id this command is counted under in the metrics (a subcommand: its
+    /// container's); set by [`CommandTable::number_commands`], 0 (`unknown`) until then.
+    metric: u16,
 }
 
 impl CommandSpec {
@@ -63,7 +66,14 @@ impl CommandSpec {
             key_specs,
             legacy_keys,
             subcommands,
+            metric: 0,
         }
+    }
+
+    /// The id this command is counted under (see [`CommandTable::number_commands`]).
+    #[inline]
+    pub fn metric_id(&self) -> u16 {
+        self.metric
     }
 
     /// Positions (indices into `args`) of the keys of this request, in order, appended to
@@ -240,6 +250,26 @@ impl CommandTable {
             table.commands.push(cmd);
         }
         Ok(table)
+    }
+
+    /// Gives every top-level command the metric id `id_of(name)`; its subcommands share it,
+    /// so the counted names are bounded by the top-level commands of the table.
+    pub fn number_commands(&mut self, mut id_of: impl FnMut(&str) -> u16) {
+        for cmd in &mut self.commands {
+            let id = id_of(&cmd.name);
+            cmd.metric = id;
+            for sub in &mut cmd.subcommands {
+                sub.metric = id;
+            }
+        }
+    }
+
+    /// The metric id of the top-level command `name` (any case); 0 (`unknown`) when the table
+    /// has no such command.
+    pub fn metric_id(&self, name: &[u8]) -> u16 {
+        self.top_index(name)
+            .and_then(|i| self.commands.get(i))
+            .map_or(0, CommandSpec::metric_id)
     }
 
     /// Number of top-level commands (subcommands not counted).

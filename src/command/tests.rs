@@ -235,3 +235,31 @@ fn subcommand_names_must_belong_to_their_container() {
         Err(CommandInfoError::BadEntry { .. })
     ));
 }
+
+#[test]
+fn metric_ids_are_given_per_top_level_command() {
+    let mut table = CommandTable::builtin();
+    assert_eq!(
+        table.metric_id(b"get"),
+        0,
+        "unnumbered tables count as unknown"
+    );
+    let mut names = Vec::new();
+    table.number_commands(|name| {
+        names.push(name.to_string());
+        names.len() as u16
+    });
+    assert_eq!(names.len(), table.len());
+    let get = table.metric_id(b"GeT");
+    assert_eq!(names[usize::from(get) - 1], "get");
+    let object = table.metric_id(b"object");
+    assert_ne!(object, get);
+    with_args(&[b"OBJECT", b"ENCODING", b"k"], |a| {
+        assert_eq!(
+            table.resolve(a).unwrap().metric_id(),
+            object,
+            "a subcommand counts as its container"
+        );
+    });
+    assert_eq!(table.metric_id(b"nosuchcommand"), 0);
+}

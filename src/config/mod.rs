@@ -14,10 +14,12 @@ mod locate;
 mod units;
 mod users;
 mod validate;
+mod validate_admin;
 mod validate_dc;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -60,6 +62,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// Gateway users; none keeps meridian open (AUTH behaves as a Redis without passwords).
     pub users: Vec<UserConfig>,
+    /// The admin HTTP endpoint (metrics, health, state).
+    pub admin: AdminConfig,
 }
 
 impl Default for Config {
@@ -78,6 +82,7 @@ impl Default for Config {
             breaker: BreakerConfig::default(),
             health: HealthConfig::default(),
             users: Vec::new(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -261,6 +266,47 @@ impl Default for HealthConfig {
     }
 }
 
+/// Default address of the admin endpoint.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:7618";
+
+/// The `admin` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin HTTP endpoint, `ip:port`; empty = no endpoint (and no per-request
+    /// metrics).
+    pub listen: String,
+    /// File holding the bearer token that every endpoint but `/healthz`, `/readyz` and
+    /// `/metrics` requires; mandatory when `listen` is not a loopback address.
+    pub token_file: Option<PathBuf>,
+    /// Require the token on a loopback address too.
+    pub require_token: bool,
+}
+
+impl Default for AdminConfig {
+    fn default() -> AdminConfig {
+        AdminConfig {
+            listen: DEFAULT_ADMIN_LISTEN.to_string(),
+            token_file: None,
+            require_token: false,
+        }
+    }
+}
+
+impl AdminConfig {
+    /// True when the endpoint is on (`listen` is not empty).
+    pub fn enabled(&self) -> bool {
+        !self.listen.trim().is_empty()
+    }
+
+    /// Whether the protected endpoints need the token: always off loopback, or when asked.
+    /// `None` when `listen` is not an address.
+    pub fn token_required(&self) -> Option<bool> {
+        let addr: std::net::SocketAddr = self.listen.trim().parse().ok()?;
+        Some(self.require_token || !addr.ip().to_canonical().is_loopback())
+    }
+}
+
 impl Config {
     /// Worker threads to run: `workers`, or the number of cores when it is 0.
     pub fn effective_workers(&self) -> usize {
@@ -376,6 +422,10 @@ health:
         assert_eq!(b.keepalive, Duration::from_secs(120));
         assert_eq!(c.health.probe_interval, Duration::from_secs(1));
         assert_eq!(c.health.max_replica_lag, 0);
+        assert_eq!(c.admin.listen, "127.0.0.1:7618");
+        assert_eq!(c.admin.token_file, None);
+        assert!(!c.admin.require_token && c.admin.enabled());
+        assert_eq!(c.admin.token_required(), Some(false));
         // The only thing a default config lacks is a seed.
         let errs = c.validate();
         assert_eq!(errs.len(), 1);

@@ -31,6 +31,11 @@ fn map(entries: Vec<(&str, Value)>) -> Value {
 }
 
 /// The YAML config of gateway `gw`: the lab's keys, the issue-4 sections with explicit values,
+/// Where gateway `gw` serves its admin endpoint: its address, the port after its listen port.
+pub fn admin_addr(gw: &PlannedGateway) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(gw.ip.into(), gw.port.checked_add(1).unwrap_or(0))
+}
+
 /// and the topology's `gateway_config` merged over them (one level deep for sections).
 pub fn render_config(plan: &Plan, gw: &PlannedGateway) -> String {
     let seeds: Vec<Value> = plan
@@ -65,6 +70,12 @@ pub fn render_config(plan: &Plan, gw: &PlannedGateway) -> String {
                 ("seeds", Value::Sequence(seeds)),
                 ("refresh_interval", s("1s")),
             ]),
+        ),
+        // The admin endpoint on the gateway's own address, one port above its listen port
+        // (7618 by default), so gateways and labs with other port offsets never collide.
+        (
+            "admin",
+            map(vec![("listen", s(admin_addr(gw).to_string()))]),
         ),
         ("datacenters", Value::Mapping(dcs)),
         ("latency_ms", Value::Mapping(matrix)),
@@ -191,6 +202,8 @@ mod tests {
         assert_eq!(cfg.workers, 2);
         assert_eq!(cfg.source_address, Some("127.0.2.100".parse().unwrap()));
         assert_eq!(cfg.local_dc.as_deref(), Some("west"));
+        assert_eq!(cfg.admin.listen, "127.0.2.100:7618");
+        assert_eq!(admin_addr(&plan.gateways[1]).to_string(), cfg.admin.listen);
         assert_eq!(cfg.cluster.seeds.len(), 4);
         assert!(cfg.cluster.seeds.contains(&"127.0.1.1:7811".to_string()));
         assert_eq!(cfg.cluster.refresh_interval, Duration::from_secs(2));

@@ -4,6 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
@@ -11,6 +12,20 @@ use crate::notify::LocalNotify;
 
 /// Sequence number of a request within its client.
 pub type Seq = u64;
+
+/// What the metrics need to know about a request when its reply leaves: the command it was
+/// counted under and when it arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tag {
+    pub command: u16,
+    pub at: Instant,
+}
+
+/// One request's place in the queue.
+struct Slot {
+    reply: Option<Bytes>,
+    tag: Option<Tag>,
+}
 
 /// Replies of one client, in request order.
 #[derive(Default)]
@@ -34,7 +49,7 @@ const FIRST_REPLY_GUESS: usize = 64 * 1024;
 struct Inner {
     /// Sequence number of `slots[0]`.
     base: Seq,
-    slots: VecDeque<Option<Bytes>>,
+    slots: VecDeque<Slot>,
     /// Bytes of filled replies not yet written.
     ready_bytes: usize,
     /// Filled replies not yet written.
@@ -51,8 +66,17 @@ impl ReplyQueue {
 
     /// Reserves the slot for the next request and returns its sequence number.
     pub fn reserve(&self) -> Seq {
+        self.reserve_slot(None)
+    }
+
+    /// Like [`ReplyQueue::reserve`], for a request whose reply the metrics observe.
+    pub fn reserve_tagged(&self, tag: Tag) -> Seq {
+        self.reserve_slot(Some(tag))
+    }
+
+    fn reserve_slot(&self, tag: Option<Tag>) -> Seq {
         let mut inner = self.inner.borrow_mut();
-        inner.slots.push_back(None);
+        inner.slots.push_back(Slot { reply: None, tag });
         self.unanswered.set(self.unanswered.get() + 1);
         inner.base + inner.slots.len() as Seq - 1
     }
@@ -73,9 +97,14 @@ impl ReplyQueue {
             ready_count,
             ..
         } = &mut *inner;
-        if let Some(slot @ None) = slots.get_mut(idx as usize) {
+        if let Some(Slot {
+            reply: slot @ None, ..
+        }) = slots.get_mut(idx as usize)
+        {
             let mut reply = reply;
-            if let Some(pos) = silenced.iter().position(|&s| s == seq) {
+            if !silenced.is_empty()
+                && let Some(pos) = silenced.iter().position(|&s| s == seq)
+            {
                 silenced.swap_remove(pos);
                 reply = Bytes::new();
             }
@@ -96,6 +125,11 @@ impl ReplyQueue {
         }
     }
 
+    /// Requests whose reply has not arrived yet.
+    pub fn unanswered(&self) -> usize {
+        self.unanswered.get()
+    }
+
     /// The reply of request `seq` (not yet filled) is dropped instead of written, or, with
     /// `silent` false, written after all.
     pub fn set_silent(&self, seq: Seq, silent: bool) {
@@ -103,7 +137,7 @@ impl ReplyQueue {
         let unfilled = seq
             .checked_sub(inner.base)
             .and_then(|idx| inner.slots.get(idx as usize))
-            .is_some_and(Option::is_none);
+            .is_some_and(|slot| slot.reply.is_none());
         let known = inner.silenced.iter().position(|&s| s == seq);
         match (silent, known) {
             (true, None) if unfilled => inner.silenced.push(seq),
@@ -112,11 +146,6 @@ impl ReplyQueue {
             }
             _ => {}
         }
-    }
-
-    /// Requests whose reply has not arrived yet.
-    pub fn unanswered(&self) -> usize {
-        self.unanswered.get()
     }
 
     /// Whether another request may be sent without the replies of those waiting on backends,
@@ -138,15 +167,33 @@ impl ReplyQueue {
     /// Appends the replies at the head of the queue that are ready to `out`, while `out` holds
     /// less than `cap` bytes; returns how many. What stays behind still counts as held.
     pub fn drain_ready(&self, out: &mut BytesMut, cap: usize) -> usize {
+        self.drain_ready_with(out, cap, |_, _| {})
+    }
+
+    /// Like [`ReplyQueue::drain_ready`], handing `seen` the tag and bytes of each tagged reply
+    /// that leaves.
+    pub fn drain_ready_with(
+        &self,
+        out: &mut BytesMut,
+        cap: usize,
+        mut seen: impl FnMut(Tag, &[u8]),
+    ) -> usize {
         let mut inner = self.inner.borrow_mut();
         let mut n = 0;
         while out.len() < cap
-            && let Some(Some(_)) = inner.slots.front()
+            && let Some(Slot { reply: Some(_), .. }) = inner.slots.front()
         {
-            if let Some(Some(reply)) = inner.slots.pop_front() {
+            if let Some(Slot {
+                reply: Some(reply),
+                tag,
+            }) = inner.slots.pop_front()
+            {
                 inner.ready_bytes -= reply.len();
                 inner.ready_count -= 1;
                 out.extend_from_slice(&reply);
+                if let Some(tag) = tag {
+                    seen(tag, &reply);
+                }
             }
             inner.base += 1;
             n += 1;
@@ -240,6 +287,41 @@ mod tests {
     }
 
     #[test]
+    fn tagged_replies_are_seen_as_they_leave() {
+        let q = ReplyQueue::new();
+        let at = Instant::now();
+        let a = q.reserve_tagged(Tag { command: 7, at });
+        let b = q.reserve();
+        let c = q.reserve_tagged(Tag { command: 9, at });
+        q.fill(c, Bytes::from_static(b"-ERR c\r\n"));
+        q.fill(b, Bytes::from_static(b"+b\r\n"));
+        let mut seen = Vec::new();
+        let mut out = BytesMut::new();
+        assert_eq!(
+            q.drain_ready_with(&mut out, usize::MAX, |t, r| seen
+                .push((t.command, r.to_vec()))),
+            0
+        );
+        q.fill(a, Bytes::from_static(b"+a\r\n"));
+        assert_eq!(
+            q.drain_ready_with(&mut out, usize::MAX, |t, r| seen
+                .push((t.command, r.to_vec()))),
+            3
+        );
+        assert_eq!(seen, [(7, b"+a\r\n".to_vec()), (9, b"-ERR c\r\n".to_vec())]);
+    }
+
+    #[test]
+    fn closed_queue_drops_late_replies() {
+        let q = ReplyQueue::new();
+        let a = q.reserve();
+        q.close();
+        q.fill(a, Bytes::from_static(b"+late\r\n"));
+        assert_eq!(q.held_bytes(), 0);
+        assert_eq!(q.in_flight(), 0);
+    }
+
+    #[test]
     fn silenced_replies_keep_their_place_but_are_not_written() {
         let q = ReplyQueue::new();
         let a = q.reserve();
@@ -263,15 +345,5 @@ mod tests {
         q.set_silent(d, true);
         assert_eq!(q.drain_ready(&mut out, usize::MAX), 1);
         assert!(out.ends_with(b"+d\r\n"));
-    }
-
-    #[test]
-    fn closed_queue_drops_late_replies() {
-        let q = ReplyQueue::new();
-        let a = q.reserve();
-        q.close();
-        q.fill(a, Bytes::from_static(b"+late\r\n"));
-        assert_eq!(q.held_bytes(), 0);
-        assert_eq!(q.in_flight(), 0);
     }
 }

@@ -34,6 +34,8 @@ pub struct Routes {
     version: u64,
     /// Health of the current snapshot's nodes.
     health: Vec<Arc<NodeHealth>>,
+    /// DC index of each node of the snapshot, as the metrics count reads.
+    node_dc: Vec<usize>,
     /// Per shard: candidates (master first), refreshed per request with live health.
     cands: Vec<Vec<Candidate>>,
     /// The DC-aware read policy, when `local_dc` is set.
@@ -48,6 +50,7 @@ impl Routes {
             topo: Cached::new(&shared.topology),
             version: 0,
             health: Vec::new(),
+            node_dc: Vec::new(),
             cands: Vec::new(),
             policy: shared
                 .config
@@ -71,6 +74,11 @@ impl Routes {
             .iter()
             .map(|n| shared.health.node(&n.addr))
             .collect();
+        self.node_dc = topo
+            .nodes
+            .iter()
+            .map(|n| shared.dc_index(n.dc.as_deref()))
+            .collect();
         self.cands = topo
             .shards
             .iter()
@@ -82,6 +90,15 @@ impl Routes {
             })
             .collect();
         version
+    }
+
+    /// The DC index of `node` (see [`Shared::dc_index`]).
+    #[inline]
+    pub fn dc_index(&self, node: NodeId) -> usize {
+        self.node_dc
+            .get(usize::from(node))
+            .copied()
+            .unwrap_or(usize::MAX)
     }
 
     /// The snapshot last synced.

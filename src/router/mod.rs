@@ -19,6 +19,7 @@ use std::rc::Rc;
 use crate::client::ClientState;
 use crate::command::{CommandError, CommandSpec, CommandTable};
 use crate::policy::Access;
+use crate::reply::queue::{Seq, Tag};
 use crate::slot::key_slot;
 
 use class::Class;
@@ -69,6 +70,31 @@ pub fn dispatch(
     }
 }
 
+/// Reserves the request's reply slot; with request metrics on, counts the request under its
+/// command (one array index) and tags the slot so the reply's latency is observed.
+#[inline]
+fn reserve(
+    worker: &Worker,
+    table: &CommandTable,
+    client: &ClientState,
+    req: &Request,
+    spec: &Option<Result<&CommandSpec, CommandError>>,
+) -> Seq {
+    let Some(metrics) = &worker.stats.metrics else {
+        return client.queue.reserve();
+    };
+    let command = match spec {
+        Some(Ok(spec)) => spec.metric_id(),
+        // Answered locally, or an error: look the name up (unknown names count as `unknown`).
+        _ => table.metric_id(req.args.get(0).unwrap_or_default()),
+    };
+    metrics.count(command);
+    client.queue.reserve_tagged(Tag {
+        command,
+        at: worker.now(),
+    })
+}
+
 /// What the session does after handing a request to [`dispatch`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -93,7 +119,7 @@ fn dispatch_class(
     class: Class,
     spec: Option<Result<&CommandSpec, CommandError>>,
 ) {
-    let seq = client.queue.reserve();
+    let seq = reserve(worker, table, client, req, &spec);
     if client.reply_mode.silences_next() {
         client.queue.set_silent(seq, true);
     }

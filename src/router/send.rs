@@ -89,7 +89,7 @@ pub fn send_dedicated(
     access: Access,
     wire: Bytes,
 ) {
-    let addr = match worker.addr_for_slot(slot, access) {
+    let addr = match worker.addr_for_request(slot, access) {
         Ok(addr) => addr,
         Err(e) => return client.reply_error(seq, &e.to_string()),
     };

@@ -98,19 +98,44 @@ impl Worker {
         paths.sync(&self.shared);
         let Paths { routes, backends } = &mut *paths;
         let node = routes.pick(slot, access, proto, self.now(), backends, None)?;
+        self.count_read(access, routes, node);
         if let Some(be) = backends.existing(node, proto) {
             return Ok(be.clone());
         }
         Ok(backends.for_node(routes.topology(), node, proto))
     }
 
-    /// The address of the node that serves `slot` for this kind of access.
+    /// The address of the node that serves `slot` for this kind of access (for a connection
+    /// of the client's own: subscriptions, transactions).
     pub fn addr_for_slot(&self, slot: Slot, access: Access) -> Result<Arc<str>, RouteError> {
+        self.pick_addr(slot, access, false)
+    }
+
+    /// Like [`Worker::addr_for_slot`], for a request about to be sent there: a read counts
+    /// in the reads per DC.
+    pub fn addr_for_request(&self, slot: Slot, access: Access) -> Result<Arc<str>, RouteError> {
+        self.pick_addr(slot, access, true)
+    }
+
+    fn pick_addr(&self, slot: Slot, access: Access, count: bool) -> Result<Arc<str>, RouteError> {
         let mut paths = self.paths.borrow_mut();
         paths.sync(&self.shared);
         let Paths { routes, backends } = &mut *paths;
         let node = routes.pick(slot, access, 2, self.now(), backends, None)?;
+        if count {
+            self.count_read(access, routes, node);
+        }
         Ok(routes.topology().node(node).addr.clone())
+    }
+
+    /// Counts a read sent to `node` under its DC, when request metrics are kept.
+    #[inline]
+    fn count_read(&self, access: Access, routes: &Routes, node: NodeId) {
+        if access == Access::Read
+            && let Some(m) = &self.stats.metrics
+        {
+            m.count_read(routes.dc_index(node));
+        }
     }
 
     /// The shared backend of a node of the current snapshot.
@@ -197,7 +222,10 @@ impl Worker {
             let Paths { routes, backends } = &mut *paths;
             routes
                 .pick(slot, Access::Read, proto, self.now(), backends, Some(&from))
-                .map(|node| backends.for_node(routes.topology(), node, proto))
+                .map(|node| {
+                    self.count_read(Access::Read, routes, node);
+                    backends.for_node(routes.topology(), node, proto)
+                })
         };
         match picked {
             Ok(be) => be.send(&request, p),

@@ -237,7 +237,17 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         // Replies leave in request order, at most WRITE_CHUNK at a time gathered from the
         // queue, as long as the socket takes them; what waits stays counted as held.
         let wrote = loop {
-            let drained = queue.drain_ready(&mut wbuf, WRITE_CHUNK);
+            let drained = match &stats.metrics {
+                // A reply's latency runs from the step its request was read in to the step
+                // it leaves for the socket (the worker clock: no clock read per reply).
+                Some(m) => {
+                    let now = worker.now();
+                    queue.drain_ready_with(&mut wbuf, WRITE_CHUNK, |tag, reply| {
+                        m.observe(tag.command, now.saturating_duration_since(tag.at), reply)
+                    })
+                }
+                None => queue.drain_ready(&mut wbuf, WRITE_CHUNK),
+            };
             stats.responses.add(drained as u64);
             if wbuf.is_empty() {
                 break Ok(());

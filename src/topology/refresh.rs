@@ -198,7 +198,7 @@ async fn load_commands(shared: &Shared) -> bool {
             Ok(reply @ Value::Array(_)) => match CommandTable::from_command_reply(&reply) {
                 Ok(table) => {
                     info!(%addr, commands = table.len(), "command table loaded from backend");
-                    shared.commands.store(table);
+                    shared.publish_commands(table);
                     return true;
                 }
                 Err(e) => warn!(%addr, error = %e, "cannot use backend COMMAND reply"),

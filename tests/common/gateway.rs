@@ -181,6 +181,24 @@ impl Gateway {
         }
     }
 
+    /// The admin endpoint's address, from meridian's `admin on http://ADDR` line (printed right
+    /// after `listening on`); panics when it does not come.
+    pub fn admin_addr(&self) -> String {
+        let path = self.dir.path().join("stdout.log");
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let out = fs::read_to_string(&path).unwrap_or_default();
+            if let Some(addr) = out.lines().find_map(parse_admin) {
+                return addr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "meridian printed no `admin on http://ADDR` line:\n{out}"
+            );
+            thread::sleep(super::POLL);
+        }
+    }
+
     /// Everything meridian wrote to stderr so far (its logs).
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&fs::read(self.dir.path().join("stderr.log")).unwrap_or_default())
@@ -239,6 +257,11 @@ pub fn render_config(seeds: &[String], opts: &GatewayOptions) -> String {
     for line in opts.cluster_yaml.lines().filter(|l| !l.trim().is_empty()) {
         yaml.push_str(&format!("  {line}\n"));
     }
+    // An admin endpoint on an ephemeral port unless the test configures its own: the
+    // default port would collide between gateways running at once.
+    if !opts.extra_yaml.lines().any(|l| l.starts_with("admin:")) {
+        yaml.push_str("admin:\n  listen: 127.0.0.1:0\n");
+    }
     yaml.push_str(&opts.extra_yaml);
     if !yaml.ends_with('\n') {
         yaml.push('\n');
@@ -254,6 +277,13 @@ pub fn parse_listening(line: &str) -> Option<String> {
         .parse::<SocketAddr>()
         .ok()
         .map(|addr| addr.to_string())
+}
+
+/// The address in a `meridian: admin on http://127.0.0.1:PORT` line, if the line is one.
+pub fn parse_admin(line: &str) -> Option<String> {
+    let (_, rest) = line.split_once("admin on http://")?;
+    let addr: SocketAddr = rest.trim().parse().ok()?;
+    Some(addr.to_string())
 }
 
 /// Copies meridian's stdout to a log file and forwards each line until the receiver is gone.
