@@ -256,14 +256,7 @@ impl Backend {
     /// outcome is unknown (never retried).
     fn fail_all(&self, err: &BackendError) {
         self.run_lost_hook();
-        let (drained, unsent) = {
-            let mut st = self.state.borrow_mut();
-            st.link = Link::Down;
-            st.out.clear();
-            st.queued_at.clear();
-            let unsent = std::mem::take(&mut st.unsent);
-            (st.pending.drain(..).collect::<Vec<Pending>>(), unsent)
-        };
+        let (drained, unsent) = self.take_all();
         let sent = drained.len().saturating_sub(unsent);
         let mut failed = 0;
         for (i, p) in drained.into_iter().enumerate() {
@@ -288,16 +281,20 @@ impl Backend {
         self.stats.failures.add(failed);
     }
 
+    /// Marks the link down and takes every pending request (the link's bytes are dropped),
+    /// with how many of them were never handed to the socket.
+    fn take_all(&self) -> (Vec<Pending>, usize) {
+        let mut st = self.state.borrow_mut();
+        st.link = Link::Down;
+        st.out.clear();
+        st.queued_at.clear();
+        let unsent = std::mem::take(&mut st.unsent);
+        (st.pending.drain(..).collect(), unsent)
+    }
+
     /// Closes on purpose (retired node, client gone): what is left pending fails plainly.
     fn fail_closed(&self) {
-        let drained: Vec<Pending> = {
-            let mut st = self.state.borrow_mut();
-            st.link = Link::Down;
-            st.out.clear();
-            st.queued_at.clear();
-            st.unsent = 0;
-            st.pending.drain(..).collect()
-        };
+        let (drained, _) = self.take_all();
         for p in drained {
             p.sink.fail("ERR meridian: backend connection closed");
         }

@@ -7,7 +7,7 @@ use crate::acl::check::{KeyNeed, channels_allowed, command_allowed, keys_allowed
 use crate::acl::{Denied, User};
 use crate::client::ClientState;
 use crate::command::keyspec::find_keys;
-use crate::command::{CommandSpec, CommandTable, KeyAccess};
+use crate::command::{CommandSpec, KeyAccess};
 use crate::resp::ReqArgs;
 
 use super::class::{Class, Local};
@@ -22,7 +22,6 @@ const AUTH_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// checked before a split sends any part, and a refused command inside MULTI is never queued.
 /// `spec` is `None` for locally answered commands.
 pub fn refusal(
-    table: &CommandTable,
     client: &mut ClientState,
     req: &Request,
     class: Class,
@@ -34,17 +33,9 @@ pub fn refusal(
     let Some(user) = client.user.as_deref() else {
         return Some(Denied::NoAuth.message(""));
     };
-    let local_spec;
-    let spec = match spec {
-        Some(s) => s,
-        // Local commands: only the role matters (CLIENT KILL is admin); an invalid one is left
-        // to its handler's own error.
-        None if user.role != crate::config::Role::Admin => {
-            local_spec = table.resolve(&req.args).ok()?;
-            local_spec
-        }
-        None => return None,
-    };
+    // A local command without a valid spec is left to its handler's own error; for local
+    // commands only the role matters (CLIENT KILL is admin).
+    let spec = spec?;
     if !command_allowed(user.role, spec.flags, &spec.name) {
         return Some(Denied::Command.message(&spec.name));
     }

@@ -18,7 +18,9 @@ use crate::slot::{Slot, key_slot};
 
 use super::class::Split;
 use super::request::Request;
-use super::send::{CROSSSLOT, access_of, common_slot, random_slot, send_dedicated, send_to_slot};
+use super::send::{
+    CROSSSLOT, access_of, common_slot, random_slot, retry_if_read, send_dedicated, send_to_slot,
+};
 use super::worker::Worker;
 use crate::backend::Pending;
 
@@ -241,11 +243,7 @@ pub fn split(
         match worker.backend_for_slot(*slot, access, client.proto) {
             Ok(be) => {
                 let pending = Pending::to_part(merge.clone(), part, Some(wire.clone()));
-                let pending = match access {
-                    Access::Read => pending.reading(*slot),
-                    Access::Write => pending,
-                };
-                be.send(&wire, pending)
+                be.send(&wire, retry_if_read(pending, access, *slot))
             }
             Err(e) => Sink::Part {
                 merge: merge.clone(),

@@ -55,14 +55,19 @@ pub fn dispatch(
     if exclusive && client.queue.unanswered() > 0 {
         return Flow::Defer;
     }
+    // A local command's spec, looked up once (CLIENT LIST's `cmd=` and the permission check).
+    let local = match class {
+        Class::Local(_) => table.resolve(&req.args).ok(),
+        _ => None,
+    };
     // `cmd=` of CLIENT LIST: the spec's name (`client|list`), none for an unknown command.
     let shown = match &spec {
         Some(Ok(s)) => Some(s.name.as_ref()),
         Some(Err(_)) => None,
-        None => table.resolve(&req.args).ok().map(|s| s.name.as_ref()),
+        None => local.map(|s| s.name.as_ref()),
     };
     client.note_command(shown.unwrap_or_default());
-    dispatch_class(worker, table, client, req, name, class, spec);
+    dispatch_class(worker, table, client, req, (name, class), spec, local);
     if exclusive {
         Flow::Exclusive
     } else {
@@ -115,9 +120,9 @@ fn dispatch_class(
     table: &CommandTable,
     client: &mut ClientState,
     req: &Request,
-    name: Option<&str>,
-    class: Class,
+    (name, class): (Option<&str>, Class),
     spec: Option<Result<&CommandSpec, CommandError>>,
+    local: Option<&CommandSpec>,
 ) {
     let seq = reserve(worker, table, client, req, &spec);
     if client.reply_mode.silences_next() {
@@ -129,9 +134,9 @@ fn dispatch_class(
         let checked = match &spec {
             Some(Ok(s)) => Some(Some(*s)),
             Some(Err(_)) => None,
-            None => Some(None),
+            None => Some(local),
         };
-        if let Some(msg) = checked.and_then(|s| acl::refusal(table, client, req, class, s)) {
+        if let Some(msg) = checked.and_then(|s| acl::refusal(client, req, class, s)) {
             if client.tx.in_multi {
                 client.tx.mark_failed();
             }

@@ -49,6 +49,14 @@ pub(crate) fn common_slot(args: &ReqArgs, keys: &[usize]) -> Result<Option<Slot>
     Ok(slot)
 }
 
+/// A read of one slot may be resent once if its connection is lost; a write never is.
+pub fn retry_if_read(pending: Pending, access: Access, slot: Slot) -> Pending {
+    match access {
+        Access::Read => pending.reading(slot),
+        Access::Write => pending,
+    }
+}
+
 /// Sends a single-slot request to its backend, its reply going straight to the client.
 pub fn send_to_slot(
     worker: &Rc<Worker>,
@@ -64,11 +72,7 @@ pub fn send_to_slot(
                 client.touch(&be.addr);
             }
             let pending = Pending::to_client(client.queue.clone(), seq, Some(wire.clone()));
-            let pending = match access {
-                Access::Read => pending.reading(slot),
-                Access::Write => pending,
-            };
-            be.send(&wire, pending)
+            be.send(&wire, retry_if_read(pending, access, slot))
         }
         Err(e) => client.reply_error(seq, &e.to_string()),
     }

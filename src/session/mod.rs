@@ -47,14 +47,8 @@ impl Peak {
     }
 }
 
-/// Publishes what CLIENT LIST and INFO on any worker show about this client.
-fn publish_facts(
-    entry: &ClientEntry,
-    client: &ClientState,
-    rbuf: &BytesMut,
-    wbuf: &BytesMut,
-    peak: usize,
-) {
+/// What CLIENT LIST and INFO on any worker show about this client, as of now.
+fn facts_of(client: &ClientState, rbuf: &BytesMut, wbuf: &BytesMut, peak: usize) -> Facts {
     let mut flags = 0;
     for (on, flag) in [
         (client.tx.in_multi, FLAG_MULTI),
@@ -68,7 +62,7 @@ fn publish_facts(
     }
     let queue = &client.queue;
     let (sub, psub, ssub) = client.pubsub.counts();
-    entry.live.publish(&Facts {
+    Facts {
         flags,
         sub: sub as u64,
         psub: psub as u64,
@@ -88,7 +82,22 @@ fn publish_facts(
         omem: queue.held_bytes() as u64,
         writing: !wbuf.is_empty(),
         resp: client.proto,
-    });
+    }
+}
+
+/// Publishes a client's facts to the shared registry, only when they changed since the last
+/// time (most event-loop turns of a busy client change nothing a reader would see).
+struct Publisher {
+    last: Facts,
+}
+
+impl Publisher {
+    fn publish(&mut self, entry: &ClientEntry, facts: Facts) {
+        if facts != self.last {
+            entry.live.publish(&facts);
+            self.last = facts;
+        }
+    }
 }
 
 /// Parses and dispatches every complete request in `rbuf`, stopping early at a request that
@@ -216,6 +225,9 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         bytes: 0,
         since: Instant::now(),
     };
+    let mut publisher = Publisher {
+        last: Facts::default(),
+    };
     let idle_timer = tokio::time::sleep(if idle.is_zero() {
         Duration::from_secs(86400)
     } else {
@@ -329,7 +341,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
             rbuf.reserve(READ_CHUNK);
         }
         let peak_now = peak.observe(rbuf.len(), worker.now());
-        publish_facts(&entry, &client, &rbuf, &wbuf, peak_now);
+        publisher.publish(&entry, facts_of(&client, &rbuf, &wbuf, peak_now));
         tokio::select! {
             biased;
             _ = queue.wait_ready() => {
@@ -356,7 +368,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                         entry.touch_at(last_active);
                         // What just arrived counts in the client's own CLIENT INFO (qbuf).
                         let peak_now = peak.observe(rbuf.len(), last_active);
-                        publish_facts(&entry, &client, &rbuf, &wbuf, peak_now);
+                        publisher.publish(&entry, facts_of(&client, &rbuf, &wbuf, peak_now));
                     }
                 }
                 // Parsed and dispatched at the top of the loop.
