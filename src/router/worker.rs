@@ -29,8 +29,8 @@ impl Paths {
     /// Both halves follow the published topology.
     fn sync(&mut self, shared: &Shared) {
         let version = self.routes.sync(shared);
-        let topo = self.routes.topology().clone();
-        self.backends.sync(&topo, version);
+        // Borrowed, not cloned: this runs on every request (one Arc count change each way).
+        self.backends.sync(self.routes.topology(), version);
     }
 }
 
