@@ -90,6 +90,17 @@ impl Shared {
         })
     }
 
+    /// The config in force now. New code reads settings through this (not the field), so a
+    /// reload that swaps the config is seen by the next call.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.clone()
+    }
+
+    /// The gateway users in force now; `None` when meridian is open.
+    pub fn users(&self) -> Option<Arc<Users>> {
+        self.users.clone()
+    }
+
     /// Publishes a command table, its commands numbered for the metrics first.
     pub fn publish_commands(&self, mut table: CommandTable) {
         table.number_commands(|name| self.command_names.intern(name));
