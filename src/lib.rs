@@ -22,6 +22,7 @@
 pub mod acl;
 pub mod admin;
 pub mod backend;
+pub mod balance;
 pub mod client;
 pub mod clients;
 pub mod clock;

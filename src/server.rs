@@ -7,7 +7,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tracing::{error, info, warn};
 
 use crate::config::Config;
@@ -85,12 +86,20 @@ pub fn run(config: Config, path: Option<&Path>) -> Result<(), ServerError> {
 
     let mut bound = listen;
     let mut handles = Vec::new();
+    let (senders, mut inboxes): (Vec<_>, Vec<_>) = (0..workers)
+        .map(|_| tokio::sync::mpsc::unbounded_channel::<Handoff>())
+        .unzip();
+    let senders = Arc::new(senders);
     for id in 0..workers {
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = shared.clone();
+        let peers = Peers {
+            senders: senders.clone(),
+            inbox: inboxes.remove(0),
+        };
         let handle = std::thread::Builder::new()
             .name(format!("meridian-w{id}"))
-            .spawn(move || worker_thread(id, shared, bound, tx))
+            .spawn(move || worker_thread(id, shared, bound, peers, tx))
             .map_err(ServerError::Runtime)?;
         match rx.recv() {
             Ok(Ok(addr)) => bound = addr,
@@ -148,10 +157,21 @@ async fn wait_for_signal() {
     }
 }
 
+/// A client connection accepted by one worker for another to serve.
+type Handoff = (std::net::TcpStream, SocketAddr);
+
+/// A worker's links to the others: where to send connections it hands over, and where
+/// connections handed to it arrive.
+struct Peers {
+    senders: Arc<Vec<UnboundedSender<Handoff>>>,
+    inbox: UnboundedReceiver<Handoff>,
+}
+
 fn worker_thread(
     id: usize,
     shared: Arc<Shared>,
     addr: SocketAddr,
+    peers: Peers,
     ready: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -177,7 +197,7 @@ fn worker_thread(
         let _ = ready.send(Ok(local_addr));
         let worker = Worker::new(id, shared.clone());
         shared.set_listening(true);
-        accept_loop(worker, listener).await;
+        accept_loop(worker, listener, peers).await;
         shared.set_listening(false);
         // Let sessions finish their in-flight requests; the main thread bounds the wait.
         while shared.client_count() > 0 {
@@ -186,22 +206,91 @@ fn worker_thread(
     });
 }
 
-async fn accept_loop(worker: Rc<Worker>, listener: TcpListener) {
+async fn accept_loop(worker: Rc<Worker>, listener: TcpListener, peers: Peers) {
     let mut shutdown = worker.shared.shutdown_signal();
+    let Peers { senders, mut inbox } = peers;
     loop {
         tokio::select! {
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     worker.stats.accepts.add(1);
-                    tokio::task::spawn_local(session::run(worker.clone(), stream, peer));
+                    let to = worker.shared.balance.assign(worker.id);
+                    if to == worker.id {
+                        serve(&worker, stream, peer);
+                    } else {
+                        hand_over(&worker, &senders, to, stream, peer);
+                    }
                 }
                 Err(e) => {
                     warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
             },
+            Some((stream, peer)) = inbox.recv() => match TcpStream::from_std(stream) {
+                Ok(stream) => serve(&worker, stream, peer),
+                Err(e) => {
+                    worker.shared.balance.release(worker.id);
+                    warn!(error = %e, %peer, "cannot take over a client from another worker");
+                }
+            },
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// Serves a client on this worker; its count in the balance ends with the session.
+fn serve(worker: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+    let session = session::run(worker.clone(), stream, peer);
+    let (shared, id) = (worker.shared.clone(), worker.id);
+    tokio::task::spawn_local(async move {
+        let _counted = Counted { shared, id };
+        session.await;
+    });
+}
+
+/// Sends a client to worker `to`; serves it here when that worker is gone.
+fn hand_over(
+    worker: &Rc<Worker>,
+    senders: &[UnboundedSender<Handoff>],
+    to: usize,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let balance = &worker.shared.balance;
+    let std_stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            balance.release(to);
+            warn!(error = %e, %peer, "cannot hand a client over to another worker");
+            return;
+        }
+    };
+    let returned = match senders.get(to) {
+        Some(tx) => tx.send((std_stream, peer)).err().map(|e| e.0.0),
+        None => Some(std_stream),
+    };
+    if let Some(std_stream) = returned {
+        balance.release(to);
+        balance.assign_to(worker.id);
+        match TcpStream::from_std(std_stream) {
+            Ok(stream) => serve(worker, stream, peer),
+            Err(e) => {
+                balance.release(worker.id);
+                warn!(error = %e, %peer, "cannot serve a client");
+            }
+        }
+    }
+}
+
+/// Takes a client off its worker's count when its session ends, however it ends.
+struct Counted {
+    shared: Arc<Shared>,
+    id: usize,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.shared.balance.release(self.id);
     }
 }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio::sync::{Notify, watch};
 
 use crate::acl::Users;
+use crate::balance::Balance;
 use crate::clients::ClientRegistry;
 use crate::command::CommandTable;
 use crate::config::Config;
@@ -39,6 +40,8 @@ pub struct Shared {
     pub command_names: CommandNames,
     /// Workers whose listener accepts clients now.
     listening: AtomicUsize,
+    /// Clients per worker, for spreading new ones evenly.
+    pub balance: Balance,
     /// DC host names resolved for the DC map (used by the refresher only).
     pub dc_hosts: tokio::sync::Mutex<crate::topology::dc_hosts::DcHosts>,
     pub started: Instant,
@@ -66,6 +69,7 @@ impl Shared {
             StatsRegistry::default()
         };
         let command_names = CommandNames::default();
+        let workers = config.effective_workers();
         let mut commands = CommandTable::builtin();
         commands.number_commands(|name| command_names.intern(name));
         Arc::new(Shared {
@@ -80,6 +84,7 @@ impl Shared {
             health: HealthTable::new(breaker),
             command_names,
             listening: AtomicUsize::new(0),
+            balance: Balance::new(workers),
             dc_hosts: tokio::sync::Mutex::new(Default::default()),
             started: Instant::now(),
             identity: Identity::default(),

@@ -112,6 +112,14 @@ pub struct Totals {
     pub auth_failures: u64,
 }
 
+/// One worker's share of the traffic, as `INFO workers` shows it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WorkerLine {
+    pub clients: u64,
+    pub accepts: u64,
+    pub requests: u64,
+}
+
 /// Sums for one node over workers.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct NodeTotals {
@@ -131,6 +139,20 @@ impl StatsRegistry {
             workers: Mutex::default(),
             metrics_dcs: Some(dcs),
         }
+    }
+
+    /// Each worker's own counters (clients now, connections accepted, requests), in the order
+    /// the workers started (worker ids count from 0 in that order).
+    pub fn per_worker(&self) -> Vec<WorkerLine> {
+        self.workers
+            .lock()
+            .iter()
+            .map(|w| WorkerLine {
+                clients: w.client_connections.get(),
+                accepts: w.accepts.get(),
+                requests: w.requests.get(),
+            })
+            .collect()
     }
 
     /// Registers a new worker's counters.

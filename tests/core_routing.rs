@@ -451,6 +451,7 @@ fn multi_key_commands_split_by_slot_and_merge_in_key_order() {
 
 #[test]
 fn two_workers_share_the_port_and_serve_many_clients() {
+    const CLIENTS: usize = 50;
     let cluster = Cluster::start(3, 1);
     let gw = Gateway::start_with(
         &cluster,
@@ -470,9 +471,15 @@ fn two_workers_share_the_port_and_serve_many_clients() {
 
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
     let done = Arc::new(AtomicU64::new(0));
-    let clients: Vec<_> = (0..16)
+    let release = Arc::new(AtomicU64::new(0));
+    let clients: Vec<_> = (0..CLIENTS)
         .map(|t| {
-            let (addr, failures, done) = (addr.clone(), failures.clone(), done.clone());
+            let (addr, failures, done, release) = (
+                addr.clone(),
+                failures.clone(),
+                done.clone(),
+                release.clone(),
+            );
             thread::spawn(move || {
                 let mut raw = Raw::connect(&addr);
                 for i in 0..100 {
@@ -499,14 +506,58 @@ fn two_workers_share_the_port_and_serve_many_clients() {
                     }
                 }
                 done.fetch_add(1, Ordering::SeqCst);
-                // Keep the connection until every client is done, so they overlap.
+                // Keep the connection until the test read the workers' shares, so they overlap.
                 let deadline = Instant::now() + Duration::from_secs(60);
-                while done.load(Ordering::SeqCst) < 16 && Instant::now() < deadline {
+                while release.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
                     thread::sleep(Duration::from_millis(10));
                 }
             })
         })
         .collect();
+    wait_until(
+        "every client to finish its requests",
+        Duration::from_secs(60),
+        || match done.load(Ordering::SeqCst) {
+            n if n == CLIENTS as u64 => Ok(()),
+            n => Err(format!("{n} of {CLIENTS} done")),
+        },
+    );
+    // SO_REUSEPORT alone hashes connections unevenly; meridian hands clients over so each
+    // worker serves half of them (the admin connection is the odd one), and so half the load.
+    let workers = info(&mut admin, "workers");
+    release.store(1, Ordering::SeqCst);
+    let field = |line: &str, name: &str| -> u64 {
+        line.split(',')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {line:?}"))
+    };
+    let lines: Vec<&String> = ["worker0", "worker1"]
+        .iter()
+        .map(|w| {
+            workers
+                .get(*w)
+                .unwrap_or_else(|| panic!("{w} in {workers:?}"))
+        })
+        .collect();
+    let clients_per: Vec<u64> = lines.iter().map(|l| field(l, "clients")).collect();
+    let requests_per: Vec<u64> = lines.iter().map(|l| field(l, "requests")).collect();
+    assert_eq!(
+        clients_per.iter().sum::<u64>(),
+        CLIENTS as u64 + 1,
+        "{workers:?}"
+    );
+    assert!(
+        clients_per[0].abs_diff(clients_per[1]) <= 1,
+        "clients per worker {clients_per:?}"
+    );
+    let total: u64 = requests_per.iter().sum();
+    for (id, n) in requests_per.iter().enumerate() {
+        assert!(
+            (total * 40..=total * 60).contains(&(n * 100)),
+            "worker{id} served {n} of {total} requests: {workers:?}"
+        );
+    }
     for c in clients {
         c.join().expect("client thread");
     }

@@ -169,9 +169,12 @@ async fn serve(be: &Rc<Backend>, stream: TcpStream) -> Result<(), BackendError> 
             }
         }
     };
+    // Biased: after a stall of the whole worker, replies already waiting in the socket are read
+    // before the timer that expired meanwhile gets a say.
     tokio::select! {
-        r = write_loop => r,
+        biased;
         r = read_loop => r,
+        r = write_loop => r,
         r = timeout_loop => r,
     }
 }

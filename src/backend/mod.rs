@@ -312,8 +312,15 @@ impl Backend {
     }
 
     /// How long the oldest pending request has waited.
+    /// How long the oldest request handed to the socket has waited for its reply. Requests
+    /// not written yet do not count: when the worker itself was held up (a starved CPU), the
+    /// node never had the chance to answer, and connecting has its own timeout.
     fn oldest_wait(&self) -> Option<Duration> {
-        self.state.borrow().queued_at.front().map(|t| t.elapsed())
+        let st = self.state.borrow();
+        if st.pending.len() <= st.unsent {
+            return None;
+        }
+        st.queued_at.front().map(|t| t.elapsed())
     }
 
     /// Round-trip time of this connection's requests (peak-EWMA), in milliseconds.

@@ -59,6 +59,7 @@ const SECTIONS: &[(&str, &str, Make, bool)] = &[
     ),
     ("cluster", "Cluster", Make::Own, true),
     ("servers", "Servers", Make::Own, true),
+    ("workers", "Workers", Make::Own, false),
     ("keyspace", "Keyspace", Make::Masters(Fold::Keyspace), true),
 ];
 

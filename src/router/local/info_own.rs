@@ -21,6 +21,7 @@ pub fn render(worker: &Worker, name: &str) -> String {
         "cpu" => cpu(&mut out),
         "cluster" => out.push_str("cluster_enabled:0\r\n"),
         "servers" => servers(worker, &mut out),
+        "workers" => workers(worker, &mut out),
         _ => {}
     }
     out
@@ -76,6 +77,18 @@ fn proxy(worker: &Worker, out: &mut String) {
         shared.started.elapsed().as_secs(),
         shared.client_count(),
     );
+}
+
+/// One line per worker: clients served now, connections it accepted (some handed to another
+/// worker), requests it served.
+fn workers(worker: &Worker, out: &mut String) {
+    for (id, w) in worker.shared.stats.per_worker().iter().enumerate() {
+        let _ = write!(
+            out,
+            "worker{id}:clients={},accepted={},requests={}\r\n",
+            w.clients, w.accepts, w.requests
+        );
+    }
 }
 
 fn clients(worker: &Worker, out: &mut String) {
