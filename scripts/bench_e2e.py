@@ -670,6 +670,9 @@ def bench_once(args, env: Env, row: Row, side: str, seed_port: int, requests: in
     def ticks() -> dict[str, int]:
         return {name: sum(cpu_ticks(p) for p in ps) for name, ps in pids.items()}
 
+    shares = side in ("meridian", "baseline") and args.workers > 1
+    port = side_port(env, side, seed_port)
+    workers_before = worker_requests(port) if shares else None
     before = ticks()
     sys_before, own_before = system_busy_ticks(), own_ticks(env)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -686,6 +689,10 @@ def bench_once(args, env: Env, row: Row, side: str, seed_port: int, requests: in
             f"stdout: {res.stdout[-1000:]}\nstderr: {res.stderr[-1000:]}"
         )
     out = dict(parsed[-1])
+    if workers_before is not None:
+        after_w = worker_requests(port)
+        if after_w is not None and len(after_w) == len(workers_before):
+            out["worker_requests"] = [a - b for a, b in zip(after_w, workers_before)]
     out["side"] = side
     out["requests"] = requests
     out["wall_s"] = round(wall, 3)
@@ -701,6 +708,24 @@ def bench_once(args, env: Env, row: Row, side: str, seed_port: int, requests: in
     foreign = (sys_after - sys_before) - (own_after - own_before)
     out["foreign_cpu_cores"] = round(max(foreign, 0) / CLK_TCK / max(wall, 1e-3), 3)
     return out
+
+
+def worker_requests(port: int) -> list[int] | None:
+    """Requests each meridian worker served so far (INFO workers), by worker id; None when the
+    binary has no such section (an older baseline)."""
+    text = redis_cli(port, "INFO", "workers", check=False)
+    counts = {}
+    for line in text.splitlines():
+        name, _, fields = line.strip().partition(":")
+        if not name.startswith("worker") or not name[6:].isdigit():
+            continue
+        for kv in fields.split(","):
+            key, _, value = kv.partition("=")
+            if key == "requests" and value.isdigit():
+                counts[int(name[6:])] = int(value)
+    if not counts:
+        return None
+    return [counts.get(i, 0) for i in range(max(counts) + 1)]
 
 
 def own_cpu_key(side: str) -> str:
@@ -780,6 +805,13 @@ def summarize(row: Row, sides: list[str]) -> dict:
         if vals:
             idle[name] = max(vals) * 1000 / CLK_TCK
     out["idle_cpu_ms_max"] = idle
+    # Each worker's share of the requests over all rounds (workers > 1 only).
+    for side in ("meridian", "baseline"):
+        per = [r["worker_requests"] for r in row.runs.get(side, []) if "worker_requests" in r]
+        if per:
+            sums = [sum(col) for col in zip(*per)]
+            total = sum(sums)
+            out[f"{side}_worker_shares"] = [n / total for n in sums] if total else None
     out["rounds_ok"] = {s: len(row.runs[s]) for s in SIDES if row.runs[s]}
     out["errors"] = row.errors
     return out
@@ -1019,6 +1051,15 @@ def report(args, info: dict, summary: list[dict], rss: dict, mget_keys, cmdline:
                 lim = TARGET_CPU_VS_REDIS.get(s["test"])
                 cells += [f"≤ {lim}" if lim else "n/a"]
             lines.append("| " + " | ".join(cells) + " |")
+    if args.workers > 1:
+        lines += ["", f"Requests per worker (INFO workers, all rounds; target 40–60% each with "
+                  f"{args.workers} workers):", ""]
+        for s in summary:
+            for side in ("meridian", "baseline"):
+                shares = s.get(f"{side}_worker_shares")
+                if shares:
+                    cells = ", ".join(f"worker{i} {v * 100:.1f}%" for i, v in enumerate(shares))
+                    lines.append(f"- {s['test']}, {SIDE_LABEL[side]}: {cells}")
     keys = ", ".join(f"{k} (slot {sl})" for k, sl, _ in mget_keys)
     rss_line = (f"meridian RSS: max sampled VmRSS {rss['max_rss_kb'] / 1024:.1f} MiB, "
                 f"peak VmHWM {(rss['hwm_kb'] or 0) / 1024:.1f} MiB")
