@@ -566,11 +566,16 @@ class Row:
         ]  # fmt: skip
 
 
-def benchmark_cmd(args, row: Row, port: int, cluster: bool, requests: int) -> list[str]:
-    """The redis-benchmark command line of one run (default output: it has the p99.9)."""
+def benchmark_cmd(args, row: Row, port: int, cluster: bool, requests: int,
+                  auth: bool = False) -> list[str]:
+    """The redis-benchmark command line of one run (default output: it has the p99.9).
+
+    `auth`: authenticate as --user/--password (the meridian under test only)."""
     cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port)]
     if cluster:
         cmd.append("--cluster")
+    if auth and args.password is not None:
+        cmd += (["--user", args.user] if args.user else []) + ["-a", args.password]
     cmd += ["-c", str(args.clients), "-n", str(requests), "-d", str(args.data_size)]
     if row.pipeline > 1:
         cmd += ["-P", str(row.pipeline)]
@@ -664,7 +669,8 @@ def bench_once(args, env: Env, row: Row, side: str, seed_port: int, requests: in
     is the measurement, for the others (idle) a check that they really are idle. For direct
     runs `cluster_cpu_us_per_req` is the measurement.
     """
-    cmd = benchmark_cmd(args, row, side_port(env, side, seed_port), side == "direct", requests)
+    cmd = benchmark_cmd(args, row, side_port(env, side, seed_port), side == "direct", requests,
+                        auth=side == "meridian")
     pids = server_pids(env)
 
     def ticks() -> dict[str, int]:
@@ -1134,6 +1140,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    "divided by)")
     p.add_argument("--extra-yaml", type=Path, default=None, metavar="FILE",
                    help="YAML appended to the config of the meridian under test only (e.g. users:)")
+    p.add_argument("--user", default=None,
+                   help="user the load to the meridian under test authenticates as (with "
+                   "--password; e.g. a user of --extra-yaml, to measure the cost of users)")
+    p.add_argument("--password", default=None,
+                   help="password for --user (or for AUTH <password> without --user)")
     p.add_argument("--workers", type=positive, default=1, help="meridian workers (default 1)")
     p.add_argument("--read-policy", action="store_true",
                    help="route reads through the DC-aware read policy engine (local_dc set, "
