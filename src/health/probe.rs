@@ -74,15 +74,17 @@ async fn probe(
 
 /// Runs until shutdown.
 pub async fn run(shared: Arc<Shared>) {
-    let interval = shared.config.health.probe_interval;
-    let timeout = shared
-        .config
-        .breaker
-        .server_timeout
-        .min(interval.max(Duration::from_millis(100)));
     let mut conns: HashMap<Arc<str>, ControlConn> = HashMap::new();
     let mut shutdown = shared.shutdown_signal();
     loop {
+        // Read each turn, so a reload's interval and timeout apply from the next probe.
+        let config = shared.config();
+        let interval = config.health.probe_interval;
+        let timeout = config
+            .breaker
+            .server_timeout
+            .min(interval.max(Duration::from_millis(100)));
+        drop(config);
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,

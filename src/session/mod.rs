@@ -196,7 +196,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         return;
     }
     stats.client_connections.add(1);
-    let config = shared.config.clone();
+    let config = shared.config();
     let limits = Limits {
         max_bulk: config.limits.max_bulk,
         max_args: config.limits.max_args,
@@ -209,7 +209,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let mut client = ClientState::new(shared.next_client_id(), peer);
     let entry = shared.clients_registry.add(client.id, endpoint, worker.id);
     client.entry = Some(entry.clone());
-    client.user = shared.users.as_ref().and_then(|u| u.initial());
+    client.user = shared.users().as_ref().and_then(|u| u.initial());
     let queue = client.queue.clone();
 
     let mut commands = Cached::new(&shared.commands);
