@@ -89,9 +89,21 @@ impl EventLog {
             | EventKind::Failover
             | EventKind::MovedStorm
             | EventKind::ReloadFailed => {
-                tracing::warn!(event = kind.as_str(), node = n, dc = d, slot = s, "{message}")
+                tracing::warn!(
+                    event = kind.as_str(),
+                    node = n,
+                    dc = d,
+                    slot = s,
+                    "{message}"
+                )
             }
-            _ => tracing::info!(event = kind.as_str(), node = n, dc = d, slot = s, "{message}"),
+            _ => tracing::info!(
+                event = kind.as_str(),
+                node = n,
+                dc = d,
+                slot = s,
+                "{message}"
+            ),
         }
         let event = Event {
             ts_ms: unix_ms(),

@@ -35,6 +35,7 @@ pub mod health;
 pub mod identity;
 pub mod io;
 pub mod lab;
+pub mod logging;
 pub mod notify;
 pub mod policy;
 pub mod predixy;

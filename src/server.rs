@@ -81,9 +81,8 @@ pub fn run_with(
         .build()
         .map_err(ServerError::Runtime)?;
     // Taken over now: SIGHUP's default action would end the process while it starts.
-    let hup = control.block_on(async {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    });
+    let hup = control
+        .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) });
 
     // First map before accepting clients, so the first requests do not fail needlessly.
     control.block_on(async {
@@ -151,10 +150,7 @@ pub fn run_with(
 }
 
 /// Waits for SIGTERM or SIGINT; reloads the config at each SIGHUP meanwhile.
-async fn wait_for_signal(
-    shared: &Shared,
-    hup: std::io::Result<tokio::signal::unix::Signal>,
-) {
+async fn wait_for_signal(shared: &Shared, hup: std::io::Result<tokio::signal::unix::Signal>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),

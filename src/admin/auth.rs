@@ -34,6 +34,11 @@ impl Token {
         Ok(Token(token.as_bytes().to_vec()))
     }
 
+    /// The `Authorization` value that carries this token.
+    pub fn bearer_header(&self) -> String {
+        format!("Bearer {}", String::from_utf8_lossy(&self.0))
+    }
+
     /// Whether an `Authorization` header value carries this token (`Bearer <token>`).
     pub fn accepts(&self, authorization: Option<&[u8]>) -> bool {
         let Some(value) = authorization else {
@@ -78,6 +83,29 @@ pub fn admin_user(users: &Users, authorization: Option<&[u8]>) -> bool {
         .is_ok_and(|u| u.role == Role::Admin)
 }
 
+/// The `Authorization` value of HTTP Basic credentials.
+pub fn basic_header(user: &str, password: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let raw = format!("{user}:{password}");
+    let mut out = String::from("Basic ");
+    for chunk in raw.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// Standard base64 with padding; `None` for anything else.
 fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
     fn value(c: u8) -> Option<u32> {
@@ -90,7 +118,7 @@ fn decode_base64(text: &[u8]) -> Option<Vec<u8>> {
             _ => return None,
         } as u32)
     }
-    if text.len() % 4 != 0 {
+    if !text.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(text.len() / 4 * 3);
@@ -134,6 +162,20 @@ mod tests {
         assert_eq!(decode_base64(b"YWI=").unwrap(), b"ab");
         assert_eq!(decode_base64(b"YWJj").unwrap(), b"abc");
         assert!(decode_base64(b"Y===").is_none());
+        for (u, p) in [
+            ("ops", "pw1"),
+            ("a", ""),
+            ("ab", "c:d"),
+            ("admin", "s3cr3t!"),
+        ] {
+            let h = basic_header(u, p);
+            let decoded = decode_base64(&h.as_bytes()["Basic ".len()..]).unwrap();
+            assert_eq!(decoded, format!("{u}:{p}").as_bytes());
+        }
+        assert!(admin_user(
+            &users,
+            Some(basic_header("ops", "pw1").as_bytes())
+        ));
     }
 
     #[test]

@@ -25,9 +25,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use addr::split_host_port;
-pub use load::Overrides;
 pub use dc::{DatacenterConfig, UNKNOWN_DC, parse_cidr};
 pub use errors::{ConfigError, ConfigErrors, HostPortError, UnitError};
+pub use load::Overrides;
 pub(crate) use locate::line_of;
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 pub use users::{PasswordDigest, Role, UserConfig, warnings};

@@ -66,10 +66,7 @@ pub(super) fn check_log_reload(cfg: &Config, out: &mut Errors) {
     if let Some(file) = &cfg.log.file
         && (file.file_name().is_none() || file.as_os_str().is_empty())
     {
-        out.push(
-            "log.file",
-            format!("`{}` names no file", file.display()),
-        );
+        out.push("log.file", format!("`{}` names no file", file.display()));
     }
     let d = cfg.reload.debounce;
     if d < std::time::Duration::from_millis(10) || d > std::time::Duration::from_secs(60) {
@@ -133,4 +130,3 @@ mod tests {
         );
     }
 }
-

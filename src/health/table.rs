@@ -255,9 +255,7 @@ impl HealthTable {
         self.nodes
             .lock()
             .entry(addr.clone())
-            .or_insert_with(|| {
-                Arc::new(NodeHealth::new(addr.clone(), params, self.events.clone()))
-            })
+            .or_insert_with(|| Arc::new(NodeHealth::new(addr.clone(), params, self.events.clone())))
             .clone()
     }
 

@@ -9,6 +9,7 @@
 //! Settings only a restart applies ([`diff`]) keep their running values and are reported as
 //! "needs restart".
 
+pub mod cli;
 pub mod diff;
 pub mod watch;
 

@@ -150,13 +150,20 @@ pub async fn refresh_once(shared: &Shared) -> Result<bool, RefreshError> {
             let dc = topo
                 .node_by_addr(&f.to)
                 .and_then(|id| topo.node(id).dc.clone());
-            let how = if f.promoted { "replica promoted" } else { "master moved" };
+            let how = if f.promoted {
+                "replica promoted"
+            } else {
+                "master moved"
+            };
             shared.events.record(
                 EventKind::Failover,
                 Some(&f.to),
                 dc.as_deref(),
                 Some(f.slot),
-                format!("{how}: slots from {} served by {} (was {})", f.slot, f.to, f.from),
+                format!(
+                    "{how}: slots from {} served by {} (was {})",
+                    f.slot, f.to, f.from
+                ),
             );
         }
     }
