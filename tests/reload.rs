@@ -329,10 +329,16 @@ fn bad_files_are_refused_restart_only_keys_are_reported_and_breakers_are_events(
         "the connection and the running config survive a refused reload"
     );
 
-    // (d) listen and workers need a restart; the rest (local_dc and the DC map) applies.
+    // (d) listen and workers need a restart; the rest (local_dc, the DC map, limits)
+    // applies, to connections already open too.
+    let mut open_before = gw.client();
+    assert_eq!(
+        value_text(&try_run(&mut open_before, &["SET", "a", "b"]).unwrap()).as_deref(),
+        Some("OK")
+    );
     opts.workers = 3;
     opts.extra_yaml = format!(
-        "{base}local_dc: east\ndatacenters:\n  east: {{ cidrs: [127.0.0.0/8] }}\nlatency_ms:\n  east: {{ east: 0.3 }}\n"
+        "{base}local_dc: east\ndatacenters:\n  east: {{ cidrs: [127.0.0.0/8] }}\nlatency_ms:\n  east: {{ east: 0.3 }}\nlimits: {{ max_args: 4 }}\n"
     );
     let text = render_config(&cluster.seeds(), &opts)
         .replace("127.0.0.1:0\nworkers", "127.0.0.1:1\nworkers");
@@ -354,10 +360,16 @@ fn bad_files_are_refused_restart_only_keys_are_reported_and_breakers_are_events(
     );
     assert!(s["config"]["last_error"].is_null());
     assert!(gw.stderr().contains("needs restart"));
-    // Still one worker on the old address: the new connection works.
+    // Still one worker on the old address: a new connection works.
     assert_eq!(
         value_text(&try_run(&mut gw.client(), &["GET", "k"]).unwrap()).as_deref(),
         Some("v1")
+    );
+    // The connection opened before the reload now has the new argument limit.
+    let r = try_run(&mut open_before, &["MSET", "{a}1", "1", "{a}2", "2"]);
+    assert!(
+        format!("{r:?}").contains("too many arguments (limit 4)"),
+        "{r:?}"
     );
 
     // (e) `meridian reload`: with the token (from the config's admin.token_file) it reloads;
