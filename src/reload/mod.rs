@@ -121,3 +121,66 @@ fn apply(shared: &Shared, new: Config, trigger: &str) -> Outcome {
         error: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_valid_file_swaps_a_bad_one_changes_nothing() {
+        let dir = std::env::temp_dir().join(format!("meridian-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("m.yaml");
+        let base = "cluster: { seeds: [127.0.0.1:7001] }\nworkers: 1\n";
+        std::fs::write(&file, base).unwrap();
+        let overrides = crate::config::Overrides {
+            local_dc: None,
+            listen: Some("127.0.0.1:0".into()),
+            workers: None,
+        };
+        let config = Config::load(&file).unwrap().with_overrides(&overrides);
+        let shared = Shared::from_file(config.unwrap(), Some(file.clone()));
+        *shared.overrides.lock() = overrides;
+
+        std::fs::write(&file, format!("{base}breaker: {{ failure_limit: 9 }}\n")).unwrap();
+        let out = reload(&shared, "test");
+        assert!(out.ok && out.error.is_none(), "{out:?}");
+        assert_eq!(out.version, 2);
+        // The command line's --listen is applied again, so it is no change.
+        assert!(out.needs_restart.is_empty(), "{out:?}");
+        assert_eq!(shared.config().breaker.failure_limit, 9);
+        assert_eq!(shared.config().listen, "127.0.0.1:0");
+
+        std::fs::write(&file, format!("{base}breaker: {{ failure_limit: x }}\n")).unwrap();
+        let out = reload(&shared, "test");
+        assert!(!out.ok);
+        assert!(
+            out.error
+                .as_deref()
+                .unwrap()
+                .contains("breaker.failure_limit")
+        );
+        assert_eq!((out.version, shared.config_version()), (2, 2));
+        assert_eq!(shared.config().breaker.failure_limit, 9);
+
+        std::fs::write(&file, "cluster: { seeds: [127.0.0.1:7001] }\nworkers: 4\n").unwrap();
+        let out = reload(&shared, "test");
+        assert_eq!(out.needs_restart, ["workers"]);
+        assert_eq!(shared.config().workers, 1);
+        assert_eq!(shared.config().breaker.failure_limit, 5);
+
+        let status = shared.reload_status.lock().clone();
+        assert_eq!((status.ok, status.errors), (2, 1));
+        assert!(status.last_error.is_none());
+        let kinds: Vec<_> = shared.events.recent().iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::Reload,
+                EventKind::ReloadFailed,
+                EventKind::Reload
+            ]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
