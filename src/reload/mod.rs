@@ -36,6 +36,9 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
+/// Held for the whole of a reload.
+static RELOADING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -45,6 +48,9 @@ fn unix_ms() -> u64 {
 /// Reads the config file again and puts it in force if it is valid. `trigger` names what
 /// asked (`SIGHUP`, `admin`, `watch`) in the log and the event.
 pub fn reload(shared: &Shared, trigger: &str) -> Outcome {
+    // SIGHUP, the admin endpoint and the watch run on different threads: one reload at a
+    // time, so each compares against the config the previous one put in force.
+    let _one_at_a_time = RELOADING.lock();
     let loaded = match &shared.config_path {
         None => Err("the gateway was not started from a config file".to_string()),
         Some(path) => {

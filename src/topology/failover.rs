@@ -1,5 +1,6 @@
-//! Failovers seen between two cluster maps: a slot range whose master is another node now.
-//! Pure; the refresher records what it returns as events.
+//! Failovers seen between two cluster maps: a slot range whose master is another node now,
+//! while the old master is no master any more (a slot migrated between two live masters is a
+//! resharding, not a failover). Pure; the refresher records what it returns as events.
 
 use std::sync::Arc;
 
@@ -29,7 +30,10 @@ pub fn master_changes(old: &Topology, new: &Topology) -> Vec<MasterChange> {
                 continue;
             };
             let old_node = old.node(old_master);
-            if old_node.addr == *to {
+            let still_master = new
+                .node_by_addr(&old_node.addr)
+                .is_some_and(|id| new.node(id).role == super::Role::Master);
+            if old_node.addr == *to || still_master {
                 continue;
             }
             let promoted = old.node_by_addr(to).is_some_and(|id| {
@@ -87,6 +91,14 @@ mod tests {
             }]
         );
         assert!(master_changes(&new, &new).is_empty());
+        // A slot range migrated from a master that stays one: a resharding.
+        let resharded = map(&[("a:1", &["b:1"], (0, 99)), ("c:1", &[], (100, 16383))]);
+        assert!(master_changes(&old, &resharded).is_empty());
+        // A master that left the map, its slots now on another shard's node.
+        let taken = map(&[("c:1", &[], (0, 16383))]);
+        let got = master_changes(&old, &taken);
+        assert_eq!(got.len(), 1);
+        assert!(!got[0].promoted && &*got[0].from == "a:1");
         assert!(master_changes(&Topology::empty(), &new).is_empty());
     }
 }
