@@ -40,13 +40,18 @@ fn east_west_cluster() -> Cluster {
 /// The DC part of a config: reads prefer `local_dc` (by the map only, so probes cannot move
 /// them).
 fn dc_yaml(local_dc: &str) -> String {
+    dc_yaml_with(local_dc, "east: { east: 0.3, west: 40 }")
+}
+
+/// [`dc_yaml`] with east's row of the latency map given.
+fn dc_yaml_with(local_dc: &str, east_row: &str) -> String {
     format!(
         "local_dc: {local_dc}
 datacenters:
   east: {{ cidrs: [127.0.1.0/24] }}
   west: {{ cidrs: [127.0.2.0/24] }}
 latency_ms:
-  east: {{ east: 0.3, west: 40 }}
+  {east_row}
   west: {{ east: 40, west: 0.3 }}
 read_policy:
   latency_source: map
@@ -206,6 +211,24 @@ fn reloads_under_pipelined_load_lose_nothing_and_move_reads_to_the_new_dc() {
     // Workers check the config version on every request: the very next reads follow it.
     let (east, west) = read_split(&gw, &admin, 200);
     assert_eq!((east, west), (200, 0), "reads after local_dc became east");
+    // Then the latency map alone: west is nearer to east than east itself now.
+    opts.extra_yaml = dc_yaml_with("east", "east: { east: 40, west: 0.3 }");
+    rewrite(&path, &render_config(&cluster.seeds(), &opts));
+    signal(gw.pid(), libc::SIGHUP);
+    wait_until("config version 3", SEEN, || {
+        let v = version(&state(&admin, &[]));
+        if v == 3 {
+            Ok(())
+        } else {
+            Err(format!("version {v}"))
+        }
+    });
+    let (east, west) = read_split(&gw, &admin, 200);
+    assert_eq!(
+        (east, west),
+        (0, 200),
+        "reads after the latency map changed"
+    );
 
     // (a) a reload every 100 ms during a pipelined load from four clients.
     write_static_keys(&gw, &cluster, 4);
@@ -233,7 +256,7 @@ fn reloads_under_pipelined_load_lose_nothing_and_move_reads_to_the_new_dc() {
     let s = state(&admin, &[]);
     // Signals sent close together may be delivered as one: at least some reloads happened,
     // every one succeeded.
-    assert!(version(&s) > 2, "{}", s["config"]);
+    assert!(version(&s) > 3, "{}", s["config"]);
     assert_eq!(s["config"]["reloads_failed"], 0, "{}", s["config"]);
     assert!(s["config"]["last_error"].is_null(), "{}", s["config"]);
     let reload_events = events_of(&s, "reload");
