@@ -67,11 +67,16 @@ pub fn run_with(
         .parse()
         .map_err(|_| ServerError::BadListen(config.listen.clone()))?;
     let workers = config.effective_workers();
-    let path = path.map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
+    // Absolute but with symlinks kept: a Kubernetes ConfigMap mounts the file as a symlink
+    // through `..data`, which an update repoints; a reload must follow the link again.
+    let path = path.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
     let shared = Shared::from_file(config, path.clone());
     *shared.overrides.lock() = overrides;
     if let Some(path) = path {
-        shared.identity.set_config_file(path);
+        // INFO's config_file names the real file, as Redis does.
+        shared
+            .identity
+            .set_config_file(std::fs::canonicalize(&path).unwrap_or(path));
     }
     // Up before the first map is read, so probes see the gateway start (not ready yet).
     let admin = crate::admin::start(&shared, workers)?;

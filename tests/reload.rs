@@ -513,6 +513,48 @@ fn users_reload_the_file_watch_and_json_logs_to_a_file() {
             .unwrap()
             .contains("watch")
     );
+    // ConfigMap style: the file becomes a symlink through `..data`, which an update repoints
+    // at a new directory (an atomic rename of a symlink).
+    let dir_of = |name: &str, text: &str| {
+        let d = path.with_file_name(name);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("meridian.yaml"), text).unwrap();
+    };
+    let data_link = |target: &str| {
+        let tmp = path.with_file_name("..data_tmp");
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(target, &tmp).unwrap();
+        fs::rename(&tmp, path.with_file_name("..data")).unwrap();
+    };
+    let text = render_config(&cluster.seeds(), &opts);
+    dir_of("..v1", &format!("{text}client: {{ max_clients: 5000 }}\n"));
+    data_link("..v1");
+    let link = path.with_file_name("meridian.yaml.link");
+    std::os::unix::fs::symlink("..data/meridian.yaml", &link).unwrap();
+    fs::rename(&link, &path).unwrap();
+    wait_until("the reload of the symlinked file", SEEN, || {
+        let s = state(&admin, &auth);
+        if version(&s) == 3 {
+            Ok(())
+        } else {
+            Err(s["config"].to_string())
+        }
+    });
+    dir_of("..v2", &format!("{text}client: {{ max_clients: 4000 }}\n"));
+    data_link("..v2");
+    wait_until("the reload after ..data moved", SEEN, || {
+        let s = state(&admin, &auth);
+        if version(&s) == 4 {
+            Ok(())
+        } else {
+            Err(s["config"].to_string())
+        }
+    });
+    let mut ops = gw.client();
+    try_run(&mut ops, &["AUTH", "ops", "ops-pw"]).unwrap();
+    let info = try_run(&mut ops, &["INFO", "clients"]).unwrap();
+    let info = value_text(&info).unwrap_or_else(|| format!("{info:?}"));
+    assert!(info.contains("maxclients:4000"), "{info}");
     let mut fresh = gw.client();
     let refused = try_run(&mut fresh, &["AUTH", "app", "old-pw"]);
     assert!(
