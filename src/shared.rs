@@ -128,7 +128,7 @@ impl Shared {
     }
 
     /// Bumped by each config put in force; a worker compares it to the one its cached view
-    /// was built for (one relaxed load).
+    /// was built for (one atomic load).
     #[inline]
     pub fn config_version(&self) -> u64 {
         self.config_version.load(Ordering::Acquire)

@@ -115,13 +115,17 @@ pub async fn run(shared: Arc<Shared>) {
                         .link_up
                         .store(p.link_up, std::sync::atomic::Ordering::Relaxed);
                     if !health.is_closed() {
+                        health.note_half_open(now);
                         // The probe is the half-open breaker's trial request.
                         let _ = health.allow(now);
                     }
                     health.on_success(now);
                     offsets.insert(addr.clone(), p.offset);
                 }
-                Err(_) => health.on_failure(now),
+                Err(_) => {
+                    health.note_half_open(now);
+                    health.on_failure(now)
+                }
             }
             if let Some(c) = conn {
                 conns.insert(addr, c);

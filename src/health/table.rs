@@ -43,6 +43,8 @@ pub struct NodeHealth {
     probe_at_ns: AtomicU64,
     /// The node's DC as the last cluster map placed it, for events.
     dc: Mutex<Option<Arc<str>>>,
+    /// The current opening's HalfOpen step was recorded.
+    half_open_noted: AtomicBool,
     events: Arc<EventLog>,
 }
 
@@ -51,6 +53,7 @@ impl NodeHealth {
         NodeHealth {
             addr,
             dc: Mutex::new(None),
+            half_open_noted: AtomicBool::new(false),
             events,
             breaker: Mutex::new(Breaker::new(params)),
             gate: AtomicU8::new(CLOSED),
@@ -99,18 +102,7 @@ impl NodeHealth {
         match self.state(now) {
             BreakerState::Closed => true,
             BreakerState::Open => false,
-            BreakerState::HalfOpen => {
-                let granted = self.breaker.lock().allow(now);
-                if granted {
-                    // Each trial request is one Open -> HalfOpen step of the breaker.
-                    let t = Transition {
-                        from: BreakerState::Open,
-                        to: BreakerState::HalfOpen,
-                    };
-                    self.transitioned(t, 0);
-                }
-                granted
-            }
+            BreakerState::HalfOpen => self.breaker.lock().allow(now),
         }
     }
 
@@ -151,8 +143,25 @@ impl NodeHealth {
         }
     }
 
+    /// Records the Open -> HalfOpen step once per opening. Called by the prober each turn
+    /// (the breaker turns HalfOpen by the clock alone; the request-path gate records nothing).
+    pub fn note_half_open(&self, now: Instant) {
+        if self.state(now) == BreakerState::HalfOpen
+            && !self.half_open_noted.swap(true, Ordering::AcqRel)
+        {
+            let t = Transition {
+                from: BreakerState::Open,
+                to: BreakerState::HalfOpen,
+            };
+            self.transitioned(t, 0);
+        }
+    }
+
     /// Counts a breaker transition and records it as an event (outside the breaker lock).
     fn transitioned(&self, t: Transition, failures: u32) {
+        if t.to == BreakerState::Open {
+            self.half_open_noted.store(false, Ordering::Release);
+        }
         self.transitions.fetch_add(1, Ordering::Relaxed);
         let kind = match t.to {
             BreakerState::Open => EventKind::BreakerOpen,
@@ -303,6 +312,8 @@ mod tests {
             n.on_failure(now);
         }
         let later = now + Duration::from_millis(150);
+        n.note_half_open(later);
+        n.note_half_open(later);
         assert!(n.allow(later));
         n.on_success(later);
         let kinds: Vec<_> = t.events.recent().iter().map(|e| e.kind).collect();
