@@ -232,6 +232,33 @@ fn reloads_under_pipelined_load_lose_nothing_and_move_reads_to_the_new_dc() {
     assert!(e["message"].as_str().unwrap().contains("SIGHUP"), "{e}");
     // The process stayed up and every connection of the load saw every reply (checked above).
     assert!(gw.stderr().contains("config version"), "no reload log line");
+
+    // A manual failover: the refresher sees a replica promoted and records it.
+    let replica = cluster
+        .nodes()
+        .iter()
+        .find(|n| n.ip == WEST[0])
+        .expect("a west replica");
+    let r = replica.query(&["CLUSTER", "FAILOVER"]);
+    assert_eq!(value_text(&r).as_deref(), Some("OK"), "{r:?}");
+    let s = wait_until("a failover event", SEEN, || {
+        let s = state(&admin, &[]);
+        if events_of(&s, "failover")
+            .iter()
+            .any(|e| e["node"] == replica.addr.as_str())
+        {
+            Ok(s)
+        } else {
+            Err(s["events"].to_string())
+        }
+    });
+    let e = events_of(&s, "failover")[0];
+    assert_eq!(e["dc"], "west", "{e}");
+    assert!(e["slot"].is_u64(), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("replica promoted"),
+        "{e}"
+    );
 }
 
 #[test]
