@@ -12,10 +12,12 @@
 //!   failures reported upward through [`backend::env`].
 //! - [`reply`]: the client reply queue, merges of split replies, the SCAN cursor codec.
 //!
-//! Off the workers, on a thread of its own: [`admin`] (metrics, health, state over HTTP).
+//! Off the workers, on a thread of its own: [`admin`] (metrics, health, state over HTTP);
+//! [`reload`] (SIGHUP, `POST /reload`, the config file watch) swaps the config snapshot;
+//! [`logging`] sets up the log once at start.
 //!
 //! Beside it, shared and swapped atomically: [`topology`], [`health`], [`snapshot`],
-//! [`shared`], [`stats`], [`identity`]. At the bottom, pure: [`command`], [`resp`], [`config`], [`slot`],
+//! [`shared`], [`stats`], [`identity`], [`events`]. At the bottom, pure: [`command`], [`resp`], [`config`], [`slot`],
 //! [`clock`].
 #![forbid(unsafe_code)]
 
@@ -31,13 +33,16 @@ pub mod config;
 pub mod control;
 pub mod dns;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod identity;
 pub mod io;
 pub mod lab;
+pub mod logging;
 pub mod notify;
 pub mod policy;
 pub mod predixy;
+pub mod reload;
 pub mod reply;
 pub mod resp;
 pub mod route;

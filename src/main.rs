@@ -1,5 +1,6 @@
 //! The `meridian` command line: `serve` runs the gateway, `check` validates a config (or a lab
-//! topology), `lab` and `drill` run the multi-DC lab.
+//! topology), `reload` asks a running gateway to reload its config, `lab` and `drill` run the
+//! multi-DC lab.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use meridian::config::Config;
+use meridian::config::{Config, Overrides};
 
 #[derive(Parser)]
 #[command(
@@ -42,12 +43,30 @@ enum Command {
         /// The datacenter this gateway serves (overrides `local_dc`).
         #[arg(long, env = "MERIDIAN_LOCAL_DC")]
         local_dc: Option<String>,
-        /// Log line format on stderr.
-        #[arg(long, value_enum, default_value = "text")]
-        log_format: LogFormat,
-        /// Log filter, e.g. `info` or `meridian=debug` (RUST_LOG works too).
-        #[arg(long, default_value = "info")]
-        log_level: String,
+        /// Log line format (wins over `log.format`; default text).
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
+        /// Log filter, e.g. `info` or `meridian=debug` (wins over `log.level`; RUST_LOG wins
+        /// over both).
+        #[arg(long)]
+        log_level: Option<String>,
+    },
+    /// Ask a running gateway to reload its config file (POST /reload on its admin endpoint).
+    /// Credentials: the admin token (from `--token-file`, else the config's
+    /// `admin.token_file`), or `--user` with the password in MERIDIAN_ADMIN_PASSWORD.
+    Reload {
+        /// The gateway's config file: where its admin endpoint and token are.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Admin endpoint address (overrides the config's `admin.listen`).
+        #[arg(long)]
+        admin: Option<String>,
+        /// File holding the admin token (overrides the config's `admin.token_file`).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// A gateway user with the admin role (Basic credentials) instead of the token.
+        #[arg(long)]
+        user: Option<String>,
     },
     /// Validate a config file (or a lab topology): print every error with its key and line,
     /// exit non-zero if any.
@@ -69,16 +88,58 @@ enum Command {
     },
 }
 
-fn init_logs(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+fn reload(
+    config: &std::path::Path,
+    admin: Option<String>,
+    token_file: Option<PathBuf>,
+    user: Option<String>,
+    password: Option<String>,
+) -> ExitCode {
+    let cfg = match Config::load(config) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = admin.unwrap_or_else(|| cfg.admin.listen.trim().to_string());
+    if addr.is_empty() {
+        eprintln!(
+            "meridian: admin.listen is off in {}; give --admin",
+            config.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let authorization = match (user, token_file.or(cfg.admin.token_file)) {
+        (Some(user), _) => {
+            let Some(password) = password else {
+                eprintln!("meridian: --user needs the password in MERIDIAN_ADMIN_PASSWORD");
+                return ExitCode::FAILURE;
+            };
+            Some(meridian::admin::auth::basic_header(&user, &password))
+        }
+        (None, Some(file)) => match meridian::admin::auth::Token::load(&file) {
+            Ok(t) => Some(t.bearer_header()),
+            Err(e) => {
+                eprintln!("meridian: admin token: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (None, None) => None,
+    };
+    match meridian::reload::cli::post_reload(&addr, authorization.as_deref()) {
+        Ok((200, body)) => {
+            println!("{body}");
+            ExitCode::SUCCESS
+        }
+        Ok((status, body)) => {
+            eprintln!("meridian: reload answered {status}: {body}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("meridian: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -129,6 +190,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Reload {
+            config,
+            admin,
+            token_file,
+            user,
+        } => {
+            // From the environment only: a password on the command line shows in `ps`.
+            let password = std::env::var("MERIDIAN_ADMIN_PASSWORD").ok();
+            reload(&config, admin, token_file, user, password)
+        }
         Command::Serve {
             config,
             listen,
@@ -137,27 +208,38 @@ fn main() -> ExitCode {
             log_format,
             log_level,
         } => {
-            init_logs(log_format, &log_level);
-            let loaded = Config::load(&config).and_then(|c| c.with_local_dc(local_dc));
-            let mut cfg = match loaded {
+            let overrides = Overrides {
+                listen,
+                workers,
+                local_dc,
+            };
+            let loaded = Config::load(&config).and_then(|c| c.with_overrides(&overrides));
+            let cfg = match loaded {
                 Ok(c) => c,
                 Err(errors) => {
                     eprintln!("{errors}");
                     return ExitCode::FAILURE;
                 }
             };
-            if let Some(l) = listen {
-                cfg.listen = l;
-            }
-            if let Some(w) = workers {
-                cfg.workers = w;
-            }
+            let format = log_format.map(|f| match f {
+                LogFormat::Text => meridian::config::LogFormat::Text,
+                LogFormat::Json => meridian::config::LogFormat::Json,
+            });
+            // Kept until the process ends: dropping it stops the log file writer.
+            let _log_guard = match meridian::logging::init(&cfg.log, format, log_level.as_deref()) {
+                Ok(g) => g,
+                Err(e) => {
+                    eprintln!("meridian: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             for w in meridian::config::warnings(&cfg) {
                 tracing::warn!("{w}");
             }
-            match meridian::server::run(cfg, Some(&config)) {
+            match meridian::server::run_with(cfg, Some(&config), overrides) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
+                    tracing::error!("{e}");
                     eprintln!("meridian: {e}");
                     ExitCode::FAILURE
                 }

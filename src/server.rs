@@ -1,5 +1,5 @@
 //! Starting and stopping the gateway: worker threads with their listeners, the refresher, the
-//! admin endpoint, and graceful shutdown on SIGTERM/SIGINT.
+//! admin endpoint, the config watch, reload on SIGHUP and graceful shutdown on SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tracing::{error, info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, Overrides};
 use crate::router::worker::Worker;
 use crate::session;
 use crate::shared::Shared;
@@ -35,6 +35,8 @@ pub enum ServerError {
     Worker(usize),
     #[error(transparent)]
     Admin(#[from] crate::admin::AdminError),
+    #[error(transparent)]
+    Watch(#[from] crate::reload::watch::WatchError),
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -52,22 +54,41 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// Runs the gateway until a shutdown signal; returns once clients are done (or the grace
 /// period ran out). `path` is the file the config was read from, shown by `/api/state`.
 pub fn run(config: Config, path: Option<&Path>) -> Result<(), ServerError> {
+    run_with(config, path, Overrides::default())
+}
+
+/// [`run`], with the command line's overrides, which each reload applies again.
+pub fn run_with(
+    config: Config,
+    path: Option<&Path>,
+    overrides: Overrides,
+) -> Result<(), ServerError> {
     let listen: SocketAddr = config
         .listen
         .parse()
         .map_err(|_| ServerError::BadListen(config.listen.clone()))?;
     let workers = config.effective_workers();
-    let path = path.map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
+    // Absolute but with symlinks kept: a Kubernetes ConfigMap mounts the file as a symlink
+    // through `..data`, which an update repoints; a reload must follow the link again.
+    let path = path.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
     let shared = Shared::from_file(config, path.clone());
+    *shared.overrides.lock() = overrides;
     if let Some(path) = path {
-        shared.identity.set_config_file(path);
+        // INFO's config_file names the real file, as Redis does.
+        shared
+            .identity
+            .set_config_file(std::fs::canonicalize(&path).unwrap_or(path));
     }
     // Up before the first map is read, so probes see the gateway start (not ready yet).
     let admin = crate::admin::start(&shared, workers)?;
+    crate::reload::watch::start(&shared)?;
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(ServerError::Runtime)?;
+    // Taken over now: SIGHUP's default action would end the process while it starts.
+    let hup = control
+        .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) });
 
     // First map before accepting clients, so the first requests do not fail needlessly.
     control.block_on(async {
@@ -123,7 +144,7 @@ pub fn run(config: Config, path: Option<&Path>) -> Result<(), ServerError> {
     control.block_on(async {
         let refresher = tokio::spawn(refresh::run(shared.clone()));
         let prober = tokio::spawn(crate::health::probe::run(shared.clone()));
-        wait_for_signal().await;
+        wait_for_signal(&shared, hup).await;
         info!("shutdown requested: no new clients, finishing in-flight requests");
         shared.shutdown();
         let deadline = Instant::now() + SHUTDOWN_GRACE;
@@ -142,18 +163,25 @@ pub fn run(config: Config, path: Option<&Path>) -> Result<(), ServerError> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGTERM or SIGINT; reloads the config at each SIGHUP meanwhile.
+async fn wait_for_signal(shared: &Shared, hup: std::io::Result<tokio::signal::unix::Signal>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        hup,
     ) else {
         error!("cannot install signal handlers; stop with SIGKILL");
         return std::future::pending().await;
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => {
+                crate::reload::reload(shared, "SIGHUP");
+            }
+        }
     }
 }
 

@@ -1,11 +1,17 @@
 //! State shared by every worker: config, published snapshots (topology, command table),
-//! per-worker statistics and the shutdown signal.
+//! per-worker statistics, recent events and the shutdown signal.
+//!
+//! The config and the users are immutable snapshots behind `ArcSwap`: a reload builds new
+//! ones and swaps them in, then bumps [`Shared::config_version`]; workers compare that counter
+//! once per loop turn and reload their cached view only when it moved.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
+use arc_swap::{ArcSwap, ArcSwapOption};
+use parking_lot::Mutex;
 use tokio::sync::{Notify, watch};
 
 use crate::acl::Users;
@@ -14,6 +20,7 @@ use crate::clients::ClientRegistry;
 use crate::command::CommandTable;
 use crate::config::Config;
 use crate::control::Credentials;
+use crate::events::EventLog;
 use crate::health::breaker::BreakerParams;
 use crate::health::table::HealthTable;
 use crate::identity::Identity;
@@ -24,13 +31,22 @@ use crate::topology::Topology;
 
 /// Everything the workers and background tasks share.
 pub struct Shared {
-    pub config: Arc<Config>,
+    /// The config in force; read it through [`Shared::config`].
+    config: ArcSwap<Config>,
     /// Gateway users; `None` when `users` is empty (meridian is open).
-    pub users: Option<Arc<Users>>,
+    users: ArcSwapOption<Users>,
     /// The file the config was read from, when it came from one.
     pub config_path: Option<PathBuf>,
     /// Bumped each time a config is put in force (1 = the one read at start).
-    pub config_version: u64,
+    config_version: AtomicU64,
+    /// The command line's overrides, applied again at each reload.
+    pub overrides: Mutex<crate::config::Overrides>,
+    /// Outcome of the last reloads, for `/api/state` and `/metrics`.
+    pub reload_status: Mutex<ReloadStatus>,
+    /// Recent state changes (breakers, failovers, reloads...).
+    pub events: Arc<EventLog>,
+    /// DC names reads are counted under (fixed at start: the metric cells are sized once).
+    stat_dcs: Vec<String>,
     pub topology: Published<Topology>,
     pub commands: Published<CommandTable>,
     pub stats: StatsRegistry,
@@ -62,6 +78,7 @@ impl Shared {
     pub fn from_file(config: Config, path: Option<PathBuf>) -> Arc<Shared> {
         let (shutdown_tx, _) = watch::channel(false);
         let breaker = BreakerParams::from_config(&config.breaker);
+        let events = Arc::new(EventLog::default());
         // Request metrics are kept only when an admin endpoint can serve them.
         let stats = if config.admin.enabled() {
             StatsRegistry::with_metrics(config.datacenters.len() + 1)
@@ -73,15 +90,19 @@ impl Shared {
         let mut commands = CommandTable::builtin();
         commands.number_commands(|name| command_names.intern(name));
         Arc::new(Shared {
-            users: Users::from_config(&config.users).map(Arc::new),
-            config: Arc::new(config),
+            users: ArcSwapOption::new(Users::from_config(&config.users).map(Arc::new)),
+            stat_dcs: config.datacenters.keys().cloned().collect(),
+            config: ArcSwap::from_pointee(config),
             config_path: path,
-            config_version: 1,
+            config_version: AtomicU64::new(1),
+            overrides: Mutex::new(Default::default()),
+            reload_status: Mutex::new(ReloadStatus::default()),
             topology: Published::new(Topology::empty()),
             commands: Published::new(commands),
             stats,
             clients_registry: ClientRegistry::default(),
-            health: HealthTable::new(breaker),
+            health: HealthTable::new(breaker, events.clone()),
+            events,
             command_names,
             listening: AtomicUsize::new(0),
             balance: Balance::new(workers),
@@ -98,12 +119,35 @@ impl Shared {
     /// The config in force now. New code reads settings through this (not the field), so a
     /// reload that swaps the config is seen by the next call.
     pub fn config(&self) -> Arc<Config> {
-        self.config.clone()
+        self.config.load_full()
     }
 
     /// The gateway users in force now; `None` when meridian is open.
     pub fn users(&self) -> Option<Arc<Users>> {
-        self.users.clone()
+        self.users.load_full()
+    }
+
+    /// Whether gateway users are configured now (no reference count touched).
+    pub fn has_users(&self) -> bool {
+        self.users.load().is_some()
+    }
+
+    /// Bumped by each config put in force; a worker compares it to the one its cached view
+    /// was built for (one atomic load).
+    #[inline]
+    pub fn config_version(&self) -> u64 {
+        self.config_version.load(Ordering::Acquire)
+    }
+
+    /// Puts a new config and its users in force (users first, so a config that names a new
+    /// user never runs with the old list), then bumps the version workers watch.
+    pub fn swap_config(&self, config: Config) -> u64 {
+        self.users
+            .store(Users::from_config(&config.users).map(Arc::new));
+        self.health
+            .set_params(BreakerParams::from_config(&config.breaker));
+        self.config.store(Arc::new(config));
+        self.config_version.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     /// Publishes a command table, its commands numbered for the metrics first.
@@ -114,16 +158,19 @@ impl Shared {
 
     /// The DC names reads are counted under, by DC index: the configured DCs in name order,
     /// then `unknown`.
+    ///
+    /// The names are the ones configured at start: the per-worker cells are sized once, so
+    /// reads from a DC a reload added count under `unknown` until a restart.
     pub fn dc_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.config.datacenters.keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = self.stat_dcs.iter().map(String::as_str).collect();
         names.push(crate::config::UNKNOWN_DC);
         names
     }
 
     /// The DC index of a node placed in `dc` (see [`Shared::dc_names`]).
     pub fn dc_index(&self, dc: Option<&str>) -> usize {
-        let known = self.config.datacenters.len();
-        dc.and_then(|name| self.config.datacenters.keys().position(|k| k == name))
+        let known = self.stat_dcs.len();
+        dc.and_then(|name| self.stat_dcs.iter().position(|k| k == name))
             .unwrap_or(known)
     }
 
@@ -148,10 +195,11 @@ impl Shared {
 
     /// Backend credentials from the config.
     pub fn credentials(&self) -> Credentials {
+        let config = self.config.load();
         Credentials {
-            username: self.config.cluster.username.clone(),
-            password: self.config.cluster.password.clone(),
-            source_address: self.config.source_address,
+            username: config.cluster.username.clone(),
+            password: config.cluster.password.clone(),
+            source_address: config.source_address,
         }
     }
 
@@ -172,7 +220,7 @@ impl Shared {
 
     /// Counts a new client; false when `client.max_clients` is reached.
     pub fn admit_client(&self) -> bool {
-        let max = self.config.client.max_clients;
+        let max = self.config.load().client.max_clients;
         self.clients
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
@@ -199,4 +247,19 @@ impl Shared {
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown_tx.subscribe()
     }
+}
+
+/// What the last reloads did, as `/api/state` shows it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReloadStatus {
+    /// Unix ms of the last reload attempt, successful or not.
+    pub last_reload_ms: Option<u64>,
+    /// The error of the last attempt; `None` when it succeeded (or none was made).
+    pub last_error: Option<String>,
+    /// Settings the last successful reload changed that only a restart applies.
+    pub needs_restart: Vec<String>,
+    /// Reloads put in force.
+    pub ok: u64,
+    /// Reloads refused.
+    pub errors: u64,
 }

@@ -337,6 +337,23 @@ impl GatewayCollector {
     /// Facts about the process.
     fn encode_process(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
         let shared = &*self.shared;
+        let reloads = shared.reload_status.lock().clone();
+        family(
+            enc,
+            "meridian_config_reloads",
+            "Config reloads, by result (error: the file was refused and the running config kept).",
+            MetricType::Counter,
+            [
+                ([("result", "ok")], counter(reloads.ok)),
+                ([("result", "error")], counter(reloads.errors)),
+            ],
+        )?;
+        single(
+            enc,
+            "meridian_config_version",
+            "Version of the config in force (1 at start, +1 per reload put in force).",
+            gauge(shared.config_version() as i64),
+        )?;
         single(
             enc,
             "meridian_workers_listening",

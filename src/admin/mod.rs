@@ -33,7 +33,8 @@ pub enum AdminError {
 /// Starts the endpoint when `admin.listen` is set, on its own thread; returns the address it
 /// listens on. `workers` is how many workers readiness waits for.
 pub fn start(shared: &Arc<Shared>, workers: usize) -> Result<Option<SocketAddr>, AdminError> {
-    let cfg = &shared.config.admin;
+    let config = shared.config();
+    let cfg = &config.admin;
     if !cfg.enabled() {
         return Ok(None);
     }

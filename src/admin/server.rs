@@ -1,5 +1,6 @@
 //! The admin HTTP/1.1 server: its own thread and current-thread runtime, bounded connections
-//! and header sizes, GET/HEAD only, bearer token on everything but the probe and scrape paths.
+//! and header sizes, GET/HEAD (and `POST /reload`), bearer token on everything but the probe
+//! and scrape paths; `/reload` always needs an admin credential.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -57,7 +58,7 @@ fn text(status: StatusCode, body: impl Into<String>) -> Reply {
 
 impl Admin {
     pub fn new(shared: Arc<Shared>, token: Option<Token>, workers: usize) -> Arc<Admin> {
-        let token_required = shared.config.admin.token_required().unwrap_or(true);
+        let token_required = shared.config().admin.token_required().unwrap_or(true);
         Arc::new(Admin {
             registry: super::metrics::registry(shared.clone()),
             shared,
@@ -67,9 +68,58 @@ impl Admin {
         })
     }
 
+    /// Whether the request carries an admin credential: the token, or Basic credentials of
+    /// a gateway user with the `admin` role.
+    fn is_admin<B>(&self, req: &Request<B>) -> bool {
+        let given = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+        self.token.as_ref().is_some_and(|t| t.accepts(given))
+            || self
+                .shared
+                .users()
+                .is_some_and(|u| super::auth::admin_user(&u, given))
+    }
+
+    /// `POST /reload`: reads the config file again (see [`crate::reload`]).
+    fn reload<B>(&self, req: &Request<B>) -> Reply {
+        if req.method() != Method::POST {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "reload with POST");
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
+            return r;
+        }
+        if self.token.is_none() && !self.shared.has_users() {
+            return text(
+                StatusCode::FORBIDDEN,
+                "reload needs an admin credential: set admin.token_file or configure a user with role admin",
+            );
+        }
+        if !self.is_admin(req) {
+            let mut r = text(
+                StatusCode::UNAUTHORIZED,
+                "reload needs the admin token (Bearer) or an admin user's credentials (Basic)",
+            );
+            r.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer, Basic realm=\"meridian\""),
+            );
+            return r;
+        }
+        let outcome = crate::reload::reload(&self.shared, "admin");
+        let status = if outcome.ok {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        let body = serde_json::to_string(&outcome).unwrap_or_default();
+        reply(status, "application/json", body)
+    }
+
     /// Answers one request.
     pub fn handle<B>(&self, req: &Request<B>) -> Reply {
         let path = req.uri().path();
+        if path == "/reload" {
+            return self.reload(req);
+        }
         if self.token_required && !PUBLIC.contains(&path) {
             let given = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
             if !self.token.as_ref().is_some_and(|t| t.accepts(given)) {
@@ -105,7 +155,7 @@ impl Admin {
             ),
             _ => text(
                 StatusCode::NOT_FOUND,
-                "not found; try /healthz, /readyz, /metrics or /api/state",
+                "not found; try /healthz, /readyz, /metrics, /api/state or POST /reload",
             ),
         }
     }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::config::{LatencySource, UNKNOWN_DC};
+use crate::events::Event;
 use crate::shared::Shared;
 use crate::topology::Role;
 
@@ -29,17 +30,22 @@ struct State<'a> {
     /// Where the read policy takes node distances from.
     latency_source: &'static str,
     reads: Vec<DcReads<'a>>,
-    /// Recent events; the health table keeps no history yet, so this is empty.
+    /// Recent events (at most [`crate::events::CAPACITY`]), newest last.
     events: Vec<Event>,
 }
-
-#[derive(Serialize)]
-struct Event {}
 
 #[derive(Serialize)]
 struct ConfigInfo {
     path: Option<String>,
     version: u64,
+    /// Unix ms of the last reload attempt.
+    last_reload_ms: Option<u64>,
+    /// Why the last reload was refused; null once one succeeds.
+    last_error: Option<String>,
+    /// Changed settings the last reload could not apply without a restart.
+    needs_restart: Vec<String>,
+    reloads_ok: u64,
+    reloads_failed: u64,
 }
 
 #[derive(Serialize)]
@@ -100,7 +106,7 @@ fn source_name(source: LatencySource) -> &'static str {
 
 /// The JSON document of `/api/state`.
 pub fn render(shared: &Shared, workers: usize) -> String {
-    let config = &*shared.config;
+    let config = shared.config();
     let (_, topo) = shared.topology.load();
     let now = Instant::now();
     let fresh_for = config.health.probe_interval * 3;
@@ -172,11 +178,17 @@ pub fn render(shared: &Shared, workers: usize) -> String {
         })
         .collect();
     let ready = super::ready::check(shared, workers);
+    let reload = shared.reload_status.lock().clone();
     let state = State {
         version: env!("CARGO_PKG_VERSION"),
         config: ConfigInfo {
             path: shared.config_path.as_ref().map(|p| p.display().to_string()),
-            version: shared.config_version,
+            version: shared.config_version(),
+            last_reload_ms: reload.last_reload_ms,
+            last_error: reload.last_error,
+            needs_restart: reload.needs_restart,
+            reloads_ok: reload.ok,
+            reloads_failed: reload.errors,
         },
         local_dc,
         uptime_seconds: shared.started.elapsed().as_secs_f64(),
@@ -191,7 +203,7 @@ pub fn render(shared: &Shared, workers: usize) -> String {
         latency_ms: &config.latency_ms,
         latency_source: source_name(config.read_policy.latency_source),
         reads,
-        events: Vec::new(),
+        events: shared.events.recent(),
     };
     serde_json::to_string_pretty(&state).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }

@@ -48,7 +48,7 @@ pub async fn run(be: Rc<Backend>) {
 
 async fn connect(be: &Backend) -> Result<TcpStream, BackendError> {
     let addr: &str = &be.addr;
-    let config = &be.env.shared.config;
+    let config = be.env.shared.config();
     let timeout = config.breaker.connect_timeout;
     let fail = |reason: String| BackendError::Connect {
         addr: addr.to_string(),

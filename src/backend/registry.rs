@@ -93,7 +93,7 @@ impl Registry {
         self.by_addr
             .entry((addr.clone(), proto))
             .or_insert_with(|| {
-                let timeout = Some(env.shared.config.breaker.server_timeout);
+                let timeout = Some(env.shared.config().breaker.server_timeout);
                 Backend::new(env, addr.clone(), proto, timeout)
             })
             .clone()

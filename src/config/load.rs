@@ -75,6 +75,32 @@ impl Config {
     }
 }
 
+/// What the command line overrides in the file's config. Kept for the life of the process so a
+/// reload applies them again: the command line wins over the file, at start and at each reload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--workers`.
+    pub workers: Option<usize>,
+    /// `--local-dc` / `MERIDIAN_LOCAL_DC`.
+    pub local_dc: Option<String>,
+}
+
+impl Config {
+    /// This config with the command line's overrides applied, validated again.
+    pub fn with_overrides(self, o: &Overrides) -> Result<Config, ConfigErrors> {
+        let mut c = self.with_local_dc(o.local_dc.clone())?;
+        if let Some(l) = &o.listen {
+            c.listen = l.clone();
+        }
+        if let Some(w) = o.workers {
+            c.workers = w;
+        }
+        Ok(c)
+    }
+}
+
 /// Every error of a text whose first error stopped parsing: the offending key is taken out and
 /// the rest parsed again (a bounded number of times), so one bad value does not hide others.
 fn all_errors(text: &str, first: ConfigError) -> Vec<ConfigError> {

@@ -27,6 +27,7 @@ use serde::Deserialize;
 pub use addr::split_host_port;
 pub use dc::{DatacenterConfig, UNKNOWN_DC, parse_cidr};
 pub use errors::{ConfigError, ConfigErrors, HostPortError, UnitError};
+pub use load::Overrides;
 pub(crate) use locate::line_of;
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 pub use users::{PasswordDigest, Role, UserConfig, warnings};
@@ -64,6 +65,10 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     /// The admin HTTP endpoint (metrics, health, state).
     pub admin: AdminConfig,
+    /// Log format, level and file.
+    pub log: LogConfig,
+    /// How a changed config file is noticed.
+    pub reload: ReloadConfig,
 }
 
 impl Default for Config {
@@ -83,6 +88,8 @@ impl Default for Config {
             health: HealthConfig::default(),
             users: Vec::new(),
             admin: AdminConfig::default(),
+            log: LogConfig::default(),
+            reload: ReloadConfig::default(),
         }
     }
 }
@@ -304,6 +311,76 @@ impl AdminConfig {
     pub fn token_required(&self) -> Option<bool> {
         let addr: std::net::SocketAddr = self.listen.trim().parse().ok()?;
         Some(self.require_token || !addr.ip().to_canonical().is_loopback())
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// When the log file starts a new file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogRotation {
+    /// A new file each day (UTC), named `<stem>.YYYY-MM-DD.<ext>`.
+    #[default]
+    Daily,
+    /// A new file each hour, named `<stem>.YYYY-MM-DD-HH.<ext>`.
+    Hourly,
+    /// One file, exactly the configured path.
+    Never,
+}
+
+/// The `log` section. The command line's `--log-format` / `--log-level`, when given, win
+/// over it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter: `info`, `meridian=debug,warn`... (`RUST_LOG`, when set, wins).
+    pub level: String,
+    /// Write logs to this file instead of stderr.
+    pub file: Option<PathBuf>,
+    /// When `file` rolls over to a new one.
+    pub rotation: LogRotation,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".to_string(),
+            file: None,
+            rotation: LogRotation::Daily,
+        }
+    }
+}
+
+/// The `reload` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// Watch the config file's directory and reload when the file changes (also when it is
+    /// replaced by a rename, as Kubernetes ConfigMap volumes do).
+    pub watch: bool,
+    /// Quiet time after the last change before the file is read.
+    #[serde(deserialize_with = "units::duration")]
+    pub debounce: Duration,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> ReloadConfig {
+        ReloadConfig {
+            watch: false,
+            debounce: Duration::from_millis(500),
+        }
     }
 }
 

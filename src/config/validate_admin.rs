@@ -1,4 +1,5 @@
-//! Checks of the `admin` section: an address or nothing, and a token wherever one is needed.
+//! Checks of the ops sections: `admin` (an address or nothing, and a token wherever one is
+//! needed), `log` (a filter that parses, a file path) and `reload` (a sane debounce).
 
 use std::net::SocketAddr;
 
@@ -45,6 +46,35 @@ pub(super) fn check_admin(cfg: &Config, out: &mut Errors) {
             "admin.token_file",
             format!(
                 "required because admin.listen ({listen}) is not a loopback address: every endpoint but /healthz, /readyz and /metrics then needs `Authorization: Bearer <token>`; give a file holding the token, or listen on 127.0.0.1"
+            ),
+        );
+    }
+}
+
+/// `log.level` parses as a tracing filter; `log.file` names a file; `reload.debounce` is
+/// between 10ms and 60s.
+pub(super) fn check_log_reload(cfg: &Config, out: &mut Errors) {
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&cfg.log.level) {
+        out.push(
+            "log.level",
+            format!(
+                "`{}` is not a log filter ({e}); write e.g. info, debug or meridian=debug,warn",
+                cfg.log.level
+            ),
+        );
+    }
+    if let Some(file) = &cfg.log.file
+        && (file.file_name().is_none() || file.as_os_str().is_empty())
+    {
+        out.push("log.file", format!("`{}` names no file", file.display()));
+    }
+    let d = cfg.reload.debounce;
+    if d < std::time::Duration::from_millis(10) || d > std::time::Duration::from_secs(60) {
+        out.push(
+            "reload.debounce",
+            format!(
+                "{} is out of range; give 10ms..60s",
+                super::format_duration(d)
             ),
         );
     }

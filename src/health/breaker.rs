@@ -91,6 +91,15 @@ impl Breaker {
         }
     }
 
+    /// New parameters (a reload): the state and counts stay; a changed `retry_timeout` is
+    /// the base of the next opening's wait.
+    pub fn set_params(&mut self, params: BreakerParams) {
+        if self.opened_at.is_none() {
+            self.backoff = params.retry_timeout;
+        }
+        self.params = params;
+    }
+
     /// The state at `now`: Open becomes HalfOpen once the retry time has passed.
     pub fn state(&self, now: Instant) -> BreakerState {
         match self.retry_at() {

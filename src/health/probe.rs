@@ -74,15 +74,17 @@ async fn probe(
 
 /// Runs until shutdown.
 pub async fn run(shared: Arc<Shared>) {
-    let interval = shared.config.health.probe_interval;
-    let timeout = shared
-        .config
-        .breaker
-        .server_timeout
-        .min(interval.max(Duration::from_millis(100)));
     let mut conns: HashMap<Arc<str>, ControlConn> = HashMap::new();
     let mut shutdown = shared.shutdown_signal();
     loop {
+        // Read each turn, so a reload's interval and timeout apply from the next probe.
+        let config = shared.config();
+        let interval = config.health.probe_interval;
+        let timeout = config
+            .breaker
+            .server_timeout
+            .min(interval.max(Duration::from_millis(100)));
+        drop(config);
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
@@ -113,13 +115,17 @@ pub async fn run(shared: Arc<Shared>) {
                         .link_up
                         .store(p.link_up, std::sync::atomic::Ordering::Relaxed);
                     if !health.is_closed() {
+                        health.note_half_open(now);
                         // The probe is the half-open breaker's trial request.
                         let _ = health.allow(now);
                     }
                     health.on_success(now);
                     offsets.insert(addr.clone(), p.offset);
                 }
-                Err(_) => health.on_failure(now),
+                Err(_) => {
+                    health.note_half_open(now);
+                    health.on_failure(now)
+                }
             }
             if let Some(c) = conn {
                 conns.insert(addr, c);

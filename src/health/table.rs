@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use tracing::warn;
 
-use super::breaker::{Breaker, BreakerParams, BreakerState};
+use super::breaker::{Breaker, BreakerParams, BreakerState, Transition};
 use super::ewma::PeakEwma;
+use crate::events::{EventKind, EventLog};
 use crate::stats::Counter;
 
 /// Gate values: Open also stands for HalfOpen, told apart by `retry_at_ns`.
@@ -41,12 +41,20 @@ pub struct NodeHealth {
     /// Probe RTT in microseconds, for lock-free reads.
     probe_rtt_us: AtomicU64,
     probe_at_ns: AtomicU64,
+    /// The node's DC as the last cluster map placed it, for events.
+    dc: Mutex<Option<Arc<str>>>,
+    /// The current opening's HalfOpen step was recorded.
+    half_open_noted: AtomicBool,
+    events: Arc<EventLog>,
 }
 
 impl NodeHealth {
-    fn new(addr: Arc<str>, params: BreakerParams) -> NodeHealth {
+    fn new(addr: Arc<str>, params: BreakerParams, events: Arc<EventLog>) -> NodeHealth {
         NodeHealth {
             addr,
+            dc: Mutex::new(None),
+            half_open_noted: AtomicBool::new(false),
+            events,
             breaker: Mutex::new(Breaker::new(params)),
             gate: AtomicU8::new(CLOSED),
             failures: AtomicU32::new(0),
@@ -127,22 +135,77 @@ impl NodeHealth {
             return;
         }
         let mut b = self.breaker.lock();
-        if let Some(t) = b.on_success(now) {
-            self.transitions.fetch_add(1, Ordering::Relaxed);
-            warn!(addr = %self.addr, from = t.from.as_str(), to = t.to.as_str(), "node breaker state changed");
-        }
+        let t = b.on_success(now);
         self.publish(&b, now);
+        drop(b);
+        if let Some(t) = t {
+            self.transitioned(t, 0);
+        }
+    }
+
+    /// Records the Open -> HalfOpen step once per opening. Called by the prober each turn
+    /// (the breaker turns HalfOpen by the clock alone; the request-path gate records nothing).
+    pub fn note_half_open(&self, now: Instant) {
+        if self.state(now) == BreakerState::HalfOpen
+            && !self.half_open_noted.swap(true, Ordering::AcqRel)
+        {
+            let t = Transition {
+                from: BreakerState::Open,
+                to: BreakerState::HalfOpen,
+            };
+            self.transitioned(t, 0);
+        }
+    }
+
+    /// Counts a breaker transition and records it as an event (outside the breaker lock).
+    fn transitioned(&self, t: Transition, failures: u32) {
+        if t.to == BreakerState::Open {
+            self.half_open_noted.store(false, Ordering::Release);
+        }
+        self.transitions.fetch_add(1, Ordering::Relaxed);
+        let kind = match t.to {
+            BreakerState::Open => EventKind::BreakerOpen,
+            BreakerState::HalfOpen => EventKind::BreakerHalfOpen,
+            BreakerState::Closed => EventKind::BreakerClose,
+        };
+        let dc = self.dc.lock().clone();
+        let message = if t.to == BreakerState::Open {
+            format!(
+                "breaker {} -> {} after {failures} consecutive failures",
+                t.from.as_str(),
+                t.to.as_str()
+            )
+        } else {
+            format!("breaker {} -> {}", t.from.as_str(), t.to.as_str())
+        };
+        self.events
+            .record(kind, Some(&self.addr), dc.as_deref(), None, message);
+    }
+
+    /// Sets the DC the cluster map places this node in (named in its events).
+    pub fn set_dc(&self, dc: Option<Arc<str>>) {
+        let mut cur = self.dc.lock();
+        if *cur != dc {
+            *cur = dc;
+        }
+    }
+
+    /// Gives the breaker new parameters (a reload); its state and counts stay.
+    pub fn set_params(&self, params: BreakerParams) {
+        self.breaker.lock().set_params(params);
     }
 
     /// A request or connection failed (connect error, timeout, I/O error, node closed on us).
     pub fn on_failure(&self, now: Instant) {
         self.failures_total.fetch_add(1, Ordering::Relaxed);
         let mut b = self.breaker.lock();
-        if let Some(t) = b.on_failure(now) {
-            self.transitions.fetch_add(1, Ordering::Relaxed);
-            warn!(addr = %self.addr, from = t.from.as_str(), to = t.to.as_str(), failures = b.consecutive_failures(), "node breaker state changed");
-        }
+        let t = b.on_failure(now);
+        let failures = b.consecutive_failures();
         self.publish(&b, now);
+        drop(b);
+        if let Some(t) = t {
+            self.transitioned(t, failures);
+        }
     }
 
     /// Consecutive failures now.
@@ -177,28 +240,40 @@ impl NodeHealth {
 /// Health of all nodes.
 #[derive(Debug)]
 pub struct HealthTable {
-    params: BreakerParams,
+    params: Mutex<BreakerParams>,
     nodes: Mutex<HashMap<Arc<str>, Arc<NodeHealth>>>,
     /// Breaker transitions over all nodes.
     pub transitions: Counter,
+    events: Arc<EventLog>,
 }
 
 impl HealthTable {
-    pub fn new(params: BreakerParams) -> HealthTable {
+    /// An empty table whose breakers record their transitions in `events`.
+    pub fn new(params: BreakerParams, events: Arc<EventLog>) -> HealthTable {
         HealthTable {
-            params,
+            params: Mutex::new(params),
             nodes: Mutex::new(HashMap::new()),
             transitions: Counter::default(),
+            events,
         }
     }
 
     /// The health record of `addr`, created on first use.
     pub fn node(&self, addr: &Arc<str>) -> Arc<NodeHealth> {
+        let params = *self.params.lock();
         self.nodes
             .lock()
             .entry(addr.clone())
-            .or_insert_with(|| Arc::new(NodeHealth::new(addr.clone(), self.params)))
+            .or_insert_with(|| Arc::new(NodeHealth::new(addr.clone(), params, self.events.clone())))
             .clone()
+    }
+
+    /// New breaker parameters for every node, now and created later (a reload).
+    pub fn set_params(&self, params: BreakerParams) {
+        *self.params.lock() = params;
+        for n in self.nodes.lock().values() {
+            n.set_params(params);
+        }
     }
 
     /// The record of `addr` if one exists.
@@ -217,11 +292,50 @@ mod tests {
     use super::*;
 
     fn table() -> HealthTable {
-        HealthTable::new(BreakerParams {
-            failure_limit: 3,
+        HealthTable::new(
+            BreakerParams {
+                failure_limit: 3,
+                retry_timeout: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(1),
+            },
+            Arc::default(),
+        )
+    }
+
+    #[test]
+    fn transitions_are_recorded_as_events_and_params_swap() {
+        let t = table();
+        let n = t.node(&Arc::from("a:1"));
+        n.set_dc(Some(Arc::from("east")));
+        let now = Instant::now();
+        for _ in 0..3 {
+            n.on_failure(now);
+        }
+        let later = now + Duration::from_millis(150);
+        n.note_half_open(later);
+        n.note_half_open(later);
+        assert!(n.allow(later));
+        n.on_success(later);
+        let kinds: Vec<_> = t.events.recent().iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::BreakerOpen,
+                EventKind::BreakerHalfOpen,
+                EventKind::BreakerClose
+            ]
+        );
+        let first = &t.events.recent()[0];
+        assert_eq!(first.node.as_deref(), Some("a:1"));
+        assert_eq!(first.dc.as_deref(), Some("east"));
+        // A reload's limit applies to the existing node.
+        t.set_params(BreakerParams {
+            failure_limit: 1,
             retry_timeout: Duration::from_millis(100),
             max_backoff: Duration::from_secs(1),
-        })
+        });
+        n.on_failure(later);
+        assert_eq!(n.state(later), BreakerState::Open);
     }
 
     #[test]

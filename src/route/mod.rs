@@ -42,27 +42,43 @@ pub struct Routes {
     policy: Option<PolicyParams>,
     /// How old a measured RTT may be and still count as fresh.
     fresh_for: Duration,
+    /// Config version `policy` and `fresh_for` were built from.
+    config_version: u64,
 }
 
 impl Routes {
     pub fn new(shared: &Shared) -> Routes {
-        Routes {
+        let mut routes = Routes {
             topo: Cached::new(&shared.topology),
             version: 0,
             health: Vec::new(),
             node_dc: Vec::new(),
             cands: Vec::new(),
-            policy: shared
-                .config
-                .local_dc
-                .is_some()
-                .then(|| PolicyParams::from_config(&shared.config)),
-            fresh_for: shared.config.health.probe_interval * 3,
-        }
+            policy: None,
+            fresh_for: Duration::ZERO,
+            config_version: 0,
+        };
+        routes.follow_config(shared);
+        routes
     }
 
-    /// Follows the published topology; returns its version.
+    /// Takes the read policy from the config in force (at start and after a reload).
+    fn follow_config(&mut self, shared: &Shared) {
+        self.config_version = shared.config_version();
+        let config = shared.config();
+        self.policy = config
+            .local_dc
+            .is_some()
+            .then(|| PolicyParams::from_config(&config));
+        self.fresh_for = config.health.probe_interval * 3;
+    }
+
+    /// Follows the published topology and config; returns the topology's version.
     pub fn sync(&mut self, shared: &Shared) -> u64 {
+        // One load per request: a reload is seen by the next request of every worker.
+        if shared.config_version() != self.config_version {
+            self.follow_config(shared);
+        }
         let version = shared.topology.version();
         if self.version == version {
             return version;

@@ -123,7 +123,7 @@ pub fn wait(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request) 
     if timeout < 0 {
         return client.reply_error(seq, "ERR timeout is negative");
     }
-    let cap = (worker.shared.config.breaker.server_timeout.as_millis() / 2).max(1) as i64;
+    let cap = (worker.shared.config().breaker.server_timeout.as_millis() / 2).max(1) as i64;
     let timeout = if timeout == 0 { cap } else { timeout.min(cap) };
     let mut out = BytesMut::new();
     encode::command(

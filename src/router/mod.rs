@@ -129,7 +129,7 @@ fn dispatch_class(
         client.queue.set_silent(seq, true);
     }
     worker.stats.requests.add(1);
-    if worker.shared.users.is_some() {
+    if worker.shared.has_users() {
         // Unknown commands and wrong arities answer their own error first, as in Redis.
         let checked = match &spec {
             Some(Ok(s)) => Some(Some(*s)),

@@ -147,7 +147,7 @@ pub fn send_parts(
 /// (SCRIPT KILL while a script holds a node and its shared connection).
 pub fn send_parts_fresh(worker: &Rc<Worker>, merge: &Rc<Merge>, nodes: &[NodeId], wire: &Bytes) {
     let topo = worker.topology();
-    let timeout = Some(worker.shared.config.breaker.server_timeout);
+    let timeout = Some(worker.shared.config().breaker.server_timeout);
     let mut opened = Vec::with_capacity(nodes.len());
     for (part, &node) in nodes.iter().enumerate() {
         match topo.nodes.get(node as usize) {

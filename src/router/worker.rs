@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::backend::env::{Env, Failed, Redirected};
 use crate::backend::registry::Registry;
 use crate::backend::{Backend, Pending};
+use crate::events::{EventKind, MOVED_STORM_THRESHOLD, MovedStorm};
 use crate::policy::Access;
 use crate::route::{RouteError, Routes};
 use crate::shared::Shared;
@@ -42,6 +43,8 @@ pub struct Worker {
     /// What the worker's backend connections are made with (clock included).
     pub env: Rc<Env>,
     paths: RefCell<Paths>,
+    /// MOVED replies this worker saw lately (a storm is recorded as an event).
+    moved: RefCell<MovedStorm>,
 }
 
 impl Worker {
@@ -57,6 +60,7 @@ impl Worker {
             env,
             stats,
             shared,
+            moved: RefCell::new(MovedStorm::new()),
         });
         // The connections report redirections and reads to retry here; weak links, as the
         // worker owns the connections.
@@ -178,6 +182,21 @@ impl Worker {
             pending: p,
         } = report;
         if !ask && let Some(slot) = Slot::new(slot) {
+            if self.moved.borrow_mut().on_moved(self.now()) {
+                let message = format!(
+                    "{MOVED_STORM_THRESHOLD} MOVED replies within {:?} on worker {} (last: slot {} to {addr})",
+                    MovedStorm::WINDOW,
+                    self.id,
+                    slot.get()
+                );
+                self.shared.events.record(
+                    EventKind::MovedStorm,
+                    Some(&addr),
+                    None,
+                    Some(slot.get()),
+                    message,
+                );
+            }
             self.shared.topology.update(|t| {
                 let current = t.master_of(slot).map(|m| t.node(m).addr.clone());
                 (current.as_deref() != Some(&*addr)).then(|| t.with_moved(slot, &addr))

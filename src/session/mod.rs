@@ -174,6 +174,31 @@ fn write_some(wr: &OwnedWriteHalf, wbuf: &mut BytesMut) -> std::io::Result<bool>
     Ok(progressed)
 }
 
+/// A client's limits and timeouts, from the config in force.
+struct Settings {
+    limits: Limits,
+    max_pipeline: usize,
+    out_limit: usize,
+    stall: Duration,
+    idle: Duration,
+}
+
+impl Settings {
+    fn of(config: &crate::config::Config) -> Settings {
+        Settings {
+            limits: Limits {
+                max_bulk: config.limits.max_bulk,
+                max_args: config.limits.max_args,
+                ..Limits::default()
+            },
+            max_pipeline: config.limits.max_pipeline.max(1),
+            out_limit: config.client.output_buffer_limit.max(1),
+            stall: config.client.output_stall,
+            idle: config.client.timeout,
+        }
+    }
+}
+
 /// Serves one client until it leaves, breaks the protocol, idles out, or the gateway stops.
 ///
 /// Reading and writing never wait for each other: a client that writes a long pipeline
@@ -196,20 +221,18 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         return;
     }
     stats.client_connections.add(1);
-    let config = shared.config.clone();
-    let limits = Limits {
-        max_bulk: config.limits.max_bulk,
-        max_args: config.limits.max_args,
-        ..Limits::default()
-    };
-    let max_pipeline = config.limits.max_pipeline.max(1);
-    let out_limit = config.client.output_buffer_limit.max(1);
-    let stall = config.client.output_stall;
-    let idle = config.client.timeout;
+    let mut config_version = shared.config_version();
+    let Settings {
+        mut limits,
+        mut max_pipeline,
+        mut out_limit,
+        mut stall,
+        mut idle,
+    } = Settings::of(&shared.config());
     let mut client = ClientState::new(shared.next_client_id(), peer);
     let entry = shared.clients_registry.add(client.id, endpoint, worker.id);
     client.entry = Some(entry.clone());
-    client.user = shared.users.as_ref().and_then(|u| u.initial());
+    client.user = shared.users().as_ref().and_then(|u| u.initial());
     let queue = client.queue.clone();
 
     let mut commands = Cached::new(&shared.commands);
@@ -249,6 +272,21 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let end = loop {
         if let Some(reason) = queue.killed() {
             break reason.to_string();
+        }
+        // A reload's client limits and timeouts apply from this loop turn (one load when
+        // nothing changed).
+        if shared.config_version() != config_version {
+            config_version = shared.config_version();
+            Settings {
+                limits,
+                max_pipeline,
+                out_limit,
+                stall,
+                idle,
+            } = Settings::of(&shared.config());
+            if !idle.is_zero() {
+                idle_timer.as_mut().reset((last_active + idle).into());
+            }
         }
         // Replies leave in request order, at most WRITE_CHUNK at a time gathered from the
         // queue, as long as the socket takes them; what waits stays counted as held.

@@ -17,21 +17,40 @@ pub struct DcHosts {
 }
 
 impl DcHosts {
-    /// Resolves every host name whose answer expired.
-    pub async fn refresh(&mut self, config: &Config) {
+    /// Resolves every host name whose answer expired (or whose DC a reload changed) and
+    /// forgets names the config no longer lists. Returns the names whose addresses changed
+    /// from a previous answer, as (DC, message).
+    pub async fn refresh(&mut self, config: &Config) -> Vec<(String, String)> {
         let now = Instant::now();
+        let mut changed = Vec::new();
+        self.by_name.retain(|host, (dc, _, _)| {
+            config
+                .datacenters
+                .get(dc.as_str())
+                .is_some_and(|spec| spec.hosts.contains(host))
+        });
         for (dc, spec) in &config.datacenters {
             for host in &spec.hosts {
                 if self
                     .by_name
                     .get(host)
-                    .is_some_and(|(_, _, until)| *until > now)
+                    .is_some_and(|(d, _, until)| *until > now && d == dc)
                 {
                     continue;
                 }
                 match crate::dns::lookup_host_ttl(host).await {
-                    Ok((ips, until)) => {
-                        self.by_name.insert(host.clone(), (dc.clone(), ips, until));
+                    Ok((mut ips, until)) => {
+                        ips.sort();
+                        let before = self.by_name.insert(host.clone(), (dc.clone(), ips, until));
+                        if let Some((_, old_ips, _)) = before {
+                            let new_ips = &self.by_name[host].1;
+                            if old_ips != *new_ips {
+                                changed.push((
+                                    dc.clone(),
+                                    format!("{host} now resolves to {new_ips:?} (was {old_ips:?})"),
+                                ));
+                            }
+                        }
                     }
                     Err(e) => {
                         warn!(%host, %dc, error = %e, "cannot resolve a datacenter host name");
@@ -43,6 +62,7 @@ impl DcHosts {
                 }
             }
         }
+        changed
     }
 
     /// The DC whose host names resolve to `ip`.

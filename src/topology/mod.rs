@@ -4,6 +4,7 @@
 //! through [`crate::snapshot::Published`], so the request path reads it without a lock.
 
 pub mod dc_hosts;
+pub mod failover;
 pub mod parse;
 pub mod refresh;
 
@@ -210,11 +211,15 @@ impl Topology {
         if self.nodes.len() != other.nodes.len() {
             return false;
         }
-        let same_nodes = self
-            .nodes
-            .iter()
-            .zip(&other.nodes)
-            .all(|(a, b)| a.addr == b.addr && a.role == b.role && a.shard == b.shard);
+        let same_nodes = self.nodes.iter().zip(&other.nodes).all(|(a, b)| {
+            // The DC and seed flag steer reads too: a reload of the DC map (or a DC host
+            // name that resolves elsewhere now) must reach the workers.
+            a.addr == b.addr
+                && a.role == b.role
+                && a.shard == b.shard
+                && a.dc == b.dc
+                && a.is_static == b.is_static
+        });
         same_nodes && self.slot_shard == other.slot_shard
     }
 }

@@ -12,9 +12,11 @@ use tracing::{debug, info, warn};
 
 use crate::command::CommandTable;
 use crate::control::{ControlConn, Credentials};
+use crate::events::EventKind;
 use crate::resp::Value;
 use crate::shared::Shared;
 
+use super::failover::master_changes;
 use super::parse::parse_cluster_slots;
 use super::{ShardSpec, Topology};
 
@@ -42,10 +44,11 @@ impl View {
 
 /// Runs until shutdown: refresh now, then every `refresh_interval` or when asked.
 pub async fn run(shared: Arc<Shared>) {
-    let interval = shared.config.cluster.refresh_interval;
     let mut shutdown = shared.shutdown_signal();
     let mut commands_loaded = false;
     loop {
+        // Read each turn, so a reload's interval applies from the next refresh.
+        let interval = shared.config().cluster.refresh_interval;
         let started = Instant::now();
         match refresh_once(&shared).await {
             Ok(changed) => {
@@ -80,7 +83,7 @@ fn candidates(shared: &Shared) -> Vec<String> {
     for n in &topo.nodes {
         push(&n.addr);
     }
-    for s in &shared.config.cluster.seeds {
+    for s in &shared.config().cluster.seeds {
         push(s);
     }
     out
@@ -110,9 +113,13 @@ pub async fn refresh_once(shared: &Shared) -> Result<bool, RefreshError> {
         return Err(RefreshError::NoNodeAnswered(errors.join("; ")));
     };
     let mut topo = Topology::from_shards(view.shards);
-    let config = shared.config.clone();
+    let config = shared.config();
     let mut hosts = shared.dc_hosts.lock().await;
-    hosts.refresh(&config).await;
+    for (dc, message) in hosts.refresh(&config).await {
+        shared
+            .events
+            .record(EventKind::DcResolved, None, Some(&dc), None, message);
+    }
     topo.annotate(
         |addr| {
             config.dc_of_node(addr).map(Arc::from).or_else(|| {
@@ -125,11 +132,41 @@ pub async fn refresh_once(shared: &Shared) -> Result<bool, RefreshError> {
     );
     drop(hosts);
     shared.health.retain(|a| topo.node_by_addr(a).is_some());
+    for n in &topo.nodes {
+        shared.health.node(&n.addr).set_dc(n.dc.clone());
+    }
     let mut changed = false;
+    let mut failovers = Vec::new();
     shared.topology.update(|current| {
         changed = !current.same_routes(&topo);
+        if changed {
+            failovers = master_changes(current, &topo);
+        }
         changed.then_some(topo)
     });
+    if !failovers.is_empty() {
+        let (_, topo) = shared.topology.load();
+        for f in failovers {
+            let dc = topo
+                .node_by_addr(&f.to)
+                .and_then(|id| topo.node(id).dc.clone());
+            let how = if f.promoted {
+                "replica promoted"
+            } else {
+                "master moved"
+            };
+            shared.events.record(
+                EventKind::Failover,
+                Some(&f.to),
+                dc.as_deref(),
+                Some(f.slot),
+                format!(
+                    "{how}: slots from {} served by {} (was {})",
+                    f.slot, f.to, f.from
+                ),
+            );
+        }
+    }
     if changed {
         info!(
             slots = view.covered,

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod gateway;
 pub mod http;
 pub mod raw;
+pub mod reload;
 pub mod standalone;
 
 pub use client::{cmd, err, int, run, strings, text, try_run};

@@ -47,7 +47,7 @@ impl Outlet {
         Outlet {
             queue: queue.clone(),
             env: env.clone(),
-            limit: env.shared.config.client.output_buffer_limit,
+            limit: env.shared.config().client.output_buffer_limit,
             wanted: RefCell::new(Names::default()),
             topo: RefCell::new(Arc::new(Topology::empty())),
             dirty: Cell::new(false),

@@ -65,7 +65,7 @@ fn os_name() -> String {
 
 fn proxy(worker: &Worker, out: &mut String) {
     let shared = &worker.shared;
-    let config = &shared.config;
+    let config = shared.config();
     let _ = write!(
         out,
         "Version:{}\r\nName:meridian\r\nBind:{}\r\nRedisMode:proxy\r\nSingleThread:{}\r\nWorkerThreads:{}\r\nLocalDC:{}\r\nUptime:{}\r\nClients:{}\r\n",
@@ -98,7 +98,7 @@ fn clients(worker: &Worker, out: &mut String) {
         out,
         "connected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\n",
         shared.client_count(),
-        shared.config.client.max_clients,
+        shared.config().client.max_clients,
         shared.clients_registry.blocked_count(),
     );
 }

@@ -68,7 +68,7 @@ pub fn handle(
             client.queue.set_silent(seq, false);
             client.release();
             // Back to the default user, authenticated only if it needs no password.
-            client.user = worker.shared.users.as_ref().and_then(|u| u.initial());
+            client.user = worker.shared.users().as_ref().and_then(|u| u.initial());
             client.reply(seq, Bytes::from_static(b"+RESET\r\n"));
             return;
         }
@@ -114,7 +114,7 @@ pub fn handle(
 /// password when there are none.
 fn auth(worker: &Rc<Worker>, client: &mut ClientState, seq: Seq, req: &Request) {
     let args = &req.args;
-    if let Some(users) = &worker.shared.users {
+    if let Some(users) = &worker.shared.users() {
         let result = match args.len() {
             2 => users.authenticate(None, args.get(1).unwrap_or_default()),
             3 => users.authenticate(args.get(1), args.get(2).unwrap_or_default()),
@@ -171,7 +171,7 @@ fn hello(worker: &Rc<Worker>, client: &mut ClientState, seq: Seq, req: &Request)
     }
     while i < args.len() {
         let opt = args.get(i).unwrap_or_default();
-        if eq(opt, "auth") && i + 2 < args.len() && worker.shared.users.is_some() {
+        if eq(opt, "auth") && i + 2 < args.len() && worker.shared.has_users() {
             credentials = Some((i + 1, i + 2));
             i += 3;
         } else if eq(opt, "auth") && i + 2 < args.len() {
@@ -199,7 +199,7 @@ fn hello(worker: &Rc<Worker>, client: &mut ClientState, seq: Seq, req: &Request)
             );
         }
     }
-    if let Some(users) = &worker.shared.users {
+    if let Some(users) = &worker.shared.users() {
         if let Some((u, p)) = credentials {
             let pass = args.get(p).unwrap_or_default();
             match users.authenticate(args.get(u), pass) {
@@ -262,7 +262,7 @@ fn acl(
             ),
         );
     }
-    let name = match (&worker.shared.users, &client.user) {
+    let name = match (&worker.shared.users(), &client.user) {
         (Some(_), Some(user)) => user.name.as_bytes().to_vec(),
         (Some(_), None) => return client.reply_error(seq, "NOAUTH Authentication required."),
         (None, _) => b"default".to_vec(),
