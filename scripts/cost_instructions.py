@@ -3,11 +3,12 @@
 
 CPU time on a shared 2-core VM moves 10-20% between runs, which hides a 5% cost. callgrind
 counts the instructions meridian itself executes: the same binary, config and requests give the
-same count whatever else the machine does. For each variant (plain, users, metrics, TLS when
-the binary has it) meridian runs under `valgrind --tool=callgrind` in front of a one-node
+same count whatever else the machine does. For each variant (plain, metrics, read policy,
+users) meridian runs under `valgrind --tool=callgrind` in front of a one-node
 redis-server cluster and serves N and then 2N GETs (or SETs) from redis-benchmark in two
 separate runs; (Ir(2N) - Ir(N)) / N is the instructions per request, start-up and shutdown
-cancelling out. The kernel's share of a request (the socket calls, most of the CPU time on
+cancelling out. A standalone redis-server serving the same load under callgrind is the
+yardstick (its row's ratio is to meridian's plain row). The kernel's share of a request (the socket calls, most of the CPU time on
 loopback) is not counted, so a variant's share of the *whole* request cost is smaller than its
 share of these instructions; the report gives both the instructions and the ratio to plain.
 
@@ -85,6 +86,11 @@ def variants(tmp: Path) -> list[dict]:
          "auth": []},
         {"name": "metrics on (admin endpoint on)", "yaml": "admin:\n  listen: 127.0.0.1:0\n",
          "auth": []},
+        {"name": "read policy on (local_dc, one DC), metrics off",
+         "yaml": "admin:\n  listen: \"\"\nlocal_dc: here\n"
+                 "datacenters: { here: { cidrs: [127.0.0.0/8] } }\n"
+                 "latency_ms: { here: { here: 0.3 } }\n",
+         "auth": []},
         {"name": "users on (a user with key patterns), metrics off",
          "yaml": "admin:\n  listen: \"\"\n" + users,
          "auth": ["--user", BENCH_USER, "-a", BENCH_PASSWORD]},
@@ -128,6 +134,31 @@ def one_run(args, tmp: Path, node: int, variant: dict, test: str, n: int, tag: s
     return callgrind_total(out)
 
 
+def redis_run(tmp: Path, test: str, n: int, tag: str) -> int:
+    """A standalone redis-server under callgrind serving the same load: the yardstick."""
+    port = free_port()
+    out = tmp / f"{tag}.callgrind"
+    proc = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no",
+         "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp)],
+        stdout=subprocess.DEVNULL, stderr=(tmp / f"{tag}.log").open("w"))
+    try:
+        wait("redis-server under valgrind", lambda: cli(port, "PING") == "PONG", START_WAIT_S)
+        bench = ["redis-benchmark", "-p", str(port), "-t", test, "-n", str(n), "-c", "1",
+                 "-r", "1000", "--threads", "1", "-q"]
+        subprocess.run(bench, capture_output=True, text=True, timeout=1800, check=True)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    # Only the main process: callgrind writes one file per pid (forks for persistence: none).
+    return callgrind_total(out)
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -157,6 +188,12 @@ def main(argv: list[str]) -> int:
                 rows.append((test.upper(), v["name"], per, per / base))
                 print(f"[cost] {test.upper():<4} {v['name']:<50} {per:>9.0f} instructions/request"
                       f"  (÷ plain {per / base:.3f})", file=sys.stderr, flush=True)
+            n = args.requests
+            small = redis_run(tmp, test, n, f"{test}-redis-a")
+            big = redis_run(tmp, test, 2 * n, f"{test}-redis-b")
+            per = (big - small) / n
+            rows.append((test.upper(), "standalone redis-server serving the load itself", per,
+                         per / base))
     finally:
         node_proc.terminate()
         node_proc.wait(timeout=20)
