@@ -93,6 +93,15 @@ pub struct StatsRegistry {
     workers: Mutex<Vec<Arc<WorkerStats>>>,
     /// DC indexes of each worker's [`requests::RequestMetrics`]; `None`: workers keep none.
     metrics_dcs: Option<usize>,
+    /// The counters as they were at the last `CONFIG RESETSTAT` (see [`StatsRegistry::reset`]).
+    baseline: Mutex<Baseline>,
+}
+
+/// What INFO subtracts from the running counters after a `CONFIG RESETSTAT`.
+#[derive(Debug, Default)]
+struct Baseline {
+    totals: Totals,
+    nodes: HashMap<Arc<str>, NodeTotals>,
 }
 
 /// Sums over workers, as INFO shows them.
@@ -130,6 +139,7 @@ impl StatsRegistry {
         StatsRegistry {
             workers: Mutex::default(),
             metrics_dcs: Some(dcs),
+            baseline: Mutex::default(),
         }
     }
 
@@ -181,6 +191,62 @@ impl StatsRegistry {
         t
     }
 
+    /// `CONFIG RESETSTAT`: INFO's counters start again from zero. The workers' cells are not
+    /// touched (each has one writer, and `/metrics` counters must never go down): the values
+    /// of now become a baseline that [`StatsRegistry::info_totals`] subtracts. Gauges (open
+    /// connections) are not counters and keep their value.
+    pub fn reset(&self) {
+        let totals = self.totals();
+        let mut nodes = HashMap::new();
+        for w in self.workers.lock().iter() {
+            for addr in w.nodes.lock().keys() {
+                nodes.entry(addr.clone()).or_insert(NodeTotals::default());
+            }
+        }
+        for (addr, t) in nodes.iter_mut() {
+            *t = self.node_totals(addr);
+        }
+        *self.baseline.lock() = Baseline { totals, nodes };
+    }
+
+    /// [`StatsRegistry::totals`] since the last [`StatsRegistry::reset`], as INFO shows them.
+    pub fn info_totals(&self) -> Totals {
+        let now = self.totals();
+        let base = &self.baseline.lock().totals;
+        Totals {
+            accepts: now.accepts.saturating_sub(base.accepts),
+            client_connections: now.client_connections,
+            requests: now.requests.saturating_sub(base.requests),
+            responses: now.responses.saturating_sub(base.responses),
+            recv_client_bytes: now.recv_client_bytes.saturating_sub(base.recv_client_bytes),
+            send_client_bytes: now.send_client_bytes.saturating_sub(base.send_client_bytes),
+            recv_server_bytes: now.recv_server_bytes.saturating_sub(base.recv_server_bytes),
+            send_server_bytes: now.send_server_bytes.saturating_sub(base.send_server_bytes),
+            redirects: now.redirects.saturating_sub(base.redirects),
+            read_retries: now.read_retries.saturating_sub(base.read_retries),
+            protocol_errors: now.protocol_errors.saturating_sub(base.protocol_errors),
+            auth_failures: now.auth_failures.saturating_sub(base.auth_failures),
+        }
+    }
+
+    /// [`StatsRegistry::node_totals`] since the last [`StatsRegistry::reset`].
+    pub fn info_node_totals(&self, addr: &str) -> NodeTotals {
+        let now = self.node_totals(addr);
+        let baseline = self.baseline.lock();
+        let Some(base) = baseline.nodes.get(addr) else {
+            return now;
+        };
+        NodeTotals {
+            connections: now.connections,
+            connects: now.connects.saturating_sub(base.connects),
+            requests: now.requests.saturating_sub(base.requests),
+            responses: now.responses.saturating_sub(base.responses),
+            send_bytes: now.send_bytes.saturating_sub(base.send_bytes),
+            recv_bytes: now.recv_bytes.saturating_sub(base.recv_bytes),
+            failures: now.failures.saturating_sub(base.failures),
+        }
+    }
+
     /// Per-node totals for `addr`.
     pub fn node_totals(&self, addr: &str) -> NodeTotals {
         let mut t = NodeTotals::default();
@@ -220,5 +286,26 @@ mod tests {
         assert_eq!(reg.node_totals("127.0.0.1:7001").connections, 1);
         a.retain_nodes(|_| false);
         assert_eq!(reg.node_totals("127.0.0.1:7001").send_bytes, 5);
+    }
+
+    #[test]
+    fn reset_zeroes_info_but_not_the_cells_or_gauges() {
+        let reg = StatsRegistry::default();
+        let a = reg.add_worker();
+        let addr: Arc<str> = Arc::from("127.0.0.1:7001");
+        a.requests.add(3);
+        a.client_connections.add(2);
+        a.node(&addr).requests.add(4);
+        a.node(&addr).connections.add(1);
+        reg.reset();
+        let t = reg.info_totals();
+        assert_eq!((t.requests, t.client_connections), (0, 2));
+        let n = reg.info_node_totals(&addr);
+        assert_eq!((n.requests, n.connections), (0, 1));
+        a.requests.add(1);
+        assert_eq!(reg.info_totals().requests, 1);
+        // The running cells (what /metrics reads) never go down.
+        assert_eq!(reg.totals().requests, 4);
+        assert_eq!(reg.node_totals(&addr).requests, 4);
     }
 }

@@ -11,6 +11,7 @@ mod dc;
 mod errors;
 mod load;
 mod locate;
+pub mod settings;
 mod units;
 mod users;
 mod validate;

@@ -1,8 +1,9 @@
 //! Commands meridian answers itself: connection commands (PING, ECHO, QUIT, RESET, SELECT,
-//! HELLO, AUTH, CLIENT), COMMAND from the table, ROLE, and INFO.
+//! HELLO, AUTH, CLIENT), COMMAND from the table, ROLE, INFO and CONFIG.
 
 pub mod answer;
 pub mod client;
+pub mod config;
 pub mod info;
 pub mod info_own;
 
@@ -106,6 +107,7 @@ pub fn handle(
         Local::Client => return client::handle(worker, client, seq, req),
         Local::Info => return info::handle(worker, client, seq, req),
         Local::Command => return command(worker, table, client, seq, req),
+        Local::Config => return config::handle(worker, table, client, seq, req),
     }
     client.reply(seq, out.freeze());
 }
