@@ -5,6 +5,7 @@
 //! translates the DataCenter section (`plan`, with the address and priority rules in `dc`)
 //! and writes the YAML (`emit`).
 
+mod auth;
 mod dc;
 mod emit;
 mod parse;
@@ -87,8 +88,8 @@ struct Model {
     local_dc: Option<(String, String)>,
     /// DataCenter's DCs, in file order; `None` when there is no DataCenter section.
     dcs: Option<Vec<Dc>>,
-    /// Authority rendered as comment lines.
-    authority: Vec<String>,
+    /// The users an Authority block becomes.
+    authority: Option<auth::Authority>,
     /// `directive (where): why`, for the "not converted" list.
     skipped: Vec<String>,
     /// Notes shown as comments in the `cluster` section.
@@ -196,7 +197,13 @@ impl Model {
                 self.dcs = Some(dcs);
             }
         } else if d.is("Authority") {
-            self.authority = emit::authority(d);
+            if self.authority.is_some() {
+                self.cluster_notes.push(format!(
+                    "Authority at {} replaces an earlier one, as in predixy",
+                    d.at
+                ));
+            }
+            self.authority = Some(auth::authority(d)?);
         } else if d.key.starts_with("Log") && d.key.ends_with("Sample") {
             self.skip(d, "meridian does not sample its log");
         } else if let Some((_, why)) = NO_COUNTERPART.iter().find(|(k, _)| d.is(k)) {

@@ -209,7 +209,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
     let mut client = ClientState::new(shared.next_client_id(), peer);
     let entry = shared.clients_registry.add(client.id, endpoint, worker.id);
     client.entry = Some(entry.clone());
-    client.user = shared.users.as_ref().and_then(|u| u.initial());
+    client.set_user(shared.users.as_ref().and_then(|u| u.initial()));
     let queue = client.queue.clone();
 
     let mut commands = Cached::new(&shared.commands);

@@ -69,7 +69,7 @@ pub fn handle(
             client.queue.set_silent(seq, false);
             client.release();
             // Back to the default user, authenticated only if it needs no password.
-            client.user = worker.shared.users.as_ref().and_then(|u| u.initial());
+            client.set_user(worker.shared.users.as_ref().and_then(|u| u.initial()));
             client.reply(seq, Bytes::from_static(b"+RESET\r\n"));
             return;
         }
@@ -124,7 +124,7 @@ fn auth(worker: &Rc<Worker>, client: &mut ClientState, seq: Seq, req: &Request) 
         };
         return match result {
             Ok(user) => {
-                client.user = Some(user);
+                client.set_user(Some(user));
                 ok(client, seq)
             }
             Err(e) => {
@@ -205,7 +205,7 @@ fn hello(worker: &Rc<Worker>, client: &mut ClientState, seq: Seq, req: &Request)
         if let Some((u, p)) = credentials {
             let pass = args.get(p).unwrap_or_default();
             match users.authenticate(args.get(u), pass) {
-                Ok(user) => client.user = Some(user),
+                Ok(user) => client.set_user(Some(user)),
                 // HELLO's AUTH names its user: only WRONGPASS applies.
                 Err(_) => {
                     acl_gate::auth_failed(worker, client);
