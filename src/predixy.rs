@@ -8,6 +8,7 @@
 mod auth;
 mod dc;
 mod emit;
+mod latency;
 mod parse;
 mod plan;
 #[cfg(test)]
@@ -90,6 +91,8 @@ struct Model {
     dcs: Option<Vec<Dc>>,
     /// The users an Authority block becomes.
     authority: Option<auth::Authority>,
+    /// LatencyMonitor blocks, in file order.
+    monitors: Vec<latency::Monitor>,
     /// `directive (where): why`, for the "not converted" list.
     skipped: Vec<String>,
     /// Notes shown as comments in the `cluster` section.
@@ -146,10 +149,6 @@ const NO_COUNTERPART: &[(&str, &str)] = &[
         "meridian's logging never drops lines to save a lock",
     ),
     (
-        "LatencyMonitor",
-        "per-command latency histograms are built in, not configured",
-    ),
-    (
         "CustomCommand",
         "command facts come from the cluster's COMMAND INFO, so module commands route unconfigured",
     ),
@@ -204,6 +203,15 @@ impl Model {
                 ));
             }
             self.authority = Some(auth::authority(d)?);
+        } else if d.is("LatencyMonitor") {
+            let m = latency::monitor(d)?;
+            if self.monitors.iter().any(|o| o.name() == m.name()) {
+                return Err(PredixyError::Invalid {
+                    at: d.at.clone(),
+                    message: format!("LatencyMonitor \"{}\" is defined twice", m.name()),
+                });
+            }
+            self.monitors.push(m);
         } else if d.key.starts_with("Log") && d.key.ends_with("Sample") {
             self.skip(d, "meridian does not sample its log");
         } else if let Some((_, why)) = NO_COUNTERPART.iter().find(|(k, _)| d.is(k)) {

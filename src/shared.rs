@@ -11,7 +11,7 @@ use tokio::sync::{Notify, watch};
 use crate::acl::Users;
 use crate::clients::ClientRegistry;
 use crate::command::CommandTable;
-use crate::config::Config;
+use crate::config::{Config, LatencyMonitorConfig};
 use crate::control::Credentials;
 use crate::health::breaker::BreakerParams;
 use crate::health::table::HealthTable;
@@ -37,6 +37,8 @@ pub struct Shared {
     pub health: HealthTable,
     /// Metric ids of command names (see [`CommandTable::number_commands`]).
     pub command_names: CommandNames,
+    /// The latency monitors, fixed at start (their histograms are shaped by them).
+    pub latency_monitors: Arc<[LatencyMonitorConfig]>,
     /// Workers whose listener accepts clients now.
     listening: AtomicUsize,
     /// DC host names resolved for the DC map (used by the refresher only).
@@ -65,6 +67,12 @@ impl Shared {
         } else {
             StatsRegistry::default()
         };
+        let latency_monitors: Arc<[LatencyMonitorConfig]> = config.latency_monitors().into();
+        let bounds = latency_monitors
+            .iter()
+            .map(|m| Arc::from(m.buckets_us.as_slice()))
+            .collect();
+        let stats = stats.with_latency_monitors(bounds);
         let command_names = CommandNames::default();
         let mut commands = CommandTable::builtin();
         commands.number_commands(|name| command_names.intern(name));
@@ -79,6 +87,7 @@ impl Shared {
             clients_registry: ClientRegistry::default(),
             health: HealthTable::new(breaker),
             command_names,
+            latency_monitors,
             listening: AtomicUsize::new(0),
             dc_hosts: tokio::sync::Mutex::new(Default::default()),
             started: Instant::now(),

@@ -2,6 +2,7 @@
 //! request path) and summed when INFO or a metrics scrape reads them.
 
 pub mod errors;
+pub mod latency;
 pub mod requests;
 
 use std::collections::HashMap;
@@ -51,6 +52,8 @@ pub struct NodeStats {
     pub recv_bytes: Counter,
     /// Requests answered with a meridian error because the node failed.
     pub failures: Counter,
+    /// Latency monitors' histograms of requests this node answered, one per monitor.
+    pub latency: Box<[latency::Histogram]>,
 }
 
 /// One worker's counters.
@@ -71,6 +74,10 @@ pub struct WorkerStats {
     /// Per-command counts and latencies, error kinds, reads per DC; `None` when the admin
     /// endpoint is off (nobody would read them).
     pub metrics: Option<requests::RequestMetrics>,
+    /// Latency monitors' overall histograms.
+    pub latency: latency::Monitors,
+    /// Bucket bounds of each monitor, for the histograms of a node seen first.
+    latency_bounds: Vec<Arc<[u64]>>,
     nodes: Mutex<HashMap<Arc<str>, Arc<NodeStats>>>,
 }
 
@@ -78,7 +85,19 @@ impl WorkerStats {
     /// The counters for `addr`, created on first use (not on the per-request path: backends
     /// keep their `Arc<NodeStats>`).
     pub fn node(&self, addr: &Arc<str>) -> Arc<NodeStats> {
-        self.nodes.lock().entry(addr.clone()).or_default().clone()
+        let bounds = &self.latency_bounds;
+        let mut nodes = self.nodes.lock();
+        let entry = nodes.entry(addr.clone()).or_insert_with(|| {
+            Arc::new(NodeStats {
+                latency: bounds
+                    .iter()
+                    .cloned()
+                    .map(latency::Histogram::new)
+                    .collect(),
+                ..NodeStats::default()
+            })
+        });
+        entry.clone()
     }
 
     /// Drops the counters of nodes that left the cluster.
@@ -95,6 +114,8 @@ pub struct StatsRegistry {
     metrics_dcs: Option<usize>,
     /// The counters as they were at the last `CONFIG RESETSTAT` (see [`StatsRegistry::reset`]).
     baseline: Mutex<Baseline>,
+    /// Bucket bounds of each latency monitor, by monitor index.
+    latency_bounds: Vec<Arc<[u64]>>,
 }
 
 /// What INFO subtracts from the running counters after a `CONFIG RESETSTAT`.
@@ -102,6 +123,9 @@ pub struct StatsRegistry {
 struct Baseline {
     totals: Totals,
     nodes: HashMap<Arc<str>, NodeTotals>,
+    /// Latency monitors, overall and per node.
+    latency: Vec<latency::Snapshot>,
+    node_latency: HashMap<Arc<str>, Vec<latency::Snapshot>>,
 }
 
 /// Sums over workers, as INFO shows them.
@@ -140,13 +164,66 @@ impl StatsRegistry {
             workers: Mutex::default(),
             metrics_dcs: Some(dcs),
             baseline: Mutex::default(),
+            latency_bounds: Vec::new(),
         }
+    }
+
+    /// Workers registered from now on keep latency monitors with these bucket bounds.
+    pub fn with_latency_monitors(mut self, bounds: Vec<Arc<[u64]>>) -> StatsRegistry {
+        self.latency_bounds = bounds;
+        self
+    }
+
+    /// The number of latency monitors.
+    pub fn latency_monitors(&self) -> usize {
+        self.latency_bounds.len()
+    }
+
+    /// Monitor `i`'s overall histogram summed over workers, since the last reset.
+    pub fn latency_overall(&self, i: usize) -> Option<latency::Snapshot> {
+        let mut sum = latency::Snapshot::empty(self.latency_bounds.get(i)?.clone());
+        for w in self.workers.lock().iter() {
+            if let Some(h) = w.latency.overall.get(i) {
+                sum.add(&h.snapshot());
+            }
+        }
+        Some(match self.baseline.lock().latency.get(i) {
+            Some(base) => sum.since(base),
+            None => sum,
+        })
+    }
+
+    /// Monitor `i`'s histogram of node `addr` summed over workers, since the last reset.
+    pub fn latency_node(&self, addr: &str, i: usize) -> Option<latency::Snapshot> {
+        let mut sum = self.latency_node_raw(addr, i)?;
+        if let Some(base) = self
+            .baseline
+            .lock()
+            .node_latency
+            .get(addr)
+            .and_then(|b| b.get(i))
+        {
+            sum = sum.since(base);
+        }
+        Some(sum)
+    }
+
+    fn latency_node_raw(&self, addr: &str, i: usize) -> Option<latency::Snapshot> {
+        let mut sum = latency::Snapshot::empty(self.latency_bounds.get(i)?.clone());
+        for w in self.workers.lock().iter() {
+            if let Some(h) = w.nodes.lock().get(addr).and_then(|n| n.latency.get(i)) {
+                sum.add(&h.snapshot());
+            }
+        }
+        Some(sum)
     }
 
     /// Registers a new worker's counters.
     pub fn add_worker(&self) -> Arc<WorkerStats> {
         let w = Arc::new(WorkerStats {
             metrics: self.metrics_dcs.map(requests::RequestMetrics::new),
+            latency: latency::Monitors::new(&self.latency_bounds),
+            latency_bounds: self.latency_bounds.clone(),
             ..WorkerStats::default()
         });
         self.workers.lock().push(w.clone());
@@ -206,7 +283,33 @@ impl StatsRegistry {
         for (addr, t) in nodes.iter_mut() {
             *t = self.node_totals(addr);
         }
-        *self.baseline.lock() = Baseline { totals, nodes };
+        let monitors = 0..self.latency_bounds.len();
+        let raw = |i: usize| {
+            let mut sum = latency::Snapshot::empty(self.latency_bounds[i].clone());
+            for w in self.workers.lock().iter() {
+                if let Some(h) = w.latency.overall.get(i) {
+                    sum.add(&h.snapshot());
+                }
+            }
+            sum
+        };
+        let latency = monitors.clone().map(raw).collect();
+        let node_latency = nodes
+            .keys()
+            .map(|addr| {
+                let per: Vec<_> = monitors
+                    .clone()
+                    .filter_map(|i| self.latency_node_raw(addr, i))
+                    .collect();
+                (addr.clone(), per)
+            })
+            .collect();
+        *self.baseline.lock() = Baseline {
+            totals,
+            nodes,
+            latency,
+            node_latency,
+        };
     }
 
     /// [`StatsRegistry::totals`] since the last [`StatsRegistry::reset`], as INFO shows them.

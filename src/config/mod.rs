@@ -9,6 +9,7 @@ mod addr;
 mod checks;
 mod dc;
 mod errors;
+mod latency;
 mod load;
 mod locate;
 pub mod settings;
@@ -28,6 +29,7 @@ use serde::Deserialize;
 pub use addr::split_host_port;
 pub use dc::{DatacenterConfig, UNKNOWN_DC, parse_cidr};
 pub use errors::{ConfigError, ConfigErrors, HostPortError, UnitError};
+pub use latency::{LatencyMonitorConfig, MAX_MONITORS, predixy_defaults};
 pub(crate) use locate::line_of;
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 pub use users::{PasswordDigest, Role, UserConfig, warnings};
@@ -65,6 +67,9 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     /// The admin HTTP endpoint (metrics, health, state).
     pub admin: AdminConfig,
+    /// predixy-style latency monitors; `None` (left out) = predixy's example monitors, see
+    /// [`Config::latency_monitors`].
+    pub latency_monitors: Option<Vec<LatencyMonitorConfig>>,
 }
 
 impl Default for Config {
@@ -84,6 +89,7 @@ impl Default for Config {
             health: HealthConfig::default(),
             users: Vec::new(),
             admin: AdminConfig::default(),
+            latency_monitors: None,
         }
     }
 }

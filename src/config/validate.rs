@@ -26,6 +26,7 @@ pub(crate) fn validate(cfg: &Config) -> Vec<ConfigError> {
     check_breaker_and_health(cfg, &mut out);
     super::users::check_users(cfg, &mut out);
     super::validate_admin::check_admin(cfg, &mut out);
+    super::latency::check_monitors(cfg, &mut out);
     out.into_vec()
 }
 

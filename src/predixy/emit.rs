@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::auth::Line;
 use super::dc::NEVER_MS;
+use super::latency::lines as latency_lines;
 use super::plan::{Plan, plan_dcs};
 use super::{Model, Pool, PredixyError};
 use crate::config::{format_duration, split_host_port};
@@ -173,18 +174,26 @@ pub(super) fn emit(m: &Model) -> Result<String, PredixyError> {
     }
     if let Some(authority) = &m.authority {
         o.line(0, "");
-        for line in authority.lines() {
-            match line {
-                Line::Yaml(indent, text) => o.line(indent, &text),
-                Line::Comment(indent, text) => o.comment(indent, &text),
-                Line::List(indent, key, items) => {
-                    let items: Vec<String> = items.iter().map(|i| q(i)).collect();
-                    o.line(indent, &format!("{key}: [{}]", items.join(", ")));
-                }
+        write_lines(&mut o, authority.lines());
+    }
+    o.line(0, "");
+    write_lines(&mut o, latency_lines(&m.monitors));
+    Ok(o.0)
+}
+
+/// Prints lines made by the section converters, quoting their texts.
+fn write_lines(o: &mut Out, lines: Vec<Line>) {
+    for line in lines {
+        match line {
+            Line::Yaml(indent, text) => o.line(indent, &text),
+            Line::Comment(indent, text) => o.comment(indent, &text),
+            Line::List(indent, key, items) => {
+                let items: Vec<String> = items.iter().map(|i| q(i)).collect();
+                o.line(indent, &format!("{key}: [{}]", items.join(", ")));
             }
+            Line::Item(indent, key, value) => o.line(indent, &format!("- {key}: {}", q(&value))),
         }
     }
-    Ok(o.0)
 }
 
 /// The cluster password, and a note when it came from the servers' own passwords.

@@ -5,6 +5,7 @@ pub mod answer;
 pub mod client;
 pub mod config;
 pub mod info;
+pub mod info_latency;
 pub mod info_own;
 
 use std::rc::Rc;
