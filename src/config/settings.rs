@@ -94,6 +94,21 @@ pub fn settings(c: &Config) -> Vec<(String, String)> {
         c.admin.token_file.as_ref().map(|p| p.display()),
     );
     out.put("admin.require_token", c.admin.require_token);
+    for m in c.latency_monitors() {
+        let bounds: Vec<String> = m.buckets_us.iter().map(u64::to_string).collect();
+        out.put(
+            &format!("latency_monitors.{}.commands", m.name),
+            m.commands.join(" "),
+        );
+        out.put(
+            &format!("latency_monitors.{}.exclude", m.name),
+            m.exclude.join(" "),
+        );
+        out.put(
+            &format!("latency_monitors.{}.buckets_us", m.name),
+            bounds.join(" "),
+        );
+    }
     out.0
 }
 
@@ -140,6 +155,11 @@ mod tests {
         assert_eq!(get(&all, "meridian.client.output_buffer_limit"), "8mb");
         assert_eq!(get(&all, "meridian.read_policy.latency_source"), "hybrid");
         assert_eq!(get(&all, "meridian.cluster.username"), "");
+        assert_eq!(get(&all, "meridian.latency_monitors.get.commands"), "get");
+        assert_eq!(
+            get(&all, "meridian.latency_monitors.set.buckets_us"),
+            "100 200 300 400 500 600 700 800 900 1000"
+        );
         // Every name carries the prefix, none twice, and no secret shows.
         assert!(all.iter().all(|(n, _)| n.starts_with(PREFIX)));
         let mut names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
