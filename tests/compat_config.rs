@@ -207,6 +207,12 @@ fn config_get_set_resetstat_rewrite_on_every_node() {
         "{e}"
     );
     assert!(e.contains("without a config file"), "{e}");
+    // Not inside a transaction (it runs on one node): refused, and EXEC aborts.
+    let mut t = gw.raw();
+    assert_eq!(t.call_text(&["MULTI"]), "+OK\r\n");
+    let e = t.call_text(&["CONFIG", "GET", "maxmemory"]);
+    assert!(e.starts_with("-ERR CONFIG inside MULTI"), "{e}");
+    assert!(t.call_text(&["EXEC"]).starts_with("-EXECABORT"));
     // HELP is one master's.
     assert!(strings(&run(&mut c, &["CONFIG", "HELP"]))[0].contains("CONFIG"));
 }

@@ -38,6 +38,14 @@ pub fn handle(
         Ok(spec) => spec,
         Err(e) => return client.reply_error(seq, &e.to_string()),
     };
+    if client.tx.in_multi {
+        // A transaction runs on one node; CONFIG acts on several and cannot be part of it.
+        client.tx.mark_failed();
+        return client.reply_error(
+            seq,
+            "ERR CONFIG inside MULTI is not supported through meridian: it acts on several nodes, a transaction on one",
+        );
+    }
     match spec.name.as_ref() {
         "config|get" => get(worker, client, seq, req),
         "config|set" => set(worker, client, seq, req),
