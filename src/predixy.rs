@@ -5,8 +5,10 @@
 //! translates the DataCenter section (`plan`, with the address and priority rules in `dc`)
 //! and writes the YAML (`emit`).
 
+mod auth;
 mod dc;
 mod emit;
+mod latency;
 mod parse;
 mod plan;
 #[cfg(test)]
@@ -87,8 +89,10 @@ struct Model {
     local_dc: Option<(String, String)>,
     /// DataCenter's DCs, in file order; `None` when there is no DataCenter section.
     dcs: Option<Vec<Dc>>,
-    /// Authority rendered as comment lines.
-    authority: Vec<String>,
+    /// The users an Authority block becomes.
+    authority: Option<auth::Authority>,
+    /// LatencyMonitor blocks, in file order.
+    monitors: Vec<latency::Monitor>,
     /// `directive (where): why`, for the "not converted" list.
     skipped: Vec<String>,
     /// Notes shown as comments in the `cluster` section.
@@ -145,10 +149,6 @@ const NO_COUNTERPART: &[(&str, &str)] = &[
         "meridian's logging never drops lines to save a lock",
     ),
     (
-        "LatencyMonitor",
-        "per-command latency histograms are built in, not configured",
-    ),
-    (
         "CustomCommand",
         "command facts come from the cluster's COMMAND INFO, so module commands route unconfigured",
     ),
@@ -196,7 +196,22 @@ impl Model {
                 self.dcs = Some(dcs);
             }
         } else if d.is("Authority") {
-            self.authority = emit::authority(d);
+            if self.authority.is_some() {
+                self.cluster_notes.push(format!(
+                    "Authority at {} replaces an earlier one, as in predixy",
+                    d.at
+                ));
+            }
+            self.authority = Some(auth::authority(d)?);
+        } else if d.is("LatencyMonitor") {
+            let m = latency::monitor(d)?;
+            if self.monitors.iter().any(|o| o.name() == m.name()) {
+                return Err(PredixyError::Invalid {
+                    at: d.at.clone(),
+                    message: format!("LatencyMonitor \"{}\" is defined twice", m.name()),
+                });
+            }
+            self.monitors.push(m);
         } else if d.key.starts_with("Log") && d.key.ends_with("Sample") {
             self.skip(d, "meridian does not sample its log");
         } else if let Some((_, why)) = NO_COUNTERPART.iter().find(|(k, _)| d.is(k)) {

@@ -18,7 +18,7 @@ use crate::acl::Users;
 use crate::balance::Balance;
 use crate::clients::ClientRegistry;
 use crate::command::CommandTable;
-use crate::config::Config;
+use crate::config::{Config, LatencyMonitorConfig};
 use crate::control::Credentials;
 use crate::events::EventLog;
 use crate::health::breaker::BreakerParams;
@@ -54,6 +54,8 @@ pub struct Shared {
     pub health: HealthTable,
     /// Metric ids of command names (see [`CommandTable::number_commands`]).
     pub command_names: CommandNames,
+    /// The latency monitors, fixed at start (their histograms are shaped by them).
+    pub latency_monitors: Arc<[LatencyMonitorConfig]>,
     /// Workers whose listener accepts clients now.
     listening: AtomicUsize,
     /// Clients per worker, for spreading new ones evenly.
@@ -85,6 +87,12 @@ impl Shared {
         } else {
             StatsRegistry::default()
         };
+        let latency_monitors: Arc<[LatencyMonitorConfig]> = config.latency_monitors().into();
+        let bounds = latency_monitors
+            .iter()
+            .map(|m| Arc::from(m.buckets_us.as_slice()))
+            .collect();
+        let stats = stats.with_latency_monitors(bounds);
         let command_names = CommandNames::default();
         let workers = config.effective_workers();
         let mut commands = CommandTable::builtin();
@@ -104,6 +112,7 @@ impl Shared {
             health: HealthTable::new(breaker, events.clone()),
             events,
             command_names,
+            latency_monitors,
             listening: AtomicUsize::new(0),
             balance: Balance::new(workers),
             dc_hosts: tokio::sync::Mutex::new(Default::default()),

@@ -2,6 +2,7 @@
 //! request path) and summed when INFO or a metrics scrape reads them.
 
 pub mod errors;
+pub mod latency;
 pub mod requests;
 
 use std::collections::HashMap;
@@ -51,6 +52,8 @@ pub struct NodeStats {
     pub recv_bytes: Counter,
     /// Requests answered with a meridian error because the node failed.
     pub failures: Counter,
+    /// Latency monitors' histograms of requests this node answered, one per monitor.
+    pub latency: Box<[latency::Histogram]>,
 }
 
 /// One worker's counters.
@@ -71,6 +74,10 @@ pub struct WorkerStats {
     /// Per-command counts and latencies, error kinds, reads per DC; `None` when the admin
     /// endpoint is off (nobody would read them).
     pub metrics: Option<requests::RequestMetrics>,
+    /// Latency monitors' overall histograms.
+    pub latency: latency::Monitors,
+    /// Bucket bounds of each monitor, for the histograms of a node seen first.
+    latency_bounds: Vec<Arc<[u64]>>,
     nodes: Mutex<HashMap<Arc<str>, Arc<NodeStats>>>,
 }
 
@@ -78,7 +85,19 @@ impl WorkerStats {
     /// The counters for `addr`, created on first use (not on the per-request path: backends
     /// keep their `Arc<NodeStats>`).
     pub fn node(&self, addr: &Arc<str>) -> Arc<NodeStats> {
-        self.nodes.lock().entry(addr.clone()).or_default().clone()
+        let bounds = &self.latency_bounds;
+        let mut nodes = self.nodes.lock();
+        let entry = nodes.entry(addr.clone()).or_insert_with(|| {
+            Arc::new(NodeStats {
+                latency: bounds
+                    .iter()
+                    .cloned()
+                    .map(latency::Histogram::new)
+                    .collect(),
+                ..NodeStats::default()
+            })
+        });
+        entry.clone()
     }
 
     /// Drops the counters of nodes that left the cluster.
@@ -93,6 +112,20 @@ pub struct StatsRegistry {
     workers: Mutex<Vec<Arc<WorkerStats>>>,
     /// DC indexes of each worker's [`requests::RequestMetrics`]; `None`: workers keep none.
     metrics_dcs: Option<usize>,
+    /// The counters as they were at the last `CONFIG RESETSTAT` (see [`StatsRegistry::reset`]).
+    baseline: Mutex<Baseline>,
+    /// Bucket bounds of each latency monitor, by monitor index.
+    latency_bounds: Vec<Arc<[u64]>>,
+}
+
+/// What INFO subtracts from the running counters after a `CONFIG RESETSTAT`.
+#[derive(Debug, Default)]
+struct Baseline {
+    totals: Totals,
+    nodes: HashMap<Arc<str>, NodeTotals>,
+    /// Latency monitors, overall and per node.
+    latency: Vec<latency::Snapshot>,
+    node_latency: HashMap<Arc<str>, Vec<latency::Snapshot>>,
 }
 
 /// Sums over workers, as INFO shows them.
@@ -138,6 +171,8 @@ impl StatsRegistry {
         StatsRegistry {
             workers: Mutex::default(),
             metrics_dcs: Some(dcs),
+            baseline: Mutex::default(),
+            latency_bounds: Vec::new(),
         }
     }
 
@@ -155,10 +190,62 @@ impl StatsRegistry {
             .collect()
     }
 
+    /// Workers registered from now on keep latency monitors with these bucket bounds.
+    pub fn with_latency_monitors(mut self, bounds: Vec<Arc<[u64]>>) -> StatsRegistry {
+        self.latency_bounds = bounds;
+        self
+    }
+
+    /// The number of latency monitors.
+    pub fn latency_monitors(&self) -> usize {
+        self.latency_bounds.len()
+    }
+
+    /// Monitor `i`'s overall histogram summed over workers, since the last reset.
+    pub fn latency_overall(&self, i: usize) -> Option<latency::Snapshot> {
+        let mut sum = latency::Snapshot::empty(self.latency_bounds.get(i)?.clone());
+        for w in self.workers.lock().iter() {
+            if let Some(h) = w.latency.overall.get(i) {
+                sum.add(&h.snapshot());
+            }
+        }
+        Some(match self.baseline.lock().latency.get(i) {
+            Some(base) => sum.since(base),
+            None => sum,
+        })
+    }
+
+    /// Monitor `i`'s histogram of node `addr` summed over workers, since the last reset.
+    pub fn latency_node(&self, addr: &str, i: usize) -> Option<latency::Snapshot> {
+        let mut sum = self.latency_node_raw(addr, i)?;
+        if let Some(base) = self
+            .baseline
+            .lock()
+            .node_latency
+            .get(addr)
+            .and_then(|b| b.get(i))
+        {
+            sum = sum.since(base);
+        }
+        Some(sum)
+    }
+
+    fn latency_node_raw(&self, addr: &str, i: usize) -> Option<latency::Snapshot> {
+        let mut sum = latency::Snapshot::empty(self.latency_bounds.get(i)?.clone());
+        for w in self.workers.lock().iter() {
+            if let Some(h) = w.nodes.lock().get(addr).and_then(|n| n.latency.get(i)) {
+                sum.add(&h.snapshot());
+            }
+        }
+        Some(sum)
+    }
+
     /// Registers a new worker's counters.
     pub fn add_worker(&self) -> Arc<WorkerStats> {
         let w = Arc::new(WorkerStats {
             metrics: self.metrics_dcs.map(requests::RequestMetrics::new),
+            latency: latency::Monitors::new(&self.latency_bounds),
+            latency_bounds: self.latency_bounds.clone(),
             ..WorkerStats::default()
         });
         self.workers.lock().push(w.clone());
@@ -203,6 +290,88 @@ impl StatsRegistry {
         t
     }
 
+    /// `CONFIG RESETSTAT`: INFO's counters start again from zero. The workers' cells are not
+    /// touched (each has one writer, and `/metrics` counters must never go down): the values
+    /// of now become a baseline that [`StatsRegistry::info_totals`] subtracts. Gauges (open
+    /// connections) are not counters and keep their value.
+    pub fn reset(&self) {
+        let totals = self.totals();
+        let mut nodes = HashMap::new();
+        for w in self.workers.lock().iter() {
+            for addr in w.nodes.lock().keys() {
+                nodes.entry(addr.clone()).or_insert(NodeTotals::default());
+            }
+        }
+        for (addr, t) in nodes.iter_mut() {
+            *t = self.node_totals(addr);
+        }
+        let monitors = 0..self.latency_bounds.len();
+        let raw = |i: usize| {
+            let mut sum = latency::Snapshot::empty(self.latency_bounds[i].clone());
+            for w in self.workers.lock().iter() {
+                if let Some(h) = w.latency.overall.get(i) {
+                    sum.add(&h.snapshot());
+                }
+            }
+            sum
+        };
+        let latency = monitors.clone().map(raw).collect();
+        let node_latency = nodes
+            .keys()
+            .map(|addr| {
+                let per: Vec<_> = monitors
+                    .clone()
+                    .filter_map(|i| self.latency_node_raw(addr, i))
+                    .collect();
+                (addr.clone(), per)
+            })
+            .collect();
+        *self.baseline.lock() = Baseline {
+            totals,
+            nodes,
+            latency,
+            node_latency,
+        };
+    }
+
+    /// [`StatsRegistry::totals`] since the last [`StatsRegistry::reset`], as INFO shows them.
+    pub fn info_totals(&self) -> Totals {
+        let now = self.totals();
+        let base = &self.baseline.lock().totals;
+        Totals {
+            accepts: now.accepts.saturating_sub(base.accepts),
+            client_connections: now.client_connections,
+            requests: now.requests.saturating_sub(base.requests),
+            responses: now.responses.saturating_sub(base.responses),
+            recv_client_bytes: now.recv_client_bytes.saturating_sub(base.recv_client_bytes),
+            send_client_bytes: now.send_client_bytes.saturating_sub(base.send_client_bytes),
+            recv_server_bytes: now.recv_server_bytes.saturating_sub(base.recv_server_bytes),
+            send_server_bytes: now.send_server_bytes.saturating_sub(base.send_server_bytes),
+            redirects: now.redirects.saturating_sub(base.redirects),
+            read_retries: now.read_retries.saturating_sub(base.read_retries),
+            protocol_errors: now.protocol_errors.saturating_sub(base.protocol_errors),
+            auth_failures: now.auth_failures.saturating_sub(base.auth_failures),
+        }
+    }
+
+    /// [`StatsRegistry::node_totals`] since the last [`StatsRegistry::reset`].
+    pub fn info_node_totals(&self, addr: &str) -> NodeTotals {
+        let now = self.node_totals(addr);
+        let baseline = self.baseline.lock();
+        let Some(base) = baseline.nodes.get(addr) else {
+            return now;
+        };
+        NodeTotals {
+            connections: now.connections,
+            connects: now.connects.saturating_sub(base.connects),
+            requests: now.requests.saturating_sub(base.requests),
+            responses: now.responses.saturating_sub(base.responses),
+            send_bytes: now.send_bytes.saturating_sub(base.send_bytes),
+            recv_bytes: now.recv_bytes.saturating_sub(base.recv_bytes),
+            failures: now.failures.saturating_sub(base.failures),
+        }
+    }
+
     /// Per-node totals for `addr`.
     pub fn node_totals(&self, addr: &str) -> NodeTotals {
         let mut t = NodeTotals::default();
@@ -242,5 +411,26 @@ mod tests {
         assert_eq!(reg.node_totals("127.0.0.1:7001").connections, 1);
         a.retain_nodes(|_| false);
         assert_eq!(reg.node_totals("127.0.0.1:7001").send_bytes, 5);
+    }
+
+    #[test]
+    fn reset_zeroes_info_but_not_the_cells_or_gauges() {
+        let reg = StatsRegistry::default();
+        let a = reg.add_worker();
+        let addr: Arc<str> = Arc::from("127.0.0.1:7001");
+        a.requests.add(3);
+        a.client_connections.add(2);
+        a.node(&addr).requests.add(4);
+        a.node(&addr).connections.add(1);
+        reg.reset();
+        let t = reg.info_totals();
+        assert_eq!((t.requests, t.client_connections), (0, 2));
+        let n = reg.info_node_totals(&addr);
+        assert_eq!((n.requests, n.connections), (0, 1));
+        a.requests.add(1);
+        assert_eq!(reg.info_totals().requests, 1);
+        // The running cells (what /metrics reads) never go down.
+        assert_eq!(reg.totals().requests, 4);
+        assert_eq!(reg.node_totals(&addr).requests, 4);
     }
 }

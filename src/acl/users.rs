@@ -48,6 +48,8 @@ pub struct User {
     pub channels: Patterns,
     /// Every key and channel allowed: the checks after the role are skipped.
     pub unrestricted: bool,
+    /// `AUTH <password>` / `HELLO … AUTH default <password>` select it by its password.
+    pub select_by_password: bool,
 }
 
 impl fmt::Debug for User {
@@ -73,6 +75,7 @@ impl User {
             nopass: !cfg.has_password(),
             digests: cfg.digests.clone(),
             unrestricted: readable.all && writable.all && channels.all,
+            select_by_password: cfg.select_by_password,
             readable,
             writable,
             channels,
@@ -119,6 +122,20 @@ impl Users {
         Some(Users { list })
     }
 
+    /// The enabled `select_by_password` user `password` belongs to. Every such user's digests
+    /// are compared, in constant time, whichever matches: the time taken says nothing about
+    /// which user (if any) the password is.
+    fn by_password(&self, password: &[u8]) -> Option<Arc<User>> {
+        let mut found = None;
+        for u in self.list.iter().filter(|u| u.select_by_password) {
+            let ok = !u.nopass && u.password_ok(password) && u.enabled;
+            if ok && found.is_none() {
+                found = Some(u.clone());
+            }
+        }
+        found
+    }
+
     fn find(&self, name: &[u8]) -> Option<&Arc<User>> {
         self.list.iter().find(|u| u.name.as_bytes() == name)
     }
@@ -131,12 +148,19 @@ impl Users {
             .cloned()
     }
 
-    /// AUTH: the user `name` (or `default`) if `password` is one of its.
+    /// AUTH: the user `name` (or `default`) if `password` is one of its. Without a name or
+    /// with `default` (what predixy's clients send, and redis-py's `HELLO 3 AUTH default`),
+    /// an enabled `select_by_password` user whose password it is comes first.
     pub fn authenticate(
         &self,
         name: Option<&[u8]>,
         password: &[u8],
     ) -> Result<Arc<User>, AuthError> {
+        if name.is_none_or(|n| n == b"default")
+            && let Some(user) = self.by_password(password)
+        {
+            return Ok(user);
+        }
         let user = self.find(name.unwrap_or(b"default"));
         if name.is_none() && user.is_some_and(|u| u.nopass && u.enabled) {
             return Err(AuthError::DefaultHasNoPassword);
@@ -207,6 +231,32 @@ mod tests {
             users.authenticate(None, b"a").unwrap_err(),
             AuthError::WrongPass
         );
+    }
+
+    #[test]
+    fn select_by_password_picks_the_user_whose_password_it_is() {
+        let by_pw = |name: &str, pw: &str| {
+            let mut u = user(name, Some(pw));
+            u.select_by_password = true;
+            u
+        };
+        let mut off = by_pw("off", "o");
+        off.enabled = false;
+        let plain = user("plain", Some("p"));
+        let users =
+            Users::from_config(&[user("default", None), by_pw("r", "rpw"), off, plain]).unwrap();
+        let who = |name: Option<&[u8]>, pw: &[u8]| {
+            users.authenticate(name, pw).map(|u| u.name.to_string())
+        };
+        assert_eq!(who(None, b"rpw").as_deref(), Ok("r"));
+        assert_eq!(who(Some(b"default"), b"rpw").as_deref(), Ok("r"));
+        assert_eq!(who(Some(b"r"), b"rpw").as_deref(), Ok("r"));
+        // Not for a disabled user, nor for one that is not marked, nor under another name.
+        assert_eq!(who(None, b"o"), Err(AuthError::DefaultHasNoPassword));
+        assert_eq!(who(None, b"p"), Err(AuthError::DefaultHasNoPassword));
+        assert_eq!(who(Some(b"plain"), b"rpw"), Err(AuthError::WrongPass));
+        // `default` without a password still takes any password under its name.
+        assert_eq!(who(Some(b"default"), b"x").as_deref(), Ok("default"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use tracing::debug;
 use crate::error::BackendError;
 use crate::reply::sink::Sink;
 use crate::resp::reply::{ReplyScanner, parse_redirect};
+use crate::stats::latency::Monitors;
 
 use super::env::Redirected;
 use super::{Backend, Pending, is_push};
@@ -182,6 +183,10 @@ async fn serve(be: &Rc<Backend>, stream: TcpStream) -> Result<(), BackendError> 
 /// Hands a reply to its sink; a MOVED/ASK reply is reported to the router instead.
 fn deliver(be: &Backend, p: Pending, reply: Bytes) -> Result<(), BackendError> {
     be.stats.responses.add(1);
+    if let Some((mask, at)) = p.timing {
+        let us = be.env.clock.now().saturating_duration_since(at).as_micros();
+        Monitors::add(&be.stats.latency, mask, us as u64);
+    }
     if !be.health.is_closed() || be.health.consecutive_failures() > 0 {
         be.health.on_success(std::time::Instant::now());
     }

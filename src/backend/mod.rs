@@ -375,6 +375,9 @@ pub struct Pending {
     pub read_slot: Option<Slot>,
     /// Already retried once after a lost connection.
     pub retried: bool,
+    /// For the latency monitors: the monitors it counts in (bit i = monitor i) and when its
+    /// request arrived; the node's histograms count it when its reply comes.
+    pub timing: Option<(u32, std::time::Instant)>,
 }
 
 impl Pending {
@@ -399,6 +402,7 @@ impl Pending {
             pool: None,
             read_slot: None,
             retried: false,
+            timing: None,
         }
     }
 

@@ -138,6 +138,16 @@ impl ClientState {
         }
     }
 
+    /// Makes `user` the client's gateway user (`None`: not authenticated) and publishes its
+    /// name for CLIENT LIST / INFO (a rare change: AUTH, HELLO AUTH, RESET, connect).
+    pub fn set_user(&mut self, user: Option<Arc<User>>) {
+        if let Some(entry) = &self.entry {
+            let name: Arc<str> = user.as_ref().map_or(Arc::from(""), |u| Arc::from(&*u.name));
+            entry.set_user(&name);
+        }
+        self.user = user;
+    }
+
     /// Remembers that this client wrote to the master at `addr`.
     pub fn touch(&mut self, addr: &Arc<str>) {
         if !self

@@ -46,6 +46,9 @@ pub struct ClientEntry {
     pub live: LiveFacts,
     /// The command it ran last, as CLIENT LIST names it (`client|list`); empty for none.
     cmd: Mutex<String>,
+    /// The gateway user it is authenticated as (`user=`); empty = `default`, as Redis shows
+    /// a client that has not authenticated.
+    user: Mutex<Arc<str>>,
     /// While it waits in a blocking command: the node and the backend's id of the connection
     /// the command waits on (what CLIENT UNBLOCK acts on).
     blocked_on: Mutex<Option<(Arc<str>, u64)>>,
@@ -65,6 +68,11 @@ impl ClientEntry {
         let mut cmd = self.cmd.lock();
         cmd.clear();
         cmd.push_str(name);
+    }
+
+    /// Records the user the client is now authenticated as (`user=` of CLIENT LIST).
+    pub fn set_user(&self, name: &Arc<str>) {
+        *self.user.lock() = name.clone();
     }
 
     /// Records the backend connection the client's blocking command waits on, or that it
@@ -89,12 +97,14 @@ impl ClientEntry {
         let f = self.live.load();
         let blocked = self.blocked_on.lock().is_some();
         let cmd = self.cmd.lock().clone();
+        let user = self.user.lock().clone();
+        let user: &str = if user.is_empty() { "default" } else { &user };
         let laddr = self.laddr.map(|a| a.to_string()).unwrap_or_default();
         let tot_mem = f.rbs + argv_mem + f.multi_mem + f.obl + f.omem;
         let mut s = String::with_capacity(320);
         let _ = write!(
             s,
-            "id={} addr={} laddr={laddr} fd={} name={} age={age} idle={idle} flags={} db=0 sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={argv_mem} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={tot_mem} events={} cmd={} user=default redir=-1 resp={} lib-name={lib_name} lib-ver={lib_ver} worker={}",
+            "id={} addr={} laddr={laddr} fd={} name={} age={age} idle={idle} flags={} db=0 sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={argv_mem} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={tot_mem} events={} cmd={} user={user} redir=-1 resp={} lib-name={lib_name} lib-ver={lib_ver} worker={}",
             self.id,
             self.addr,
             self.fd,
@@ -152,6 +162,7 @@ impl ClientRegistry {
             kill: Notify::new(),
             live: LiveFacts::default(),
             cmd: Mutex::new(String::new()),
+            user: Mutex::new(Arc::from("")),
             blocked_on: Mutex::new(None),
         });
         self.clients.lock().insert(id, entry.clone());

@@ -9,8 +9,10 @@ mod addr;
 mod checks;
 mod dc;
 mod errors;
+mod latency;
 mod load;
 mod locate;
+pub mod settings;
 mod units;
 mod users;
 mod validate;
@@ -27,6 +29,7 @@ use serde::Deserialize;
 pub use addr::split_host_port;
 pub use dc::{DatacenterConfig, UNKNOWN_DC, parse_cidr};
 pub use errors::{ConfigError, ConfigErrors, HostPortError, UnitError};
+pub use latency::{LatencyMonitorConfig, MAX_MONITORS, predixy_defaults};
 pub use load::Overrides;
 pub(crate) use locate::line_of;
 pub use units::{format_duration, format_size, parse_duration, parse_size};
@@ -69,6 +72,9 @@ pub struct Config {
     pub log: LogConfig,
     /// How a changed config file is noticed.
     pub reload: ReloadConfig,
+    /// predixy-style latency monitors; `None` (left out) = predixy's example monitors, see
+    /// [`Config::latency_monitors`].
+    pub latency_monitors: Option<Vec<LatencyMonitorConfig>>,
 }
 
 impl Default for Config {
@@ -90,6 +96,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             log: LogConfig::default(),
             reload: ReloadConfig::default(),
+            latency_monitors: None,
         }
     }
 }

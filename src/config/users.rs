@@ -87,6 +87,11 @@ pub struct UserConfig {
     /// Pub/sub channel patterns (Redis `&pattern`).
     #[serde(default)]
     pub channels: Vec<String>,
+    /// predixy's way: `AUTH <password>` and `HELLO 3 AUTH default <password>` select this user
+    /// when the password is one of its (predixy picks its entry by password alone). Off for
+    /// Redis-style users, whose clients name them.
+    #[serde(default)]
+    pub select_by_password: bool,
     /// Every accepted digest: `passwords` and the secrets read at load, filled by
     /// [`Config::parse`]; the plaintext is never kept.
     #[serde(skip)]
@@ -117,6 +122,7 @@ impl fmt::Debug for UserConfig {
             .field("read_keys", &self.read_keys)
             .field("write_keys", &self.write_keys)
             .field("channels", &self.channels)
+            .field("select_by_password", &self.select_by_password)
             .finish()
     }
 }
@@ -180,6 +186,26 @@ pub(super) fn check_users(cfg: &Config, out: &mut Errors) {
         }
         if cfg.users[..i].iter().any(|u| u.name == user.name) {
             out.push(&path, format!("`{}` is listed twice", user.name));
+        }
+        if user.select_by_password && !user.has_password() {
+            out.push(
+                format!("users[{i}].select_by_password"),
+                "needs a password to select the user by",
+            );
+        }
+        // A password selects one user: two that share it would make the choice arbitrary.
+        let shared = cfg.users[..i].iter().find(|u| {
+            (u.select_by_password || user.select_by_password)
+                && u.digests.iter().any(|d| user.digests.contains(d))
+        });
+        if let Some(other) = shared {
+            out.push(
+                format!("users[{i}].passwords"),
+                format!(
+                    "shares a password with `{}`: select_by_password needs each password to name one user",
+                    other.name
+                ),
+            );
         }
         if user.name != "default" && !user.has_password() {
             out.push(
@@ -260,6 +286,31 @@ mod tests {
         one(&yaml, "users[0]", Some(7), "needs passwords");
         let yaml = format!("{BASE}users:\n  - name: default\n  - name: default\n");
         one(&yaml, "users[1].name", Some(8), "listed twice");
+    }
+
+    #[test]
+    fn a_password_selects_one_user() {
+        let two = |second: &str| {
+            format!(
+                "{BASE}users:\n  - name: a\n    passwords: [{DIGEST}]\n    select_by_password: true\n  - name: b\n    passwords: [{DIGEST}]\n{second}"
+            )
+        };
+        one(
+            &two(""),
+            "users[1].passwords",
+            Some(11),
+            "shares a password with `a`",
+        );
+        let other = DIGEST.replace('2', "3");
+        let yaml = two("").replacen(DIGEST, &other, 1);
+        assert!(errors(&yaml).is_empty());
+        let yaml = format!("{BASE}users:\n  - name: default\n    select_by_password: true\n");
+        one(
+            &yaml,
+            "users[0].select_by_password",
+            Some(8),
+            "needs a password",
+        );
     }
 
     #[test]

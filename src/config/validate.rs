@@ -27,6 +27,7 @@ pub(crate) fn validate(cfg: &Config) -> Vec<ConfigError> {
     super::users::check_users(cfg, &mut out);
     super::validate_admin::check_admin(cfg, &mut out);
     super::validate_admin::check_log_reload(cfg, &mut out);
+    super::latency::check_monitors(cfg, &mut out);
     out.into_vec()
 }
 

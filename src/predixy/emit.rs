@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use super::auth::Line;
 use super::dc::NEVER_MS;
-use super::parse::Directive;
+use super::latency::lines as latency_lines;
 use super::plan::{Plan, plan_dcs};
 use super::{Model, Pool, PredixyError};
 use crate::config::{format_duration, split_host_port};
@@ -171,17 +172,28 @@ pub(super) fn emit(m: &Model) -> Result<String, PredixyError> {
             o.comment(0, &format!("  - {s}"));
         }
     }
-    if !m.authority.is_empty() {
+    if let Some(authority) = &m.authority {
         o.line(0, "");
-        o.comment(
-            0,
-            "predixy Authority, kept for meridian's coming gateway AUTH; meridian does not read it yet:",
-        );
-        for line in &m.authority {
-            o.line(0, &format!("# {line}"));
+        write_lines(&mut o, authority.lines());
+    }
+    o.line(0, "");
+    write_lines(&mut o, latency_lines(&m.monitors));
+    Ok(o.0)
+}
+
+/// Prints lines made by the section converters, quoting their texts.
+fn write_lines(o: &mut Out, lines: Vec<Line>) {
+    for line in lines {
+        match line {
+            Line::Yaml(indent, text) => o.line(indent, &text),
+            Line::Comment(indent, text) => o.comment(indent, &text),
+            Line::List(indent, key, items) => {
+                let items: Vec<String> = items.iter().map(|i| q(i)).collect();
+                o.line(indent, &format!("{key}: [{}]", items.join(", ")));
+            }
+            Line::Item(indent, key, value) => o.line(indent, &format!("- {key}: {}", q(&value))),
         }
     }
-    Ok(o.0)
 }
 
 /// The cluster password, and a note when it came from the servers' own passwords.
@@ -369,46 +381,4 @@ fn write_breaker(o: &mut Out, pool: &Pool) {
             ),
         ),
     }
-}
-
-/// predixy's Authority block as YAML-shaped lines (without the `# `), for the AUTH issue.
-pub(super) fn authority(d: &Directive) -> Vec<String> {
-    let mut lines = vec![format!("authority:   # from {}", d.at)];
-    for auth in d.block.iter().flatten() {
-        if !auth.is("Auth") {
-            lines.push(format!(
-                "  # not understood: {} {} ({})",
-                auth.key, auth.value, auth.at
-            ));
-            continue;
-        }
-        let default = if auth.value.is_empty() {
-            "   # clients that send no AUTH"
-        } else {
-            ""
-        };
-        lines.push(format!("  - password: {}{default}", q(&auth.value)));
-        for item in auth.block.iter().flatten() {
-            let prefixes = || {
-                let list: Vec<String> = item.value.split_whitespace().map(q).collect();
-                format!("[{}]", list.join(", "))
-            };
-            let line = if item.is("Mode") {
-                format!("mode: {}", item.value.to_ascii_lowercase())
-            } else if item.is("KeyPrefix") {
-                format!("key_prefix: {}", prefixes())
-            } else if item.is("ReadKeyPrefix") {
-                format!("read_key_prefix: {}", prefixes())
-            } else if item.is("WriteKeyPrefix") {
-                format!("write_key_prefix: {}", prefixes())
-            } else {
-                format!(
-                    "# not understood: {} {} ({})",
-                    item.key, item.value, item.at
-                )
-            };
-            lines.push(format!("    {}", clean(&line)));
-        }
-    }
-    lines
 }

@@ -7,7 +7,8 @@ use crate::config::Config;
 ///
 /// Restart-only: the client listener and worker count (sockets and threads are made once),
 /// the admin endpoint (its listener, token and whether workers keep request metrics), logging
-/// (the subscriber and its file are set up once) and the file watch itself.
+/// (the subscriber and its file are set up once), the file watch itself, and the latency
+/// monitors (each worker's histograms are shaped once, at start).
 pub fn split_restart_only(old: &Config, mut new: Config) -> (Config, Vec<&'static str>) {
     let mut keys = Vec::new();
     macro_rules! keep {
@@ -25,6 +26,7 @@ pub fn split_restart_only(old: &Config, mut new: Config) -> (Config, Vec<&'stati
     keep!(admin.require_token, "admin.require_token");
     keep!(log, "log");
     keep!(reload, "reload");
+    keep!(latency_monitors, "latency_monitors");
     (new, keys)
 }
 
@@ -34,6 +36,15 @@ mod tests {
 
     fn parse(text: &str) -> Config {
         Config::parse(text, "t.yaml").unwrap()
+    }
+
+    #[test]
+    fn latency_monitors_need_a_restart() {
+        let old = parse("cluster: { seeds: [127.0.0.1:7001] }\n");
+        let new = parse("cluster: { seeds: [127.0.0.1:7001] }\nlatency_monitors: []\n");
+        let (applied, keys) = split_restart_only(&old, new);
+        assert_eq!(keys, ["latency_monitors"]);
+        assert_eq!(applied.latency_monitors, None);
     }
 
     #[test]

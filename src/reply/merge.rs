@@ -49,6 +49,17 @@ pub enum MergeKind {
     AndInts,
     /// SCRIPT LOAD, FUNCTION LOAD: every part must succeed; the first part's reply.
     First,
+    /// CONFIG GET: one master's parameters (asked in RESP2), then meridian's own settings.
+    ConfigGet {
+        own: Vec<(String, String)>,
+        proto: u8,
+    },
+    /// CONFIG SET / RESETSTAT / REWRITE on every node: `+OK`, or an error naming the nodes
+    /// that refused (`addrs[i]` is part `i`).
+    EveryNode {
+        command: &'static str,
+        addrs: Vec<Arc<str>>,
+    },
     /// SCAN on one shard: the reply with the shard's cursor replaced by a client cursor.
     Scan {
         current: ScanCursor,
@@ -113,8 +124,12 @@ impl Merge {
 /// Combines complete part replies. The first error among the parts wins: a failed part is
 /// never turned into a nil or a zero.
 pub fn combine(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
-    if let MergeKind::AnyOk = kind {
-        return any_ok(parts);
+    match kind {
+        MergeKind::AnyOk => return any_ok(parts),
+        MergeKind::EveryNode { command, addrs } => {
+            return super::config::every_node(command, addrs, parts);
+        }
+        _ => {}
     }
     if let Some(err) = parts
         .iter()
@@ -154,6 +169,10 @@ pub fn combine(kind: &MergeKind, parts: &[Bytes]) -> Bytes {
         MergeKind::AndInts => and_ints(parts),
         MergeKind::First => parts.first().cloned().unwrap_or_else(protocol_mismatch),
         MergeKind::Scan { current, topo } => scan_page(*current, topo, parts),
+        MergeKind::ConfigGet { own, proto } => {
+            super::config::config_get(own, parts.first(), *proto)
+        }
+        MergeKind::EveryNode { .. } => protocol_mismatch(),
     }
 }
 

@@ -1,9 +1,10 @@
 //! Replies on their way back to a client: the per-client reply queue that keeps request order
 //! ([`queue`]), the merge of split and fanned-out replies ([`merge`]) with the SCAN cursor codec
-//! it rewrites cursors with ([`scan`]) and the INFO folds ([`info`]), and the [`sink`] a
+//! it rewrites cursors with ([`scan`]), the INFO folds ([`info`]) and CONFIG's replies ([`config`]), and the [`sink`] a
 //! backend delivers each reply to.
 //! Nothing here does I/O or knows about connections.
 
+pub mod config;
 pub mod info;
 pub mod merge;
 pub mod queue;

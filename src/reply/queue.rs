@@ -81,6 +81,13 @@ impl ReplyQueue {
         inner.base + inner.slots.len() as Seq - 1
     }
 
+    /// The tag of request `seq`, while its reply is awaited.
+    pub fn tag_of(&self, seq: Seq) -> Option<Tag> {
+        let inner = self.inner.borrow();
+        let idx = seq.checked_sub(inner.base)?;
+        inner.slots.get(idx as usize).and_then(|s| s.tag)
+    }
+
     /// Stores the reply of request `seq` and wakes the session when it can be written.
     pub fn fill(&self, seq: Seq, reply: Bytes) {
         if self.closed.get() {

@@ -62,6 +62,7 @@ pub enum Local {
     Command,
     ReadMode,
     Role,
+    Config,
 }
 
 /// The treatment of a command.
@@ -134,6 +135,7 @@ fn table() -> &'static HashMap<&'static str, Class> {
         put(&["command"], Local(self::Local::Command));
         put(&["readonly", "readwrite"], Local(self::Local::ReadMode));
         put(&["role"], Local(self::Local::Role));
+        put(&["config"], Local(self::Local::Config));
         put(&["memory", "object"], KeyedOrAny);
         put(&["time", "lolwut"], AnyMaster);
         put(&["publish"], Publish);
@@ -159,7 +161,6 @@ fn table() -> &'static HashMap<&'static str, Class> {
                 "shutdown",
                 "migrate",
                 "failover",
-                "config",
                 "save",
                 "bgsave",
                 "bgrewriteaof",
@@ -244,5 +245,6 @@ mod tests {
         assert_eq!(of("publish"), Class::Publish);
         assert_eq!(of("role"), Class::Local(Local::Role));
         assert_eq!(of("memory"), Class::KeyedOrAny);
+        assert_eq!(of("config"), Class::Local(Local::Config));
     }
 }

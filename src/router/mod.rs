@@ -76,7 +76,8 @@ pub fn dispatch(
 }
 
 /// Reserves the request's reply slot; with request metrics on, counts the request under its
-/// command (one array index) and tags the slot so the reply's latency is observed.
+/// command (one array index); with metrics or latency monitors, tags the slot so the reply's
+/// latency is observed.
 #[inline]
 fn reserve(
     worker: &Worker,
@@ -85,15 +86,18 @@ fn reserve(
     req: &Request,
     spec: &Option<Result<&CommandSpec, CommandError>>,
 ) -> Seq {
-    let Some(metrics) = &worker.stats.metrics else {
+    let metrics = &worker.stats.metrics;
+    if metrics.is_none() && worker.shared.latency_monitors.is_empty() {
         return client.queue.reserve();
-    };
+    }
     let command = match spec {
         Some(Ok(spec)) => spec.metric_id(),
         // Answered locally, or an error: look the name up (unknown names count as `unknown`).
         _ => table.metric_id(req.args.get(0).unwrap_or_default()),
     };
-    metrics.count(command);
+    if let Some(metrics) = metrics {
+        metrics.count(command);
+    }
     client.queue.reserve_tagged(Tag {
         command,
         at: worker.now(),

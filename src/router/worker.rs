@@ -45,6 +45,9 @@ pub struct Worker {
     paths: RefCell<Paths>,
     /// MOVED replies this worker saw lately (a storm is recorded as an event).
     moved: RefCell<MovedStorm>,
+    /// The latency monitors each command id counts in (bit i = monitor i), learnt on first
+    /// sight of the id.
+    latency_masks: RefCell<Vec<Option<u32>>>,
 }
 
 impl Worker {
@@ -61,6 +64,7 @@ impl Worker {
             stats,
             shared,
             moved: RefCell::new(MovedStorm::new()),
+            latency_masks: RefCell::new(Vec::new()),
         });
         // The connections report redirections and reads to retry here; weak links, as the
         // worker owns the connections.
@@ -79,6 +83,34 @@ impl Worker {
                 None => report.pending.sink.fail(STOPPING),
             }));
         worker
+    }
+
+    /// The latency monitors a request of command `id` counts in (bit i = monitor i); 0 when
+    /// there are none. Matched by name once per id, then one index.
+    pub fn latency_mask(&self, id: u16) -> u32 {
+        let monitors = &self.shared.latency_monitors;
+        if monitors.is_empty() {
+            return 0;
+        }
+        let i = usize::from(id);
+        if let Some(Some(mask)) = self.latency_masks.borrow().get(i) {
+            return *mask;
+        }
+        let name = self.shared.command_names.names().get(i).cloned();
+        let name = name.as_deref().unwrap_or("unknown");
+        let mask = monitors
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.counts(name))
+            .fold(0u32, |acc, (bit, _)| {
+                acc | 1u32.checked_shl(bit as u32).unwrap_or(0)
+            });
+        let mut masks = self.latency_masks.borrow_mut();
+        if masks.len() <= i {
+            masks.resize(i + 1, None);
+        }
+        masks[i] = Some(mask);
+        mask
     }
 
     /// Reads the clock and remembers it as the time of the current step.

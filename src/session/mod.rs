@@ -21,6 +21,7 @@ use crate::router::request::Request;
 use crate::router::worker::Worker;
 use crate::router::{self, Flow};
 use crate::snapshot::Cached;
+use crate::stats::latency::Monitors;
 
 const READ_CHUNK: usize = 16 * 1024;
 /// Replies gathered from the queue for one write.
@@ -229,10 +230,11 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         mut stall,
         mut idle,
     } = Settings::of(&shared.config());
+    let monitored = !shared.latency_monitors.is_empty();
     let mut client = ClientState::new(shared.next_client_id(), peer);
     let entry = shared.clients_registry.add(client.id, endpoint, worker.id);
     client.entry = Some(entry.clone());
-    client.user = shared.users().as_ref().and_then(|u| u.initial());
+    client.set_user(shared.users().as_ref().and_then(|u| u.initial()));
     let queue = client.queue.clone();
 
     let mut commands = Cached::new(&shared.commands);
@@ -291,16 +293,23 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         // Replies leave in request order, at most WRITE_CHUNK at a time gathered from the
         // queue, as long as the socket takes them; what waits stays counted as held.
         let wrote = loop {
-            let drained = match &stats.metrics {
+            let drained = if stats.metrics.is_none() && !monitored {
+                queue.drain_ready(&mut wbuf, WRITE_CHUNK)
+            } else {
                 // A reply's latency runs from the step its request was read in to the step
                 // it leaves for the socket (the worker clock: no clock read per reply).
-                Some(m) => {
-                    let now = worker.now();
-                    queue.drain_ready_with(&mut wbuf, WRITE_CHUNK, |tag, reply| {
-                        m.observe(tag.command, now.saturating_duration_since(tag.at), reply)
-                    })
-                }
-                None => queue.drain_ready(&mut wbuf, WRITE_CHUNK),
+                let now = worker.now();
+                queue.drain_ready_with(&mut wbuf, WRITE_CHUNK, |tag, reply| {
+                    let elapsed = now.saturating_duration_since(tag.at);
+                    if let Some(m) = &stats.metrics {
+                        m.observe(tag.command, elapsed, reply);
+                    }
+                    if monitored {
+                        let mask = worker.latency_mask(tag.command);
+                        let us = elapsed.as_micros() as u64;
+                        Monitors::add(&stats.latency.overall, mask, us);
+                    }
+                })
             };
             stats.responses.add(drained as u64);
             if wbuf.is_empty() {

@@ -68,15 +68,20 @@ impl Gateway {
 
     /// Starts meridian with explicit seeds (which need not be reachable).
     pub fn start_with_seeds(seeds: &[String], opts: GatewayOptions) -> Gateway {
+        Self::start_config(&render_config(seeds, &opts), &opts.args)
+    }
+
+    /// Starts meridian with `yaml` as its whole config file (which must listen on port 0) and
+    /// `args` after `serve -c FILE`.
+    pub fn start_config(yaml: &str, args: &[String]) -> Gateway {
         let dir = TempDir::new();
         let config = dir.path().join("meridian.yaml");
-        fs::write(&config, render_config(seeds, &opts))
-            .unwrap_or_else(|e| panic!("write {}: {e}", config.display()));
+        fs::write(&config, yaml).unwrap_or_else(|e| panic!("write {}: {e}", config.display()));
         let stderr_path = dir.path().join("stderr.log");
         let stderr = File::create(&stderr_path)
             .unwrap_or_else(|e| panic!("create {}: {e}", stderr_path.display()));
         let mut cmd = Command::new(binary());
-        cmd.arg("serve").arg("-c").arg(&config).args(&opts.args);
+        cmd.arg("serve").arg("-c").arg(&config).args(args);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr);

@@ -121,6 +121,9 @@ pub fn handle(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request
         .skip(1)
         .map(|a| String::from_utf8_lossy(a).to_lowercase())
         .collect();
+    if let Some(ask) = super::info_latency::ask(&args) {
+        return latency(worker, client, seq, &ask);
+    }
     let sections = selected(&args);
     let pieces = plan(worker, &sections);
     let folds: Vec<Fold> = pieces
@@ -155,6 +158,26 @@ pub fn handle(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request
     encode::command(&mut wire, &wanted);
     let merge = Merge::new(client.queue.clone(), seq, kind, masters.len());
     send_parts(worker, &merge, &masters, &Bytes::from(wire), 2);
+}
+
+/// predixy's latency monitor text (see [`super::info_latency`]).
+fn latency(worker: &Worker, client: &ClientState, seq: Seq, ask: &super::info_latency::Ask) {
+    let names: Vec<&str> = worker
+        .shared
+        .latency_monitors
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    let topo = worker.topology();
+    let nodes: Vec<&str> = topo.nodes.iter().map(|n| n.addr.as_ref()).collect();
+    match super::info_latency::render(&worker.shared.stats, &names, &nodes, ask) {
+        Ok(text) => {
+            let mut out = BytesMut::new();
+            encode::verbatim(&mut out, "txt", text.as_bytes(), client.proto);
+            client.reply(seq, out.freeze());
+        }
+        Err(e) => client.reply_error(seq, &e),
+    }
 }
 
 #[cfg(test)]

@@ -105,7 +105,7 @@ fn clients(worker: &Worker, out: &mut String) {
 
 /// The gateway's own counters that open `# Stats` (the masters' keyspace counters follow).
 pub fn stats_head(worker: &Worker) -> String {
-    let t = worker.shared.stats.totals();
+    let t = worker.shared.stats.info_totals();
     format!(
         "total_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n",
         t.accepts, t.requests, t.recv_client_bytes, t.send_client_bytes,
@@ -114,7 +114,7 @@ pub fn stats_head(worker: &Worker) -> String {
 
 /// meridian's predixy-style counters that close `# Stats`.
 pub fn stats_tail(worker: &Worker) -> String {
-    let t = worker.shared.stats.totals();
+    let t = worker.shared.stats.info_totals();
     format!(
         "Accept:{}\r\nClientConnections:{}\r\nTotalRequests:{}\r\nTotalResponses:{}\r\nTotalRecvClientBytes:{}\r\nTotalSendServerBytes:{}\r\nTotalRecvServerBytes:{}\r\nTotalSendClientBytes:{}\r\nRedirects:{}\r\nReadRetries:{}\r\nProtocolErrors:{}\r\nAuthFailures:{}\r\n",
         t.accepts,
@@ -181,7 +181,7 @@ fn servers(worker: &Worker, out: &mut String) {
         if i > 0 {
             out.push_str("\r\n");
         }
-        let t = shared.stats.node_totals(&node.addr);
+        let t = shared.stats.info_node_totals(&node.addr);
         let (breaker, failures, rtt, loading, link) = match shared.health.get(&node.addr) {
             Some(h) => (
                 h.state(now).as_str(),

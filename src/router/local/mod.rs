@@ -1,9 +1,11 @@
 //! Commands meridian answers itself: connection commands (PING, ECHO, QUIT, RESET, SELECT,
-//! HELLO, AUTH, CLIENT), COMMAND from the table, ROLE, and INFO.
+//! HELLO, AUTH, CLIENT), COMMAND from the table, ROLE, INFO and CONFIG.
 
 pub mod answer;
 pub mod client;
+pub mod config;
 pub mod info;
+pub mod info_latency;
 pub mod info_own;
 
 use std::rc::Rc;
@@ -68,7 +70,7 @@ pub fn handle(
             client.queue.set_silent(seq, false);
             client.release();
             // Back to the default user, authenticated only if it needs no password.
-            client.user = worker.shared.users().as_ref().and_then(|u| u.initial());
+            client.set_user(worker.shared.users().as_ref().and_then(|u| u.initial()));
             client.reply(seq, Bytes::from_static(b"+RESET\r\n"));
             return;
         }
@@ -106,6 +108,7 @@ pub fn handle(
         Local::Client => return client::handle(worker, client, seq, req),
         Local::Info => return info::handle(worker, client, seq, req),
         Local::Command => return command(worker, table, client, seq, req),
+        Local::Config => return config::handle(worker, table, client, seq, req),
     }
     client.reply(seq, out.freeze());
 }
@@ -122,7 +125,7 @@ fn auth(worker: &Rc<Worker>, client: &mut ClientState, seq: Seq, req: &Request) 
         };
         return match result {
             Ok(user) => {
-                client.user = Some(user);
+                client.set_user(Some(user));
                 ok(client, seq)
             }
             Err(e) => {
@@ -203,7 +206,7 @@ fn hello(worker: &Rc<Worker>, client: &mut ClientState, seq: Seq, req: &Request)
         if let Some((u, p)) = credentials {
             let pass = args.get(p).unwrap_or_default();
             match users.authenticate(args.get(u), pass) {
-                Ok(user) => client.user = Some(user),
+                Ok(user) => client.set_user(Some(user)),
                 // HELLO's AUTH names its user: only WRONGPASS applies.
                 Err(_) => {
                     acl_gate::auth_failed(worker, client);
