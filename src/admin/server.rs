@@ -1,5 +1,6 @@
 //! The admin HTTP/1.1 server: its own thread and current-thread runtime, bounded connections
-//! and header sizes, GET/HEAD only, bearer token on everything but the probe and scrape paths.
+//! and header sizes, GET/HEAD only, bearer token on everything but the probe and scrape paths
+//! and the dashboard page (which holds no data: its `api/state` polls carry the token).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -9,7 +10,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{
+    ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue,
+    WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
@@ -26,8 +30,8 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 /// Largest request head (request line and headers); larger ones get 431.
 const MAX_HEAD: usize = 16 * 1024;
-/// Paths served without the token, for probes and scrapers.
-const PUBLIC: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+/// Paths served without the token: for probes and scrapers, and the static dashboard page.
+const PUBLIC: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/"];
 
 /// What the handlers need.
 pub struct Admin {
@@ -86,6 +90,21 @@ impl Admin {
             return r;
         }
         match path {
+            "/" => {
+                let mut r = reply(
+                    StatusCode::OK,
+                    "text/html; charset=utf-8",
+                    super::dashboard::PAGE,
+                );
+                let h = r.headers_mut();
+                h.insert(
+                    CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(super::dashboard::CSP),
+                );
+                h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+                r
+            }
             "/healthz" => text(StatusCode::OK, "ok"),
             "/readyz" => match super::ready::check(&self.shared, self.workers) {
                 Ok(()) => text(StatusCode::OK, "ready"),
@@ -105,7 +124,7 @@ impl Admin {
             ),
             _ => text(
                 StatusCode::NOT_FOUND,
-                "not found; try /healthz, /readyz, /metrics or /api/state",
+                "not found; try /, /healthz, /readyz, /metrics or /api/state",
             ),
         }
     }
