@@ -4,7 +4,8 @@
 //! also asks for the admin token when the gateway wants one, and takes it from `?token=`.
 //!
 //! Set `MERIDIAN_DASHBOARD_SCREENSHOT=path.png` to keep the screenshot the first test takes
-//! (docs/dashboard.png is made that way).
+//! (on virtual time; docs/dashboard.png is taken in real time by
+//! scripts/dashboard_screenshot.mjs).
 
 mod common;
 
