@@ -377,3 +377,110 @@ fn dashboard_asks_for_the_token_and_takes_it_from_the_address() {
     );
     assert!(dom.contains("the gateway refused this token"));
 }
+
+/// The page's drawing code on states no gateway sends yet: events of every kind (another part
+/// of the gateway fills them in), hostile text in addresses, names and messages, and a node
+/// that leaves the map between polls. The page is loaded from a file with `fetch` answering
+/// those states, so only the renderer is under test (the tests above use a real gateway).
+#[test]
+fn page_draws_events_and_shows_hostile_text_as_text() {
+    let hostile = "<img src=x onerror=\"document.title='pwned'\">";
+    let state = serde_json::json!({
+        "version": "0.1.0",
+        "local_dc": "east",
+        "ready": true,
+        "uptime_seconds": 12.5,
+        "config": {"version": 3},
+        "workers": {"configured": 1, "listening": 1},
+        "slots_covered": 16384,
+        "nodes": [
+            {"addr": "127.0.1.1:7000", "dc": "east", "role": "master", "shard": 0,
+             "breaker": "closed", "consecutive_failures": 0, "rtt_ms": {"configured": 0.3,
+             "measured": 0.2, "measured_fresh": true}, "loading": false, "master_link_up": true},
+            {"addr": hostile, "dc": "<b>west</b>", "role": "replica", "shard": 0,
+             "breaker": "open", "consecutive_failures": 7, "retry_in_ms": 800,
+             "rtt_ms": {"configured": null, "measured": null, "measured_fresh": false},
+             "lag_bytes": 12, "loading": false, "master_link_up": false}
+        ],
+        "latency_ms": {"east": {"east": 0.3, "<b>west</b>": 40}},
+        "latency_source": "map",
+        "reads": [{"dc": "east", "reads": 10, "share": 1.0}],
+        "commands": [{"command": "get", "requests": 10, "replies": 10, "p50_ms": 0.2,
+                      "p99_ms": 0.9, "mean_ms": 0.3}],
+        "events": [
+            {"ts_ms": 1_764_633_600_000u64, "kind": "breaker_open", "node": hostile,
+             "dc": "west", "slot": null, "message": "<script>document.title='pwned'</script>"},
+            42,
+            {"ts_ms": "not a time", "kind": "moved_storm", "node": null, "dc": null,
+             "slot": 1234, "message": "many MOVED"},
+            {"ts_ms": 1_764_633_601_000u64, "kind": "dc_resolved", "node": "127.0.1.1:7000",
+             "dc": "east", "slot": null, "message": "east resolved"}
+        ]
+    });
+    // The first poll also lists a node the cluster then drops: later polls must keep it, "gone".
+    let mut first = state.clone();
+    first["nodes"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!(
+            {"addr": "127.0.1.9:7000", "dc": "east", "role": "replica", "shard": 0,
+             "breaker": "closed", "rtt_ms": {}}
+        ));
+    // `</` would end the script element early (the state holds a `</script>`).
+    let literal = |v: &serde_json::Value| {
+        serde_json::to_string(&v.to_string())
+            .unwrap()
+            .replace("</", "<\\/")
+    };
+    let page = include_str!("../src/admin/dashboard.html");
+    let fake_fetch = format!(
+        "<script>let polls = 0; const states = [{}, {}]; \
+         window.fetch = async () => new Response(states[Math.min(polls++, 1)], \
+         {{status: 200, headers: {{\"content-type\": \"application/json\"}}}});</script>\n<script>",
+        literal(&first),
+        literal(&state)
+    );
+    let page = page.replacen("<script>", &fake_fetch, 1);
+    let dir = TempDir::new();
+    let file = dir.path().join("dashboard.html");
+    std::fs::write(&file, page).unwrap();
+    let dom = dump_dom(&format!("file://{}", file.display()));
+
+    assert_eq!(
+        tag_with(&dom, "id", "status").unwrap()["data-status"],
+        "ok",
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<title>meridian dashboard</title>"),
+        "title changed: {dom}"
+    );
+    // Hostile text is text: escaped in what the page drew, no element made of it (the state
+    // itself sits raw in the fake fetch script, outside <main>).
+    let drawn = &dom[dom.find("<main>").unwrap()..dom.find("</main>").unwrap()];
+    assert!(!drawn.contains("<img") && !drawn.contains("<b>"), "{drawn}");
+    assert!(
+        drawn.contains("&lt;img src=x onerror=\"document.title='pwned'\"&gt;</span>"),
+        "{drawn}"
+    );
+    assert!(drawn.contains("<td>&lt;script&gt;document.title='pwned'&lt;/script&gt;</td>"));
+    let down = tag_with(drawn, "data-breaker", "open").expect("the open node");
+    assert_eq!(down["data-state"], "down");
+    assert_eq!(down["data-dc"], "&lt;b&gt;west&lt;/b&gt;");
+    let gone = tag_with(drawn, "data-node", "127.0.1.9:7000").expect("the dropped node");
+    assert_eq!(gone["data-state"], "gone");
+    assert!(drawn.contains("dropped from the cluster map"));
+    // Events newest first, whatever their shape.
+    let events = element_text(&dom, "events", "table");
+    let kinds: Vec<&str> = events
+        .match_indices("data-kind=\"")
+        .map(|(i, m)| {
+            let rest = &events[i + m.len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect();
+    assert_eq!(kinds, ["dc_resolved", "moved_storm", "", "breaker_open"]);
+    assert!(events.contains("2025-12-02 00:00:01.000"), "{events}");
+    assert!(events.contains(">1234<") && events.contains("many MOVED"));
+    assert!(!events.contains("no events"));
+}
