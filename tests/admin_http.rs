@@ -241,7 +241,13 @@ fn metrics_and_state_describe_the_traffic_sent() {
         );
         let (p50, p99) = (c["p50_ms"].as_f64().unwrap(), c["p99_ms"].as_f64().unwrap());
         assert!(p50 > 0.0 && p50 <= p99 && p99 <= 10_000.0, "{c:#}");
+        let buckets = c["buckets"].as_array().unwrap();
+        assert_eq!(buckets.len(), 17, "16 bounds and +Inf");
+        let sum: u64 = buckets.iter().map(|b| b.as_u64().unwrap()).sum();
+        assert_eq!(sum, n, "{c:#}");
     }
+    assert_eq!(state["latency_buckets_ms"][0], 0.1);
+    assert_eq!(state["latency_buckets_ms"][15], 10_000.0);
     assert!(names.contains(&"unknown"), "{names:?}");
 }
 

@@ -405,8 +405,11 @@ fn page_draws_events_and_shows_hostile_text_as_text() {
         "latency_ms": {"east": {"east": 0.3, "<b>west</b>": 40}},
         "latency_source": "map",
         "reads": [{"dc": "east", "reads": 10, "share": 1.0}],
-        "commands": [{"command": "get", "requests": 10, "replies": 10, "p50_ms": 0.2,
-                      "p99_ms": 0.9, "mean_ms": 0.3}],
+        "commands": [{"command": "get", "requests": 10, "replies": 10, "p50_ms": 0.05,
+                      "p99_ms": 0.099, "mean_ms": 0.06,
+                      "buckets": [10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]}],
+        "latency_buckets_ms": [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000,
+                               2500, 5000, 10000],
         "events": [
             {"ts_ms": 1_764_633_600_000u64, "kind": "breaker_open", "node": hostile,
              "dc": "west", "slot": null, "message": "<script>document.title='pwned'</script>"},
@@ -433,10 +436,19 @@ fn page_draws_events_and_shows_hostile_text_as_text() {
             .replace("</", "<\\/")
     };
     let page = include_str!("../src/admin/dashboard.html");
+    // Poll k > 0 answers the second state with 100 more `get`s, 2.5 s later, every one of
+    // them in the (1 ms, 2.5 ms] bucket.
     let fake_fetch = format!(
-        "<script>let polls = 0; const states = [{}, {}]; \
-         window.fetch = async () => new Response(states[Math.min(polls++, 1)], \
-         {{status: 200, headers: {{\"content-type\": \"application/json\"}}}});</script>\n<script>",
+        "<script>let polls = 0; const first = {}, later = {};\n\
+         window.fetch = async () => {{\n\
+           const k = polls++;\n\
+           const s = JSON.parse(k === 0 ? first : later);\n\
+           s.uptime_seconds = 10 + 2.5 * k;\n\
+           s.commands[0].requests = 10 + 100 * k;\n\
+           s.commands[0].buckets[4] = 100 * k;\n\
+           return new Response(JSON.stringify(s), \
+             {{status: 200, headers: {{\"content-type\": \"application/json\"}}}});\n\
+         }};</script>\n<script>",
         literal(&first),
         literal(&state)
     );
@@ -470,6 +482,23 @@ fn page_draws_events_and_shows_hostile_text_as_text() {
     let gone = tag_with(drawn, "data-node", "127.0.1.9:7000").expect("the dropped node");
     assert_eq!(gone["data-state"], "gone");
     assert!(drawn.contains("dropped from the cluster map"));
+    // Rate and quantiles of the last interval (100 requests in 2.5 s, all in (1, 2.5] ms),
+    // next to the since-start figures the gateway sent.
+    let commands = element_text(drawn, "commands", "table");
+    let row = &commands[commands.find("data-command=\"get\"").expect("a get row")..];
+    let cells: Vec<&str> = row
+        .split("<td")
+        .skip(1)
+        .take(7)
+        .map(|c| &c[c.find('>').unwrap() + 1..c.find("</td>").unwrap()])
+        .collect();
+    assert_eq!(
+        cells[..6],
+        ["get", "40.0", "1.750", "2.485", "0.050", "0.099"],
+        "{commands}"
+    );
+    let requests: u64 = cells[6].parse().expect("a request count");
+    assert_eq!(requests % 100, 10, "10 + 100 per later poll");
     // Events newest first, whatever their shape.
     let events = element_text(&dom, "events", "table");
     let kinds: Vec<&str> = events

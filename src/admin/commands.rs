@@ -20,6 +20,18 @@ pub struct CommandState {
     pub p99_ms: Option<f64>,
     /// Mean latency in milliseconds; `None` before any reply.
     pub mean_ms: Option<f64>,
+    /// Replies per latency bucket (not cumulative; bounds in [`bounds_ms`], then `+Inf`), so
+    /// a reader can take quantiles over the window between two reads.
+    pub buckets: Vec<u64>,
+}
+
+/// The upper bounds of the latency buckets in milliseconds (a `+Inf` bucket follows).
+pub fn bounds_ms() -> Vec<f64> {
+    // Rounded to the microsecond, so the JSON shows 0.25, not 0.25000000000000006.
+    LATENCY_BOUNDS
+        .iter()
+        .map(|s| (s * 1e6).round() / 1e3)
+        .collect()
 }
 
 /// The `q` quantile (0..=1) of a histogram given as per-bucket counts (not cumulative, the
@@ -63,6 +75,7 @@ pub fn summarize(totals: &[CommandTotals], names: &[std::sync::Arc<str>]) -> Vec
                 p50_ms: quantile(&t.buckets, 0.5).map(ms),
                 p99_ms: quantile(&t.buckets, 0.99).map(ms),
                 mean_ms: (replies > 0).then(|| ms(t.sum_ns as f64 / 1e9 / replies as f64)),
+                buckets: t.buckets.to_vec(),
             }
         })
         .collect();
@@ -129,5 +142,9 @@ mod tests {
         assert_eq!(s[1].mean_ms, Some(0.4));
         assert_eq!(s[1].p50_ms, Some(0.375));
         assert_eq!(s[2].p99_ms, None);
+        assert_eq!(s[1].buckets[2], 10);
+        assert_eq!(s[1].buckets.len(), bounds_ms().len() + 1);
+        assert_eq!(bounds_ms()[..3], [0.1, 0.25, 0.5]);
+        assert_eq!(bounds_ms().last(), Some(&10_000.0));
     }
 }

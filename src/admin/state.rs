@@ -30,8 +30,11 @@ struct State<'a> {
     /// Where the read policy takes node distances from.
     latency_source: &'static str,
     reads: Vec<DcReads<'a>>,
-    /// Per command: requests, replies and latency quantiles since start, busiest first.
+    /// Per command: requests, replies, latency quantiles since start and the histogram behind
+    /// them, busiest first.
     commands: Vec<super::commands::CommandState>,
+    /// Upper bounds (ms) of the `commands` histogram buckets; a `+Inf` bucket follows.
+    latency_buckets_ms: Vec<f64>,
     /// Recent events; the health table keeps no history yet, so this is empty.
     events: Vec<Event>,
 }
@@ -197,6 +200,7 @@ pub fn render(shared: &Shared, workers: usize) -> String {
         latency_source: source_name(config.read_policy.latency_source),
         reads,
         commands,
+        latency_buckets_ms: super::commands::bounds_ms(),
         events: Vec::new(),
     };
     serde_json::to_string_pretty(&state).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
