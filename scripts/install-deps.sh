@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what meridian's tests and demo need when it is missing: redis-server, redis-cli,
 # redis-benchmark and kill(1) from Debian's packages, promtool (Debian's prometheus package) to
-# validate the /metrics exposition, redis-py from PyPI, ioredis and node-redis from npm (node >= 20
-# and npm must be there). Needs root (or sudo) only when something is missing.
+# validate the /metrics exposition, chromium (run headless) to load the admin dashboard, redis-py
+# from PyPI, ioredis and node-redis from npm (node >= 20 and npm must be there). Needs root (or
+# sudo) only when something is missing.
 set -euo pipefail
 SUDO=""
 [[ $(id -u) -eq 0 ]] || SUDO="sudo"
@@ -30,6 +31,13 @@ if ! command -v promtool >/dev/null 2>&1; then
   fi
 fi
 command -v promtool >/dev/null
+# Headless chromium loads the admin dashboard in tests/dashboard.rs.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium (Debian package chromium)" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+command -v chromium >/dev/null
 # Real client libraries the compatibility tests drive meridian with: redis-py from PyPI, and
 # ioredis and node-redis from npm at the versions tests/clients/package-lock.json pins.
 if ! python3 -c 'import redis' 2>/dev/null; then

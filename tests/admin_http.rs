@@ -227,6 +227,28 @@ fn metrics_and_state_describe_the_traffic_sent() {
     assert_eq!(reads[0]["share"], 1.0);
     assert_eq!(reads[1]["dc"], "unknown");
     assert_eq!(reads[1]["reads"], 0);
+    // Per command, busiest first, from the same histograms as /metrics.
+    let commands = state["commands"].as_array().unwrap();
+    let names: Vec<&str> = commands
+        .iter()
+        .map(|c| c["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(&names[..2], ["get", "set"], "{state:#}");
+    for (c, n) in [(&commands[0], 60), (&commands[1], 40)] {
+        assert_eq!(
+            (c["requests"].as_u64(), c["replies"].as_u64()),
+            (Some(n), Some(n))
+        );
+        let (p50, p99) = (c["p50_ms"].as_f64().unwrap(), c["p99_ms"].as_f64().unwrap());
+        assert!(p50 > 0.0 && p50 <= p99 && p99 <= 10_000.0, "{c:#}");
+        let buckets = c["buckets"].as_array().unwrap();
+        assert_eq!(buckets.len(), 17, "16 bounds and +Inf");
+        let sum: u64 = buckets.iter().map(|b| b.as_u64().unwrap()).sum();
+        assert_eq!(sum, n, "{c:#}");
+    }
+    assert_eq!(state["latency_buckets_ms"][0], 0.1);
+    assert_eq!(state["latency_buckets_ms"][15], 10_000.0);
+    assert!(names.contains(&"unknown"), "{names:?}");
 }
 
 #[test]

@@ -67,8 +67,15 @@ fn wait_bounded(mut child: Child, what: &str) -> (bool, String) {
     }
 }
 
-/// Runs a drill on a fresh lab and returns the parsed JSON report and the printed text.
-fn drill(file: &str, scenario: &str, port_offset: u16) -> (Value, String) {
+/// The report of one drill: JSON (parsed), the printed text, the HTML page.
+struct Drilled {
+    json: Value,
+    text: String,
+    html: String,
+}
+
+/// Runs a drill on a fresh lab and returns its reports.
+fn drill(file: &str, scenario: &str, port_offset: u16) -> Drilled {
     common::require_binary("redis-server", common::INSTALL);
     let file = topology(file);
     // A fixed name: a run killed half-way leaves its lab here, and the next run finds it.
@@ -78,6 +85,7 @@ fn drill(file: &str, scenario: &str, port_offset: u16) -> (Value, String) {
         std::process::id()
     ));
     // Whatever an earlier, killed run left there goes first: the drill must start its own lab.
+    let html = json.with_extension("html");
     let _ = meridian()
         .args(["lab", "down"])
         .arg(&file)
@@ -98,6 +106,8 @@ fn drill(file: &str, scenario: &str, port_offset: u16) -> (Value, String) {
         .args(["--port-offset", &port_offset.to_string()])
         .arg("--json")
         .arg(&json)
+        .arg("--html")
+        .arg(&html)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -116,7 +126,14 @@ fn drill(file: &str, scenario: &str, port_offset: u16) -> (Value, String) {
     )
     .unwrap_or_else(|e| panic!("the JSON report does not parse: {e}"));
     let _ = std::fs::remove_file(&json);
-    (report, text)
+    let page = std::fs::read_to_string(&html)
+        .unwrap_or_else(|e| panic!("read {}: {e}\n{text}", html.display()));
+    let _ = std::fs::remove_file(&html);
+    Drilled {
+        json: report,
+        text,
+        html: page,
+    }
 }
 
 fn num(v: &Value, what: &str) -> f64 {
@@ -140,8 +157,70 @@ fn assert_events(events: &[&str], prefixes: &[&str]) {
     }
 }
 
+/// The dashboard of the gateway serving clients on `addr`: its admin endpoint, one port up.
+fn dashboard_of(addr: &str) -> String {
+    let (ip, port) = addr.rsplit_once(':').expect("ip:port");
+    let port: u16 = port.parse().expect("port");
+    format!("http://{ip}:{}/", port + 1)
+}
+
+/// Checks the figures the report took from the gateway's own `/metrics`, and its dashboard
+/// link (printed by the drill, in the JSON report).
+fn check_gateway_metrics(g: &Value, dcs: &[&str], text: &str, html: &str) {
+    let dc = g["dc"].as_str().unwrap_or("?");
+    let dashboard = dashboard_of(g["addr"].as_str().expect("addr"));
+    assert_eq!(g["dashboard"].as_str(), Some(dashboard.as_str()));
+    assert!(
+        text.contains(&format!("drill: gateway {dc} dashboard {dashboard}")),
+        "the drill did not print {dashboard}:\n{text}"
+    );
+    let m = &g["metrics"];
+    assert!(
+        m["error"].is_null() && m.as_mapping().is_some(),
+        "gateway {dc}: no /metrics figures: {m:?}"
+    );
+    // The gateway counted every request it received; the load sent them (plus the few it
+    // sent and gave up on, which the gateway still received).
+    let (counted, sent) = (
+        num(&m["requests"], "requests"),
+        num(&g["requests"], "requests"),
+    );
+    assert!(
+        counted >= sent * 0.9 && counted <= sent * 1.1 + 100.0,
+        "gateway {dc}: /metrics counted {counted} requests, the load sent {sent}"
+    );
+    let reads = m["reads_by_dc"].as_mapping().expect("reads_by_dc");
+    for want in dcs {
+        assert!(
+            reads.contains_key(Value::from(*want)),
+            "gateway {dc}: no reads figure for {want}: {reads:?}"
+        );
+    }
+    let served: f64 = reads.values().map(|v| num(v, "reads")).sum();
+    assert!(served > 0.0, "gateway {dc}: /metrics counted no reads");
+    let by_kind: f64 = m["errors_by_kind"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .map(|v| num(v, "errors"))
+        .sum();
+    assert_eq!(by_kind, num(&m["errors"], "errors"));
+    num(&m["breaker_transitions"], "breaker_transitions");
+    assert!(
+        text.contains(&dashboard) && text.contains("as each gateway counted it"),
+        "the printed report has no /metrics table:\n{text}"
+    );
+    assert!(
+        html.contains(&format!("<a href=\"{dashboard}\">")),
+        "the HTML report does not link {dashboard}"
+    );
+    let requests = format!("<td>{counted}</td>");
+    assert!(html.contains(&requests), "the HTML report lacks {requests}");
+}
+
 /// Checks what every report must hold, whatever the scenario.
-fn check_report(r: &Value, scenario: &str, dcs: &[&str], text: &str) {
+fn check_report(d: &Drilled, scenario: &str, dcs: &[&str]) {
+    let (r, text) = (&d.json, d.text.as_str());
     assert_eq!(r["scenario"].as_str(), Some(scenario));
     assert_eq!(r["ok"].as_bool(), Some(true), "{text}");
     let invariants = r["invariants"].as_sequence().expect("invariants");
@@ -231,15 +310,69 @@ fn check_report(r: &Value, scenario: &str, dcs: &[&str], text: &str) {
             .map(|v| num(v, "reads"))
             .sum();
         assert!(served > 0.0, "the nodes saw no reads of gateway {dc}");
+        check_gateway_metrics(g, dcs, text, &d.html);
     }
 }
 
 #[test]
+fn lab_up_prints_each_gateway_dashboard() {
+    common::require_binary("redis-server", common::INSTALL);
+    let file = topology("two-dc.yaml");
+    let dir = std::env::temp_dir().join("meridian-lab-test-up");
+    let at = |cmd: &str| {
+        let mut c = meridian();
+        c.args(["lab", cmd])
+            .arg(&file)
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--port-offset", "2000"]);
+        c
+    };
+    let _ = at("down").stdout(Stdio::null()).status();
+    let _cleanup = Cleanup {
+        file: file.clone(),
+        dir: dir.clone(),
+    };
+    let child = at("up")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start meridian lab up");
+    let (ok, text) = wait_bounded(child, "lab up");
+    assert!(ok, "lab up failed:\n{text}");
+    assert!(text.contains("DASHBOARD"), "{text}");
+    // One gateway per DC, each on its DC's .100 address; the dashboard one port above.
+    let urls = ["http://127.0.1.100:9628/", "http://127.0.2.100:9628/"];
+    for url in urls {
+        assert!(text.contains(url), "lab up did not print {url}:\n{text}");
+        let addr = url.trim_start_matches("http://").trim_end_matches('/');
+        let page = common::http::get(addr, "/");
+        assert_eq!(page.status, 200, "{url}");
+        assert!(
+            page.body.contains("<title>meridian dashboard</title>"),
+            "{url}"
+        );
+        let state = common::http::get(addr, "/api/state");
+        assert_eq!(state.status, 200, "{url}");
+        assert!(state.body.contains("\"east\"") && state.body.contains("\"west\""));
+    }
+    let status = at("status").output().expect("lab status");
+    let status_text = String::from_utf8_lossy(&status.stdout);
+    for url in urls {
+        assert!(status_text.contains(url), "lab status: {status_text}");
+    }
+    let down = at("down").output().expect("lab down");
+    assert!(down.status.success());
+}
+
+#[test]
 fn kill_master_on_two_dc() {
-    let (r, text) = drill("two-dc.yaml", "kill-master", 1000);
-    check_report(&r, "kill-master", &["east", "west"], &text);
+    let d = drill("two-dc.yaml", "kill-master", 1000);
+    check_report(&d, "kill-master", &["east", "west"]);
+    let (r, text) = (&d.json, &d.text);
     assert_events(
-        &events(&r),
+        &events(r),
         &[
             "fault: kill east-1",
             "failover done",
@@ -267,10 +400,11 @@ fn kill_master_on_two_dc() {
 
 #[test]
 fn hang_node_on_single_dc() {
-    let (r, text) = drill("single-dc.yaml", "hang-node", 1000);
-    check_report(&r, "hang-node", &["local"], &text);
+    let d = drill("single-dc.yaml", "hang-node", 1000);
+    check_report(&d, "hang-node", &["local"]);
+    let (r, text) = (&d.json, &d.text);
     assert_events(
-        &events(&r),
+        &events(r),
         &[
             "fault: stop local-1",
             "heal: cont local-1",

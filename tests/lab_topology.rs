@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use meridian::lab::gateway_config::{admin_addr, render_config};
+use meridian::lab::scrape::dashboard_url;
 use meridian::lab::{LabSpec, Plan};
 
 fn topologies() -> Vec<PathBuf> {
@@ -84,6 +86,18 @@ fn three_regions_is_laid_out_as_the_issue_asks() {
         gateways,
         ["127.0.1.100:7617", "127.0.2.100:7617", "127.0.3.100:7617"]
     );
+    // Each gateway's dashboard is on its admin endpoint, one port above its client port, and
+    // its generated config says so.
+    for g in &plan.gateways {
+        let admin = admin_addr(g);
+        assert_eq!(admin.to_string(), format!("{}:7618", g.ip));
+        assert_eq!(dashboard_url(admin), format!("http://{}:7618/", g.ip));
+        let config = render_config(&plan, g);
+        assert!(
+            config.contains(&format!("listen: {}:7618", g.ip)),
+            "{config}"
+        );
+    }
 }
 
 #[test]

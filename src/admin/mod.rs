@@ -1,10 +1,13 @@
-//! The admin HTTP endpoint: `/metrics` (Prometheus text), `/healthz`, `/readyz` and
-//! `/api/state`, served by a thread and runtime of its own so the workers stay shared-nothing.
+//! The admin HTTP endpoint: the `/` dashboard, `/metrics` (Prometheus text), `/healthz`,
+//! `/readyz` and `/api/state`, served by a thread and runtime of its own so the workers stay shared-nothing.
 //!
 //! [`server`] speaks HTTP and routes, [`auth`] checks the bearer token, [`metrics`] sums the
-//! per-worker counters at scrape time, [`ready`] decides readiness, [`state`] renders the JSON.
+//! per-worker counters at scrape time, [`ready`] decides readiness, [`state`] renders the JSON
+//! (its per-command figures from [`commands`]), [`dashboard`] is the page at `/`.
 
 pub mod auth;
+pub mod commands;
+pub mod dashboard;
 pub mod metrics;
 pub mod ready;
 pub mod server;

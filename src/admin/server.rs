@@ -1,6 +1,7 @@
 //! The admin HTTP/1.1 server: its own thread and current-thread runtime, bounded connections
 //! and header sizes, GET/HEAD (and `POST /reload`), bearer token on everything but the probe
-//! and scrape paths; `/reload` always needs an admin credential.
+//! and scrape paths and the dashboard page (which holds no data: its `api/state` polls carry
+//! the token); `/reload` always needs an admin credential.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -10,7 +11,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{
+    ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue,
+    WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
@@ -27,8 +31,8 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 /// Largest request head (request line and headers); larger ones get 431.
 const MAX_HEAD: usize = 16 * 1024;
-/// Paths served without the token, for probes and scrapers.
-const PUBLIC: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+/// Paths served without the token: for probes and scrapers, and the static dashboard page.
+const PUBLIC: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/"];
 
 /// What the handlers need.
 pub struct Admin {
@@ -136,6 +140,21 @@ impl Admin {
             return r;
         }
         match path {
+            "/" => {
+                let mut r = reply(
+                    StatusCode::OK,
+                    "text/html; charset=utf-8",
+                    super::dashboard::PAGE,
+                );
+                let h = r.headers_mut();
+                h.insert(
+                    CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(super::dashboard::CSP),
+                );
+                h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+                r
+            }
             "/healthz" => text(StatusCode::OK, "ok"),
             "/readyz" => match super::ready::check(&self.shared, self.workers) {
                 Ok(()) => text(StatusCode::OK, "ready"),
@@ -155,7 +174,7 @@ impl Admin {
             ),
             _ => text(
                 StatusCode::NOT_FOUND,
-                "not found; try /healthz, /readyz, /metrics, /api/state or POST /reload",
+                "not found; try /, /healthz, /readyz, /metrics, /api/state or POST /reload",
             ),
         }
     }

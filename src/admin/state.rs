@@ -1,5 +1,6 @@
 //! `/api/state`: the gateway as JSON — nodes with role, slots, breaker, RTT and lag; the
-//! latency map in use; read share per DC; the config in force; recent events.
+//! latency map in use; read share per DC; per-command rates and latency; the config in
+//! force; recent events.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -30,6 +31,11 @@ struct State<'a> {
     /// Where the read policy takes node distances from.
     latency_source: &'static str,
     reads: Vec<DcReads<'a>>,
+    /// Per command: requests, replies, latency quantiles since start and the histogram behind
+    /// them, busiest first.
+    commands: Vec<super::commands::CommandState>,
+    /// Upper bounds (ms) of the `commands` histogram buckets; a `+Inf` bucket follows.
+    latency_buckets_ms: Vec<f64>,
     /// Recent events (at most [`crate::events::CAPACITY`]), newest last.
     events: Vec<Event>,
 }
@@ -162,7 +168,9 @@ pub fn render(shared: &Shared, workers: usize) -> String {
             }
         })
         .collect();
-    let by_dc = shared.stats.request_totals().reads_by_dc;
+    let totals = shared.stats.request_totals();
+    let commands = super::commands::summarize(&totals.commands, &shared.command_names.names());
+    let by_dc = totals.reads_by_dc;
     let all: u64 = by_dc.iter().sum();
     let reads = shared
         .dc_names()
@@ -203,6 +211,8 @@ pub fn render(shared: &Shared, workers: usize) -> String {
         latency_ms: &config.latency_ms,
         latency_source: source_name(config.read_policy.latency_source),
         reads,
+        commands,
+        latency_buckets_ms: super::commands::bounds_ms(),
         events: shared.events.recent(),
     };
     serde_json::to_string_pretty(&state).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))

@@ -12,10 +12,12 @@ use tokio::time::Instant;
 use super::client::{Reply, query};
 use super::cluster::{self, ADMIN_TIMEOUT};
 use super::control::{self, Request};
+use super::gateway_config::admin_addr;
 use super::load::{self, LoadSpec};
 use super::options::LabOptions;
 use super::report::{DrillInfo, Report};
 use super::sampler;
+use super::scrape::{self, GatewayMetrics, dashboard_url};
 use super::state::LabState;
 use super::up::{down, up_background};
 use super::{LabError, Plan, wait_for};
@@ -193,6 +195,17 @@ async fn drill(opts: &DrillOptions, state: &LabState) -> Result<Report, LabError
         end_at.as_secs_f64()
     );
     let gateways: Vec<std::net::SocketAddr> = plan.gateways.iter().map(|g| g.addr()).collect();
+    let admins: Vec<std::net::SocketAddr> = plan.gateways.iter().map(admin_addr).collect();
+    for (g, admin) in plan.gateways.iter().zip(&admins) {
+        eprintln!(
+            "drill: gateway {} dashboard {}",
+            g.dc,
+            dashboard_url(*admin)
+        );
+    }
+    // The gateways may have served earlier drills: the report shows what they counted during
+    // this one.
+    let metrics_before = scrape_all(&admins).await;
     let run_id = (std::process::id() ^ (opts.seed as u32)).wrapping_mul(2_654_435_761)
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -264,6 +277,7 @@ async fn drill(opts: &DrillOptions, state: &LabState) -> Result<Report, LabError
         .await
         .map_err(|e| LabError::Scenario(format!("the sampler failed: {e}")))?;
     let _ = observer.await;
+    let metrics_after = scrape_all(&admins).await;
     let healthy = wait_for(
         "the cluster to be healthy after the drill",
         HEALTH_TIMEOUT,
@@ -315,7 +329,30 @@ async fn drill(opts: &DrillOptions, state: &LabState) -> Result<Report, LabError
         dcs: plan.dcs.iter().map(|(n, _)| n.clone()).collect(),
         events,
     };
-    Ok(Report::build(info, &loads, &nodes))
+    let mut report = Report::build(info, &loads, &nodes);
+    for (i, g) in report.gateways.iter_mut().enumerate() {
+        let (Some(admin), Some(before), Some(after)) =
+            (admins.get(i), metrics_before.get(i), metrics_after.get(i))
+        else {
+            continue;
+        };
+        g.dashboard = dashboard_url(*admin);
+        g.metrics = Some(match (before, after) {
+            (Ok(b), Ok(a)) => Ok(a.since(b)),
+            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+        });
+    }
+    Ok(report)
+}
+
+/// Every gateway's `/metrics`, in plan order (one after the other: a handful of gateways,
+/// each read bounded).
+async fn scrape_all(admins: &[std::net::SocketAddr]) -> Vec<Result<GatewayMetrics, String>> {
+    let mut out = Vec::with_capacity(admins.len());
+    for admin in admins {
+        out.push(scrape::fetch(*admin).await);
+    }
+    out
 }
 
 /// Chooses the target and the fault/heal actions of the scenario on the cluster as it is now.

@@ -108,6 +108,43 @@ pub fn render(report: &Report) -> String {
         }
         out += "</tr>";
     }
+    out += "</table>\n<h2>As each gateway counted it</h2>\n<p>From the gateway's own \
+            <code>/metrics</code>, over the drill; its live dashboard is linked.</p>\n<table><tr>\
+            <th>gateway</th><th>requests</th><th>errors</th><th>reads by DC</th>\
+            <th>breaker changes</th><th>dashboard</th></tr>";
+    for g in &report.gateways {
+        let figures = match &g.metrics {
+            Some(Ok(m)) => {
+                let kinds: Vec<String> = m.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                let reads: Vec<String> = m
+                    .reads_by_dc
+                    .iter()
+                    .map(|(d, n)| format!("{d} {n}"))
+                    .collect();
+                format!(
+                    "<td>{}</td><td>{} {}</td><td>{}</td><td>{}</td>",
+                    m.requests,
+                    m.error_count(),
+                    esc(&kinds.join(", ")),
+                    esc(&reads.join(" ")),
+                    m.transitions()
+                )
+            }
+            Some(Err(e)) => format!("<td colspan=\"4\">unavailable: {}</td>", esc(e)),
+            None => "<td colspan=\"4\">not read</td>".to_string(),
+        };
+        let link = if g.dashboard.is_empty() {
+            String::new()
+        } else {
+            format!("<a href=\"{0}\">{0}</a>", esc(&g.dashboard))
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{} ({})</td>{figures}<td>{link}</td></tr>",
+            esc(&g.dc),
+            esc(&g.addr)
+        );
+    }
     out += "</table>\n<h2>Time lines</h2>\n<p>";
     for (d, dc) in i.dcs.iter().enumerate() {
         let _ = write!(
@@ -311,17 +348,38 @@ mod tests {
             p99_ms: 3.0,
             reads_by_dc: vec![1, 3],
         };
+        let metrics = crate::lab::scrape::GatewayMetrics {
+            requests: 1234,
+            reads_by_dc: [("east".to_string(), 800), ("w<st".to_string(), 5)].into(),
+            breaker_transitions: [("127.0.1.1:7000".to_string(), 3)].into(),
+            ..Default::default()
+        };
         report.gateways.push(GatewayReport {
             dc: "east".into(),
+            timeline: vec![bucket.clone(); 4],
+            dashboard: "http://127.0.1.100:7619/".into(),
+            metrics: Some(Ok(metrics)),
+            ..GatewayReport::default()
+        });
+        report.gateways.push(GatewayReport {
+            dc: "west".into(),
             timeline: vec![bucket; 4],
+            dashboard: "http://127.0.2.100:7619/".into(),
+            metrics: Some(Err("connect <refused>".into())),
             ..GatewayReport::default()
         });
         let page = render(&report);
+        assert!(page.contains(
+            "<td>1234</td><td>0 </td><td>east 800 w&lt;st 5</td><td>3</td>\
+             <td><a href=\"http://127.0.1.100:7619/\">http://127.0.1.100:7619/</a></td>"
+        ));
+        assert!(page.contains("unavailable: connect &lt;refused&gt;"));
+        assert!(page.contains("<a href=\"http://127.0.2.100:7619/\">"));
         assert!(page.contains("t&lt;x&gt;") && page.contains("a &amp; b"));
         assert!(page.contains("<svg") && page.contains("<polyline"));
         assert!(
             !page.contains("<script") && !page.contains("http-equiv") && !page.contains("src=")
         );
-        assert_eq!(page.matches("<svg").count(), 1);
+        assert_eq!(page.matches("<svg").count(), 2);
     }
 }

@@ -12,7 +12,8 @@
 //! - [`client`]: the lab's own small RESP client; [`load`] and [`values`]: the drill load and
 //!   the checks of every reply; [`sampler`]: the nodes' own counters.
 //! - [`drill`]: the scenarios; [`report`] what clients saw, written out by [`summary`] (table,
-//!   JSON via [`json`]) and [`html`]; [`table`] lays out every text table.
+//!   JSON via [`json`]) and [`html`]; [`scrape`] each gateway's own `/metrics` figures and
+//!   dashboard URL; [`table`] lays out every text table.
 //! - [`cli`]: the `lab`, `drill` and `check --topology` command lines.
 
 pub mod cli;
@@ -33,6 +34,7 @@ pub mod procs;
 pub mod relay;
 pub mod report;
 pub mod sampler;
+pub mod scrape;
 pub mod spec;
 mod spec_check;
 pub mod state;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::load::{GatewayLoad, Op, Outcome, READ_COMMANDS};
 use super::sampler::{NodeSeries, delta};
+use super::scrape::GatewayMetrics;
 
 /// Width of a time-line bucket.
 pub const BUCKET_MS: u32 = 100;
@@ -111,6 +112,11 @@ pub struct GatewayReport {
     pub error_texts: BTreeMap<String, String>,
     /// Requests the load did not send because too many were in flight.
     pub skipped: u64,
+    /// Its live dashboard, `http://ADDR/`.
+    pub dashboard: String,
+    /// The gateway's own counters over the drill, from its `/metrics` (after minus before);
+    /// `Err` says why they could not be read.
+    pub metrics: Option<Result<GatewayMetrics, String>>,
 }
 
 impl GatewayReport {

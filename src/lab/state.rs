@@ -53,6 +53,9 @@ pub struct GatewayState {
     pub config: String,
     /// Its log file.
     pub log: String,
+    /// Its live dashboard (admin endpoint), `http://ADDR/`.
+    #[serde(default)]
+    pub dashboard: String,
 }
 
 /// The whole state file.

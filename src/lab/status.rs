@@ -38,7 +38,7 @@ pub fn up_table(state: &LabState) -> String {
             &["DC", "NODE", "ROLE", "SLOTS", "ADDRESS", "REDIS (no delay)"],
             &nodes
         ),
-        table(&["DC", "GATEWAY", "CONNECT"], &gateways),
+        table(&["DC", "GATEWAY", "CONNECT", "DASHBOARD"], &gateways),
         state.topology
     )
 }
@@ -53,6 +53,7 @@ fn gateway_rows(state: &LabState) -> Vec<Vec<String>> {
                 g.dc.clone(),
                 g.addr.clone(),
                 format!("redis-cli -h {host} -p {port}"),
+                g.dashboard.clone(),
             ]
         })
         .collect()
@@ -132,6 +133,9 @@ pub async fn status(opts: &LabOptions) -> Result<String, LabError> {
             &["DC", "NODE", "ROLE", "SLOTS", "ADDRESS", "PROCESS"],
             &nodes
         ),
-        table(&["DC", "GATEWAY", "CONNECT", "PROCESS"], &gateways),
+        table(
+            &["DC", "GATEWAY", "CONNECT", "DASHBOARD", "PROCESS"],
+            &gateways
+        ),
     ))
 }

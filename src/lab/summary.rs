@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::json::Json;
 use super::report::{BUCKET_MS, Bucket, GatewayReport, PHASES, Report};
+use super::scrape::GatewayMetrics;
 use super::table::table;
 
 fn secs(ms: u32) -> String {
@@ -97,6 +98,18 @@ impl Report {
             &["GATEWAY", "READ CMD", "before", "during", "after"],
             &share_rows,
         );
+        out += "\nas each gateway counted it (its /metrics, over the drill):\n";
+        out += &table(
+            &[
+                "GATEWAY",
+                "REQUESTS",
+                "ERRORS",
+                "READS BY DC",
+                "BREAKER CHANGES",
+                "DASHBOARD",
+            ],
+            &self.gateways.iter().map(metrics_row).collect::<Vec<_>>(),
+        );
         let texts: Vec<String> = self
             .gateways
             .iter()
@@ -182,6 +195,52 @@ impl Report {
     }
 }
 
+/// One gateway's `/metrics` figures as a table row.
+fn metrics_row(g: &GatewayReport) -> Vec<String> {
+    let mut row = vec![g.dc.clone()];
+    match &g.metrics {
+        Some(Ok(m)) => {
+            let reads: Vec<String> = m
+                .reads_by_dc
+                .iter()
+                .map(|(d, n)| format!("{d} {n}"))
+                .collect();
+            row.extend([
+                m.requests.to_string(),
+                m.error_count().to_string(),
+                reads.join(" "),
+                m.transitions().to_string(),
+            ]);
+        }
+        Some(Err(e)) => row.extend([format!("unavailable: {e}"), "".into(), "".into(), "".into()]),
+        None => row.extend(["-".to_string(), "".into(), "".into(), "".into()]),
+    }
+    row.push(g.dashboard.clone());
+    row
+}
+
+/// One gateway's `/metrics` figures as JSON: counts, or `{"error": why}`.
+fn metrics_json(m: &Option<Result<GatewayMetrics, String>>) -> Json {
+    let counts = |map: &BTreeMap<String, u64>| {
+        Json::obj(map.iter().map(|(k, n)| (k.clone(), Json::int(*n))))
+    };
+    match m {
+        Some(Ok(m)) => Json::obj([
+            ("requests", Json::int(m.requests)),
+            ("errors", Json::int(m.error_count())),
+            ("errors_by_kind", counts(&m.errors)),
+            ("reads_by_dc", counts(&m.reads_by_dc)),
+            ("breaker_transitions", Json::int(m.transitions())),
+            (
+                "breaker_transitions_by_node",
+                counts(&m.breaker_transitions),
+            ),
+        ]),
+        Some(Err(e)) => Json::obj([("error", Json::str(e))]),
+        None => Json::Null,
+    }
+}
+
 fn gateway_json(g: &GatewayReport, dcs: &[String]) -> Json {
     let errors = g.errors.iter().map(|(k, n)| (k.clone(), Json::int(*n)));
     let phases = |f: &dyn Fn(usize) -> Json| {
@@ -203,6 +262,8 @@ fn gateway_json(g: &GatewayReport, dcs: &[String]) -> Json {
         ("dc", Json::str(&g.dc)),
         ("addr", Json::str(&g.addr)),
         ("read_command", Json::str(&g.read_command)),
+        ("dashboard", Json::str(&g.dashboard)),
+        ("metrics", metrics_json(&g.metrics)),
         ("requests", Json::int(g.requests)),
         ("reads", Json::int(g.reads)),
         ("writes", Json::int(g.writes)),

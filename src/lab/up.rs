@@ -184,6 +184,9 @@ impl Lab {
                     pid: g.pid(),
                     config: g.config.display().to_string(),
                     log: g.log.display().to_string(),
+                    dashboard: super::scrape::dashboard_url(super::gateway_config::admin_addr(
+                        &g.gw,
+                    )),
                 })
                 .collect(),
         }
