@@ -16,7 +16,8 @@
 //!
 //! Beside it, shared and swapped atomically: [`topology`], [`health`], [`snapshot`],
 //! [`shared`], [`stats`], [`identity`]. At the bottom, pure: [`command`], [`resp`], [`config`], [`slot`],
-//! [`clock`].
+//! [`clock`]. Under sessions and backend connections alike: [`transport`] (plain TCP or TLS)
+//! and [`tls`] (rustls configs, certificate reload).
 #![forbid(unsafe_code)]
 
 pub mod acl;
@@ -47,4 +48,6 @@ pub mod shared;
 pub mod slot;
 pub mod snapshot;
 pub mod stats;
+pub mod tls;
 pub mod topology;
+pub mod transport;

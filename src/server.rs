@@ -1,5 +1,6 @@
-//! Starting and stopping the gateway: worker threads with their listeners, the refresher, the
-//! admin endpoint, and graceful shutdown on SIGTERM/SIGINT.
+//! Starting and stopping the gateway: worker threads with their listeners (plain and/or TLS),
+//! the refresher, the admin endpoint, certificate reloads, and graceful shutdown on
+//! SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -7,13 +8,15 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, TcpSocket};
-use tracing::{error, info, warn};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::router::worker::Worker;
 use crate::session;
 use crate::shared::Shared;
+use crate::tls::acceptor::HandshakeError;
+use crate::tls::{ServerTls, TlsState};
 use crate::topology::refresh;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
@@ -34,6 +37,20 @@ pub enum ServerError {
     Worker(usize),
     #[error(transparent)]
     Admin(#[from] crate::admin::AdminError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+/// The addresses a worker listens on: plain, TLS, or both.
+#[derive(Debug, Clone, Copy)]
+struct Addrs {
+    plain: Option<SocketAddr>,
+    tls: Option<SocketAddr>,
+}
+
+fn parse_addr(text: &str) -> Result<SocketAddr, ServerError> {
+    text.parse()
+        .map_err(|_| ServerError::BadListen(text.to_string()))
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -51,13 +68,21 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// Runs the gateway until a shutdown signal; returns once clients are done (or the grace
 /// period ran out). `path` is the file the config was read from, shown by `/api/state`.
 pub fn run(config: Config, path: Option<&Path>) -> Result<(), ServerError> {
-    let listen: SocketAddr = config
-        .listen
-        .parse()
-        .map_err(|_| ServerError::BadListen(config.listen.clone()))?;
+    let mut bound = Addrs {
+        plain: match config.listen.as_str() {
+            "" if config.tls.enabled() => None,
+            text => Some(parse_addr(text)?),
+        },
+        tls: match config.tls.enabled() {
+            true => Some(parse_addr(&config.tls.listen)?),
+            false => None,
+        },
+    };
+    let tls = Arc::new(TlsState::from_config(&config)?);
     let workers = config.effective_workers();
     let path = path.map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()));
     let shared = Shared::from_file(config, path.clone());
+    shared.set_tls(tls.clone());
     if let Some(path) = path {
         shared.identity.set_config_file(path);
     }
@@ -83,20 +108,20 @@ pub fn run(config: Config, path: Option<&Path>) -> Result<(), ServerError> {
         }
     });
 
-    let mut bound = listen;
     let mut handles = Vec::new();
     for id in 0..workers {
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = shared.clone();
+        let server_tls = tls.server.clone();
         let handle = std::thread::Builder::new()
             .name(format!("meridian-w{id}"))
-            .spawn(move || worker_thread(id, shared, bound, tx))
+            .spawn(move || worker_thread(id, shared, bound, server_tls, tx))
             .map_err(ServerError::Runtime)?;
         match rx.recv() {
-            Ok(Ok(addr)) => bound = addr,
-            Ok(Err(err)) => {
+            Ok(Ok(addrs)) => bound = addrs,
+            Ok(Err((addr, err))) => {
                 return Err(ServerError::Bind {
-                    addr: bound.to_string(),
+                    addr: addr.to_string(),
                     err,
                 });
             }
@@ -104,16 +129,31 @@ pub fn run(config: Config, path: Option<&Path>) -> Result<(), ServerError> {
         }
         handles.push(handle);
     }
-    shared.identity.set_port(bound.port());
-    println!("meridian: listening on {bound}");
+    if let Some(port) = bound.plain.or(bound.tls).map(|a| a.port()) {
+        shared.identity.set_port(port);
+    }
+    // Plain first: tools that read the first `listening on` line get the plain port.
+    if let Some(addr) = bound.plain {
+        println!("meridian: listening on {addr}");
+        info!(addr = %addr, workers, "meridian listening");
+    }
+    if let Some(addr) = bound.tls {
+        println!("meridian: tls listening on {addr}");
+        info!(addr = %addr, workers, "meridian listening for TLS clients");
+    }
     if let Some(addr) = admin {
         println!("meridian: admin on http://{addr}");
     }
-    info!(addr = %bound, workers, "meridian listening");
 
     control.block_on(async {
         let refresher = tokio::spawn(refresh::run(shared.clone()));
         let prober = tokio::spawn(crate::health::probe::run(shared.clone()));
+        let reloaders = tls.is_on().then(|| {
+            (
+                tokio::spawn(crate::tls::reload::on_sighup(tls.clone())),
+                tokio::spawn(crate::tls::reload::on_file_change(tls.clone())),
+            )
+        });
         wait_for_signal().await;
         info!("shutdown requested: no new clients, finishing in-flight requests");
         shared.shutdown();
@@ -129,6 +169,10 @@ pub fn run(config: Config, path: Option<&Path>) -> Result<(), ServerError> {
         }
         refresher.abort();
         prober.abort();
+        if let Some((hup, watch)) = reloaders {
+            hup.abort();
+            watch.abort();
+        }
     });
     Ok(())
 }
@@ -151,8 +195,9 @@ async fn wait_for_signal() {
 fn worker_thread(
     id: usize,
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    ready: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
+    addrs: Addrs,
+    tls: Option<Arc<ServerTls>>,
+    ready: std::sync::mpsc::Sender<Result<Addrs, (SocketAddr, std::io::Error)>>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -160,24 +205,38 @@ fn worker_thread(
     {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = ready.send(Err(e));
+            let addr = addrs
+                .plain
+                .or(addrs.tls)
+                .unwrap_or(([0, 0, 0, 0], 0).into());
+            let _ = ready.send(Err((addr, e)));
             return;
         }
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
-        let listener = match bind(addr) {
-            Ok(l) => l,
-            Err(e) => {
+        let bind_one = |addr: Option<SocketAddr>| match addr {
+            None => Ok(None),
+            Some(addr) => bind(addr).map(Some).map_err(|e| (addr, e)),
+        };
+        let (plain, tls_listener) = match (bind_one(addrs.plain), bind_one(addrs.tls)) {
+            (Ok(p), Ok(t)) => (p, t),
+            (Err(e), _) | (_, Err(e)) => {
                 let _ = ready.send(Err(e));
                 return;
             }
         };
-        let local_addr = listener.local_addr().unwrap_or(addr);
-        let _ = ready.send(Ok(local_addr));
+        let local_addr = |l: &Option<TcpListener>, asked: Option<SocketAddr>| {
+            l.as_ref().and_then(|l| l.local_addr().ok()).or(asked)
+        };
+        let _ = ready.send(Ok(Addrs {
+            plain: local_addr(&plain, addrs.plain),
+            tls: local_addr(&tls_listener, addrs.tls),
+        }));
         let worker = Worker::new(id, shared.clone());
         shared.set_listening(true);
-        accept_loop(worker, listener).await;
+        let tls_side = tls_listener.zip(tls);
+        accept_loop(worker, plain, tls_side).await;
         shared.set_listening(false);
         // Let sessions finish their in-flight requests; the main thread bounds the wait.
         while shared.client_count() > 0 {
@@ -186,22 +245,68 @@ fn worker_thread(
     });
 }
 
-async fn accept_loop(worker: Rc<Worker>, listener: TcpListener) {
+/// The next connection on `listener`; never resolves when there is none.
+async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn accept_loop(
+    worker: Rc<Worker>,
+    plain: Option<TcpListener>,
+    tls: Option<(TcpListener, Arc<ServerTls>)>,
+) {
     let mut shutdown = worker.shared.shutdown_signal();
+    let tls_listener = tls.as_ref().map(|(l, _)| l);
     loop {
-        tokio::select! {
-            r = listener.accept() => match r {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    worker.stats.accepts.add(1);
-                    tokio::task::spawn_local(session::run(worker.clone(), stream, peer));
-                }
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            },
+        let (r, secure) = tokio::select! {
+            r = accept_on(plain.as_ref()) => (r, false),
+            r = accept_on(tls_listener) => (r, true),
             _ = shutdown.changed() => return,
+        };
+        match r {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                worker.stats.accepts.add(1);
+                match tls.as_ref().filter(|_| secure) {
+                    None => {
+                        tokio::task::spawn_local(session::run(worker.clone(), stream, peer));
+                    }
+                    Some((_, acceptor)) => {
+                        let (worker, acceptor) = (worker.clone(), acceptor.clone());
+                        tokio::task::spawn_local(tls_session(worker, acceptor, stream, peer));
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Runs the TLS handshake (bounded by `tls.handshake_timeout`), then the session over it. A
+/// client that fails it is closed and counted; nobody else notices.
+async fn tls_session(
+    worker: Rc<Worker>,
+    acceptor: Arc<ServerTls>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    match acceptor.accept(stream).await {
+        Ok(tls) => {
+            worker.stats.tls_handshakes.add(1);
+            session::run(worker, crate::transport::Tls(tls), peer).await;
+        }
+        Err(e) => {
+            match e {
+                HandshakeError::TimedOut => worker.stats.tls_handshake_timeouts.add(1),
+                HandshakeError::Failed(_) => worker.stats.tls_handshake_failures.add(1),
+            }
+            debug!(%peer, error = %e, "TLS client closed");
         }
     }
 }

@@ -2,8 +2,8 @@
 //! per-worker statistics and the shutdown signal.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use tokio::sync::{Notify, watch};
@@ -19,6 +19,7 @@ use crate::identity::Identity;
 use crate::snapshot::Published;
 use crate::stats::StatsRegistry;
 use crate::stats::requests::CommandNames;
+use crate::tls::TlsState;
 use crate::topology::Topology;
 
 /// Everything the workers and background tasks share.
@@ -48,6 +49,8 @@ pub struct Shared {
     next_client_id: AtomicU64,
     clients: AtomicUsize,
     shutdown_tx: watch::Sender<bool>,
+    /// The TLS sides in force, set once at start (see [`Shared::set_tls`]).
+    tls: OnceLock<Arc<TlsState>>,
 }
 
 impl Shared {
@@ -87,6 +90,7 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             clients: AtomicUsize::new(0),
             shutdown_tx,
+            tls: OnceLock::new(),
         })
     }
 
@@ -147,7 +151,19 @@ impl Shared {
             username: self.config.cluster.username.clone(),
             password: self.config.cluster.password.clone(),
             source_address: self.config.source_address,
+            tls: self.tls().and_then(|t| t.client.clone()),
         }
+    }
+
+    /// Puts the TLS sides loaded at start in force (once; later calls are ignored: a reload
+    /// swaps certificates inside them).
+    pub fn set_tls(&self, tls: Arc<TlsState>) {
+        let _ = self.tls.set(tls);
+    }
+
+    /// The TLS sides in force, if any was set.
+    pub fn tls(&self) -> Option<&Arc<TlsState>> {
+        self.tls.get()
     }
 
     /// Asks the refresher to re-read the cluster map soon.

@@ -68,6 +68,11 @@ pub struct WorkerStats {
     pub protocol_errors: Counter,
     /// AUTH (or HELLO AUTH) refused.
     pub auth_failures: Counter,
+    /// Client TLS handshakes completed, failed (not TLS, bad certificate, client left) and
+    /// cut by `tls.handshake_timeout`.
+    pub tls_handshakes: Counter,
+    pub tls_handshake_failures: Counter,
+    pub tls_handshake_timeouts: Counter,
     /// Per-command counts and latencies, error kinds, reads per DC; `None` when the admin
     /// endpoint is off (nobody would read them).
     pub metrics: Option<requests::RequestMetrics>,
@@ -110,6 +115,9 @@ pub struct Totals {
     pub read_retries: u64,
     pub protocol_errors: u64,
     pub auth_failures: u64,
+    pub tls_handshakes: u64,
+    pub tls_handshake_failures: u64,
+    pub tls_handshake_timeouts: u64,
 }
 
 /// Sums for one node over workers.
@@ -173,6 +181,9 @@ impl StatsRegistry {
             t.read_retries += w.read_retries.get();
             t.protocol_errors += w.protocol_errors.get();
             t.auth_failures += w.auth_failures.get();
+            t.tls_handshakes += w.tls_handshakes.get();
+            t.tls_handshake_failures += w.tls_handshake_failures.get();
+            t.tls_handshake_timeouts += w.tls_handshake_timeouts.get();
             for n in w.nodes.lock().values() {
                 t.recv_server_bytes += n.recv_bytes.get();
                 t.send_server_bytes += n.send_bytes.get();

@@ -11,6 +11,7 @@ mod dc;
 mod errors;
 mod load;
 mod locate;
+mod tls;
 mod units;
 mod users;
 mod validate;
@@ -28,6 +29,7 @@ pub use addr::split_host_port;
 pub use dc::{DatacenterConfig, UNKNOWN_DC, parse_cidr};
 pub use errors::{ConfigError, ConfigErrors, HostPortError, UnitError};
 pub(crate) use locate::line_of;
+pub use tls::{BackendTlsConfig, TlsListenConfig, TlsVersion};
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 pub use users::{PasswordDigest, Role, UserConfig, warnings};
 pub use validate::{MAX_BULK_LIMIT, MAX_PRIORITY, MAX_WORKERS};
@@ -36,8 +38,10 @@ pub use validate::{MAX_BULK_LIMIT, MAX_PRIORITY, MAX_WORKERS};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Address clients connect to, `ip:port`.
+    /// Address clients connect to in plain text, `ip:port`; may be empty when `tls.listen` is set.
     pub listen: String,
+    /// The TLS listener for clients (off unless `tls.listen` is set).
+    pub tls: TlsListenConfig,
     /// Worker threads; 0 means one per core (see [`Config::effective_workers`]).
     pub workers: usize,
     /// Local address for outgoing backend sockets, for hosts with several interfaces.
@@ -70,6 +74,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             listen: "127.0.0.1:7617".to_string(),
+            tls: TlsListenConfig::default(),
             workers: 0,
             source_address: None,
             cluster: ClusterConfig::default(),
@@ -100,6 +105,8 @@ pub struct ClusterConfig {
     pub username: Option<String>,
     /// Backend password (AUTH).
     pub password: Option<String>,
+    /// TLS to the nodes (`tls-port`, `tls-cluster yes`).
+    pub tls: BackendTlsConfig,
 }
 
 impl Default for ClusterConfig {
@@ -109,6 +116,7 @@ impl Default for ClusterConfig {
             refresh_interval: Duration::from_secs(1),
             username: None,
             password: None,
+            tls: BackendTlsConfig::default(),
         }
     }
 }
