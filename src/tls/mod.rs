@@ -8,6 +8,7 @@
 pub mod acceptor;
 pub mod connector;
 pub mod files;
+pub mod mint;
 pub mod reload;
 
 pub use acceptor::ServerTls;
