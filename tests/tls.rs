@@ -368,3 +368,47 @@ fn mutual_tls_refuses_clients_without_a_certificate_and_reloads_on_sighup() {
     assert_eq!(peer_cert(&after), next.der);
     assert_eq!(call(&mut after, &["PING"]).unwrap(), "+PONG\r\n");
 }
+
+#[test]
+fn check_loads_every_certificate_file_the_config_names() {
+    let pki = common::tls::Pki::new();
+    let dir = pki.dir();
+    let check = |name: &str, yaml: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, yaml).unwrap();
+        let out = Command::new(common::binary())
+            .args(["check", "-c"])
+            .arg(&path)
+            .output()
+            .expect("run meridian check");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let base = "listen: 127.0.0.1:7617\ncluster:\n  seeds: [127.0.0.1:7001]\n";
+    let ca = pki.ca_path.display();
+    let good = format!(
+        "{base}  tls:\n    enabled: true\n    ca: {ca}\n    cert: {cert}\n    key: {key}\n{}",
+        listener_yaml(
+            &pki.server.cert,
+            &pki.server.key,
+            &format!("  client_ca: {ca}\n")
+        ),
+        cert = pki.client.cert.display(),
+        key = pki.client.key.display(),
+    );
+    let (ok, text) = check("good.yaml", &good);
+    assert!(ok, "{text}");
+    // A key that does not go with its certificate, and a missing CA file: named, not shown.
+    let swapped = good.replacen(
+        &format!("key: {}", pki.server.key.display()),
+        &format!("key: {}", pki.client.key.display()),
+        1,
+    );
+    let (ok, text) = check("swapped.yaml", &swapped);
+    assert!(!ok && text.contains("tls.key"), "{text}");
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    let missing = good.replace(&pki.ca_path.display().to_string(), "/nonexistent/ca.crt");
+    let (ok, text) = check("missing.yaml", &missing);
+    assert!(!ok && text.contains("/nonexistent/ca.crt"), "{text}");
+}
