@@ -108,6 +108,46 @@ fn a_tls_cluster_served_to_plain_and_tls_clients() {
     );
     assert_eq!(on_node.unwrap().trim(), keys[2]);
 
+    // Client-owned connections to the nodes run TLS too: a transaction, a blocking command,
+    // a subscription.
+    let tx_key = &key_in_slot(9000, "tx");
+    let tx = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg(tx_key)
+        .arg(1)
+        .cmd("INCR")
+        .arg(tx_key)
+        .query::<(String, i64)>(&mut plain)
+        .expect("MULTI/EXEC");
+    assert_eq!(tx, ("OK".to_string(), 2));
+    let empty = key_in_slot(12000, "emptylist");
+    let popped = run(&mut plain, &["BLPOP", &empty, "0.1"]);
+    assert_eq!(popped, redis::Value::Nil);
+    let mut sub_conn = gw.client();
+    let mut sub = sub_conn.as_pubsub();
+    sub.subscribe("tls-news").expect("SUBSCRIBE");
+    sub.set_read_timeout(Some(common::tls::IO_TIMEOUT)).unwrap();
+    assert_eq!(
+        common::int(&run(&mut plain, &["PUBLISH", "tls-news", "hello"])),
+        1
+    );
+    let msg = sub.get_message().expect("the published message");
+    assert_eq!(msg.get_payload::<String>().unwrap(), "hello");
+    drop(sub);
+    // The prober measures every node over TLS.
+    let deadline = Instant::now() + RELOAD_GUARD;
+    for seed in cluster.seeds() {
+        let series = format!("meridian_probe_rtt_seconds{{node=\"{seed}\"");
+        while !http::get(&gw.admin_addr(), "/metrics")
+            .body
+            .contains(&series)
+        {
+            assert!(Instant::now() < deadline, "no probe RTT of {seed}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     // A rustls client over the TLS listener.
     let config = client_config(&pki.ca_path, None);
     let mut tls = connect(&tls_addr, &config).expect("TLS connect");
