@@ -284,3 +284,20 @@ fn hang_node_on_single_dc() {
         "writes to a stopped master must fail: {text}"
     );
 }
+
+/// A `tls: true` lab: nodes on tls-port with tls-cluster and tls-replication, the gateway on
+/// cluster.tls; a master killed and restarted fails over and heals through TLS.
+#[test]
+fn kill_master_on_single_dc_with_tls() {
+    let (r, text) = drill("single-dc-tls.yaml", "kill-master", 2000);
+    check_report(&r, "kill-master", &["local"], &text);
+    assert_events(
+        &events(&r),
+        &[
+            "fault: kill local-1",
+            "failover done",
+            "heal: restart local-1",
+            "cluster healthy",
+        ],
+    );
+}
