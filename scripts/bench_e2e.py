@@ -264,6 +264,8 @@ class Meridian:
     proc: subprocess.Popen | None = None
     port: int = 0
     log: Path | None = None
+    # Set with --tls for the meridian under test: its CA file (clients use its TLS port).
+    tls_ca: Path | None = None
 
     @property
     def pid(self) -> int:
@@ -420,7 +422,26 @@ def write_config(env: Env, seeds: list[int], workers: int, read_policy: bool = F
     return cfg
 
 
-def extra_config(env: Env, cfg: Path, extra: Path | None, admin: bool) -> Path:
+def make_tls_files(env: Env) -> tuple[Path, str]:
+    """A CA and a certificate for 127.0.0.1 it signed (openssl), and the `tls:` YAML using them."""
+    d = env.tmp / "tls"
+    d.mkdir(exist_ok=True)
+    def ossl(*a: str) -> None:
+        run(["openssl", *a], 30)
+    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"), "-days", "2",
+         "-subj", "/CN=bench CA")
+    ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", str(d / "gw.key"), "-out", str(d / "gw.csr"), "-subj", "/CN=127.0.0.1")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    ossl("x509", "-req", "-in", str(d / "gw.csr"), "-CA", str(d / "ca.crt"),
+         "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "2",
+         "-extfile", str(d / "ext.cnf"), "-out", str(d / "gw.crt"))
+    yaml = (f"tls:\n  listen: 127.0.0.1:0\n  cert: {d / 'gw.crt'}\n  key: {d / 'gw.key'}\n")
+    return d / "ca.crt", yaml
+
+
+def extra_config(env: Env, cfg: Path, extra: Path | None, admin: bool, tls_yaml: str = "") -> Path:
     """`cfg` for the meridian under test only (not the baseline, which may predate these keys):
     its admin endpoint on an ephemeral port (per-request metrics on) or off (`--admin-off`),
     and the YAML of `extra` appended."""
@@ -428,6 +449,7 @@ def extra_config(env: Env, cfg: Path, extra: Path | None, admin: bool) -> Path:
     text = cfg.read_text() + f"admin: {{ listen: \"{'127.0.0.1:0' if admin else ''}\" }}\n"
     if extra is not None:
         text += extra.read_text()
+    text += tls_yaml
     out.write_text(text)
     return out
 
@@ -463,6 +485,18 @@ def start_meridian(env: Env, m: Meridian, cfg: Path) -> None:
     if not match:
         raise BenchError(f"unexpected first stdout line from {m.name}: {line!r}")
     m.port = int(match.group(1))
+    if m.tls_ca is not None:
+        # The TLS line follows the plain one: benchmark the TLS port.
+        end = time.monotonic() + 30
+        rest = buf.split(b"\n", 1)[1]
+        while b"tls listening on" not in rest or not rest.split(b"tls listening on", 1)[1].count(b"\n"):
+            if time.monotonic() > end or proc.poll() is not None:
+                raise BenchError(f"{m.name} did not report `tls listening on`\n{tail(m.log)}")
+            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+            if ready:
+                rest += os.read(proc.stdout.fileno(), 4096)
+        tls_line = rest.split(b"tls listening on", 1)[1].split(b"\n", 1)[0].decode()
+        m.port = int(tls_line.strip().rsplit(":", 1)[1])
 
     # Keep reading stdout so that meridian can never block on a full pipe.
     def drain() -> None:
@@ -567,11 +601,14 @@ class Row:
 
 
 def benchmark_cmd(args, row: Row, port: int, cluster: bool, requests: int,
-                  auth: bool = False) -> list[str]:
+                  auth: bool = False, tls_ca: Path | None = None) -> list[str]:
     """The redis-benchmark command line of one run (default output: it has the p99.9).
 
-    `auth`: authenticate as --user/--password (the meridian under test only)."""
+    `auth`: authenticate as --user/--password; `tls_ca`: connect over TLS trusting that CA
+    (both for the meridian under test only)."""
     cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(port)]
+    if tls_ca is not None:
+        cmd += ["--tls", "--cacert", str(tls_ca)]
     if cluster:
         cmd.append("--cluster")
     if auth and args.password is not None:
@@ -669,8 +706,9 @@ def bench_once(args, env: Env, row: Row, side: str, seed_port: int, requests: in
     is the measurement, for the others (idle) a check that they really are idle. For direct
     runs `cluster_cpu_us_per_req` is the measurement.
     """
+    tls_ca = env.meridian.tls_ca if side == "meridian" and env.meridian else None
     cmd = benchmark_cmd(args, row, side_port(env, side, seed_port), side == "direct", requests,
-                        auth=side == "meridian")
+                        auth=side == "meridian", tls_ca=tls_ca)
     pids = server_pids(env)
 
     def ticks() -> dict[str, int]:
@@ -1145,6 +1183,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    "--password; e.g. a user of --extra-yaml, to measure the cost of users)")
     p.add_argument("--password", default=None,
                    help="password for --user (or for AUTH <password> without --user)")
+    p.add_argument("--tls", action="store_true",
+                   help="clients reach the meridian under test over TLS: a CA and certificate "
+                   "are made with openssl, a `tls:` listener is added to its config and "
+                   "redis-benchmark runs with --tls (the baseline stays plain: TLS vs plain, "
+                   "same run with --baseline set to the same binary)")
     p.add_argument("--workers", type=positive, default=1, help="meridian workers (default 1)")
     p.add_argument("--read-policy", action="store_true",
                    help="route reads through the DC-aware read policy engine (local_dc set, "
@@ -1211,8 +1254,11 @@ def main(argv: list[str]) -> int:
         env.meridian = Meridian("meridian", args.binary)
         if args.baseline:
             env.baseline = Meridian("baseline", args.baseline)
+        tls_yaml = ""
+        if args.tls:
+            env.meridian.tls_ca, tls_yaml = make_tls_files(env)
         for m in env.meridians():
-            start_meridian(env, m, extra_config(env, cfg, args.extra_yaml, not args.admin_off) if m is env.meridian else cfg)
+            start_meridian(env, m, extra_config(env, cfg, args.extra_yaml, not args.admin_off, tls_yaml) if m is env.meridian else cfg)
             log(f"{m.name} ({m.binary}) pid {m.pid} listening on 127.0.0.1:{m.port}")
         if args.wait_idle > 0:
             load = wait_for_idle(env, args.wait_idle)

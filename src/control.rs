@@ -4,7 +4,11 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::tls::ClientTls;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::error::BackendError;
@@ -15,13 +19,15 @@ const MAX_DEPTH: usize = 64;
 /// Largest control-plane reply accepted (COMMAND on a module-heavy server is ~100 KB).
 const MAX_REPLY: usize = 64 << 20;
 
-/// How connections to nodes are made: the credentials sent on every new connection and the
-/// local address they leave from (`source_address`).
+/// How connections to nodes are made: the credentials sent on every new connection, the
+/// local address they leave from (`source_address`) and TLS (`cluster.tls`).
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     pub username: Option<String>,
     pub password: Option<String>,
     pub source_address: Option<std::net::IpAddr>,
+    /// Set when the nodes speak TLS: every connection runs its handshake first.
+    pub tls: Option<Arc<ClientTls>>,
 }
 
 impl Credentials {
@@ -35,10 +41,17 @@ impl Credentials {
     }
 }
 
+/// The stream under a control connection: the control plane is not hot, one `match` per
+/// call is fine.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
 /// One control connection to a node.
 pub struct ControlConn {
     addr: String,
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     timeout: Duration,
 }
@@ -75,6 +88,24 @@ impl ControlConn {
             match tokio::time::timeout(timeout, socket.connect(target)).await {
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
+                    let stream = match &creds.tls {
+                        None => Stream::Plain(stream),
+                        Some(tls) => {
+                            match tokio::time::timeout(timeout, tls.connect(addr, stream)).await {
+                                Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+                                Ok(Err(e)) => {
+                                    last = connect_err(format!("TLS handshake: {e}"));
+                                    continue;
+                                }
+                                Err(_) => {
+                                    last = BackendError::ConnectTimeout {
+                                        addr: addr.to_string(),
+                                    };
+                                    continue;
+                                }
+                            }
+                        }
+                    };
                     let mut conn = ControlConn {
                         addr: addr.to_string(),
                         stream,
@@ -120,40 +151,54 @@ impl ControlConn {
     }
 
     async fn exchange(&mut self, out: &[u8]) -> Result<Value, BackendError> {
-        let lost = |addr: &str, reason: String| BackendError::Lost {
-            addr: addr.to_string(),
-            reason,
-        };
-        self.stream
-            .write_all(out)
+        match &mut self.stream {
+            Stream::Plain(s) => exchange_on(s, &mut self.buf, &self.addr, out).await,
+            Stream::Tls(s) => exchange_on(s.as_mut(), &mut self.buf, &self.addr, out).await,
+        }
+    }
+}
+
+/// Writes `out` on `stream` and reads one whole reply (buffered in `buf`).
+async fn exchange_on<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    addr: &str,
+    out: &[u8],
+) -> Result<Value, BackendError> {
+    let lost = |reason: String| BackendError::Lost {
+        addr: addr.to_string(),
+        reason,
+    };
+    stream
+        .write_all(out)
+        .await
+        .map_err(|e| lost(e.to_string()))?;
+    // TLS holds records until flushed; for TCP this is a no-op.
+    stream.flush().await.map_err(|e| lost(e.to_string()))?;
+    loop {
+        match value::decode(buf, MAX_DEPTH) {
+            Ok(Some((v, used))) => {
+                let _ = buf.split_to(used);
+                return Ok(v);
+            }
+            Ok(None) => {}
+            Err(err) => {
+                return Err(BackendError::Protocol {
+                    addr: addr.to_string(),
+                    err,
+                });
+            }
+        }
+        if buf.len() > MAX_REPLY {
+            return Err(lost("reply too large".into()));
+        }
+        buf.reserve(16 * 1024);
+        let n = stream
+            .read_buf(buf)
             .await
-            .map_err(|e| lost(&self.addr, e.to_string()))?;
-        loop {
-            match value::decode(&self.buf, MAX_DEPTH) {
-                Ok(Some((v, used))) => {
-                    let _ = self.buf.split_to(used);
-                    return Ok(v);
-                }
-                Ok(None) => {}
-                Err(err) => {
-                    return Err(BackendError::Protocol {
-                        addr: self.addr.clone(),
-                        err,
-                    });
-                }
-            }
-            if self.buf.len() > MAX_REPLY {
-                return Err(lost(&self.addr, "reply too large".into()));
-            }
-            self.buf.reserve(16 * 1024);
-            let n = self
-                .stream
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(|e| lost(&self.addr, e.to_string()))?;
-            if n == 0 {
-                return Err(lost(&self.addr, "closed by peer".into()));
-            }
+            .map_err(|e| lost(e.to_string()))?;
+        if n == 0 {
+            return Err(lost("closed by peer".into()));
         }
     }
 }

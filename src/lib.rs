@@ -17,8 +17,9 @@
 //! [`logging`] sets up the log once at start.
 //!
 //! Beside it, shared and swapped atomically: [`topology`], [`health`], [`snapshot`],
-//! [`shared`], [`stats`], [`identity`], [`events`]. At the bottom, pure: [`command`], [`resp`], [`config`], [`slot`],
-//! [`clock`].
+//! [`shared`], [`stats`], [`identity`], [`events`]. At the bottom, pure: [`command`], [`resp`],
+//! [`config`], [`slot`], [`clock`]. Under sessions and backend connections alike: [`transport`]
+//! (plain TCP or TLS) and [`tls`] (rustls configs, certificate reload).
 #![forbid(unsafe_code)]
 
 pub mod acl;
@@ -53,4 +54,6 @@ pub mod shared;
 pub mod slot;
 pub mod snapshot;
 pub mod stats;
+pub mod tls;
 pub mod topology;
+pub mod transport;

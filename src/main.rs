@@ -182,6 +182,11 @@ fn main() -> ExitCode {
                 for w in meridian::config::warnings(&cfg) {
                     eprintln!("{}: warning: {w}", config.display());
                 }
+                // The certificate files must load, as `serve` would load them.
+                if let Err(e) = meridian::tls::TlsState::from_config(&cfg) {
+                    eprintln!("{}: {e}", config.display());
+                    return ExitCode::FAILURE;
+                }
                 println!("{}: ok", config.display());
                 ExitCode::SUCCESS
             }

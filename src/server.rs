@@ -1,5 +1,6 @@
-//! Starting and stopping the gateway: worker threads with their listeners, the refresher, the
-//! admin endpoint, the config watch, reload on SIGHUP and graceful shutdown on SIGTERM/SIGINT.
+//! Starting and stopping the gateway: worker threads with their listeners (plain and/or TLS)
+//! and the hand-over of clients between them, the refresher, the admin endpoint, the config
+//! watch, reload on SIGHUP, certificate reloads, and graceful shutdown on SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -9,12 +10,14 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, Overrides};
 use crate::router::worker::Worker;
 use crate::session;
 use crate::shared::Shared;
+use crate::tls::acceptor::HandshakeError;
+use crate::tls::{ServerTls, TlsState};
 use crate::topology::refresh;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
@@ -36,7 +39,21 @@ pub enum ServerError {
     #[error(transparent)]
     Admin(#[from] crate::admin::AdminError),
     #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
     Watch(#[from] crate::reload::watch::WatchError),
+}
+
+/// The addresses a worker listens on: plain, TLS, or both.
+#[derive(Debug, Clone, Copy)]
+struct Addrs {
+    plain: Option<SocketAddr>,
+    tls: Option<SocketAddr>,
+}
+
+fn parse_addr(text: &str) -> Result<SocketAddr, ServerError> {
+    text.parse()
+        .map_err(|_| ServerError::BadListen(text.to_string()))
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -63,16 +80,24 @@ pub fn run_with(
     path: Option<&Path>,
     overrides: Overrides,
 ) -> Result<(), ServerError> {
-    let listen: SocketAddr = config
-        .listen
-        .parse()
-        .map_err(|_| ServerError::BadListen(config.listen.clone()))?;
+    let mut bound = Addrs {
+        plain: match config.listen.as_str() {
+            "" if config.tls.enabled() => None,
+            text => Some(parse_addr(text)?),
+        },
+        tls: match config.tls.enabled() {
+            true => Some(parse_addr(&config.tls.listen)?),
+            false => None,
+        },
+    };
+    let tls = Arc::new(TlsState::from_config(&config)?);
     let workers = config.effective_workers();
     // Absolute but with symlinks kept: a Kubernetes ConfigMap mounts the file as a symlink
     // through `..data`, which an update repoints; a reload must follow the link again.
     let path = path.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
     let shared = Shared::from_file(config, path.clone());
     *shared.overrides.lock() = overrides;
+    shared.set_tls(tls.clone());
     if let Some(path) = path {
         // INFO's config_file names the real file, as Redis does.
         shared
@@ -105,7 +130,6 @@ pub fn run_with(
         }
     });
 
-    let mut bound = listen;
     let mut handles = Vec::new();
     let (senders, mut inboxes): (Vec<_>, Vec<_>) = (0..workers)
         .map(|_| tokio::sync::mpsc::unbounded_channel::<Handoff>())
@@ -114,19 +138,20 @@ pub fn run_with(
     for id in 0..workers {
         let (tx, rx) = std::sync::mpsc::channel();
         let shared = shared.clone();
+        let server_tls = tls.server.clone();
         let peers = Peers {
             senders: senders.clone(),
             inbox: inboxes.remove(0),
         };
         let handle = std::thread::Builder::new()
             .name(format!("meridian-w{id}"))
-            .spawn(move || worker_thread(id, shared, bound, peers, tx))
+            .spawn(move || worker_thread(id, shared, bound, server_tls, peers, tx))
             .map_err(ServerError::Runtime)?;
         match rx.recv() {
-            Ok(Ok(addr)) => bound = addr,
-            Ok(Err(err)) => {
+            Ok(Ok(addrs)) => bound = addrs,
+            Ok(Err((addr, err))) => {
                 return Err(ServerError::Bind {
-                    addr: bound.to_string(),
+                    addr: addr.to_string(),
                     err,
                 });
             }
@@ -134,16 +159,31 @@ pub fn run_with(
         }
         handles.push(handle);
     }
-    shared.identity.set_port(bound.port());
-    println!("meridian: listening on {bound}");
+    if let Some(port) = bound.plain.or(bound.tls).map(|a| a.port()) {
+        shared.identity.set_port(port);
+    }
+    // Plain first: tools that read the first `listening on` line get the plain port.
+    if let Some(addr) = bound.plain {
+        println!("meridian: listening on {addr}");
+        info!(addr = %addr, workers, "meridian listening");
+    }
+    if let Some(addr) = bound.tls {
+        println!("meridian: tls listening on {addr}");
+        info!(addr = %addr, workers, "meridian listening for TLS clients");
+    }
     if let Some(addr) = admin {
         println!("meridian: admin on http://{addr}");
     }
-    info!(addr = %bound, workers, "meridian listening");
 
     control.block_on(async {
         let refresher = tokio::spawn(refresh::run(shared.clone()));
         let prober = tokio::spawn(crate::health::probe::run(shared.clone()));
+        let reloaders = tls.is_on().then(|| {
+            (
+                tokio::spawn(crate::tls::reload::on_sighup(tls.clone())),
+                tokio::spawn(crate::tls::reload::on_file_change(tls.clone())),
+            )
+        });
         wait_for_signal(&shared, hup).await;
         info!("shutdown requested: no new clients, finishing in-flight requests");
         shared.shutdown();
@@ -159,11 +199,16 @@ pub fn run_with(
         }
         refresher.abort();
         prober.abort();
+        if let Some((hup, watch)) = reloaders {
+            hup.abort();
+            watch.abort();
+        }
     });
     Ok(())
 }
 
-/// Waits for SIGTERM or SIGINT; reloads the config at each SIGHUP meanwhile.
+/// Waits for SIGTERM or SIGINT; reloads the config at each SIGHUP meanwhile (certificates are
+/// read again by the TLS reloader's own SIGHUP listener).
 async fn wait_for_signal(shared: &Shared, hup: std::io::Result<tokio::signal::unix::Signal>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
@@ -185,8 +230,9 @@ async fn wait_for_signal(shared: &Shared, hup: std::io::Result<tokio::signal::un
     }
 }
 
-/// A client connection accepted by one worker for another to serve.
-type Handoff = (std::net::TcpStream, SocketAddr);
+/// A client connection accepted by one worker for another to serve: the socket, the peer,
+/// and whether it came in on the TLS listener (the serving worker runs the handshake).
+type Handoff = (std::net::TcpStream, SocketAddr, bool);
 
 /// A worker's links to the others: where to send connections it hands over, and where
 /// connections handed to it arrive.
@@ -198,9 +244,10 @@ struct Peers {
 fn worker_thread(
     id: usize,
     shared: Arc<Shared>,
-    addr: SocketAddr,
+    addrs: Addrs,
+    tls: Option<Arc<ServerTls>>,
     peers: Peers,
-    ready: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
+    ready: std::sync::mpsc::Sender<Result<Addrs, (SocketAddr, std::io::Error)>>,
 ) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -208,24 +255,37 @@ fn worker_thread(
     {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = ready.send(Err(e));
+            let addr = addrs
+                .plain
+                .or(addrs.tls)
+                .unwrap_or(([0, 0, 0, 0], 0).into());
+            let _ = ready.send(Err((addr, e)));
             return;
         }
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
-        let listener = match bind(addr) {
-            Ok(l) => l,
-            Err(e) => {
+        let bind_one = |addr: Option<SocketAddr>| match addr {
+            None => Ok(None),
+            Some(addr) => bind(addr).map(Some).map_err(|e| (addr, e)),
+        };
+        let (plain, tls_listener) = match (bind_one(addrs.plain), bind_one(addrs.tls)) {
+            (Ok(p), Ok(t)) => (p, t),
+            (Err(e), _) | (_, Err(e)) => {
                 let _ = ready.send(Err(e));
                 return;
             }
         };
-        let local_addr = listener.local_addr().unwrap_or(addr);
-        let _ = ready.send(Ok(local_addr));
+        let local_addr = |l: &Option<TcpListener>, asked: Option<SocketAddr>| {
+            l.as_ref().and_then(|l| l.local_addr().ok()).or(asked)
+        };
+        let _ = ready.send(Ok(Addrs {
+            plain: local_addr(&plain, addrs.plain),
+            tls: local_addr(&tls_listener, addrs.tls),
+        }));
         let worker = Worker::new(id, shared.clone());
         shared.set_listening(true);
-        accept_loop(worker, listener, peers).await;
+        accept_loop(worker, plain, tls_listener, tls, peers).await;
         shared.set_listening(false);
         // Let sessions finish their in-flight requests; the main thread bounds the wait.
         while shared.client_count() > 0 {
@@ -234,56 +294,102 @@ fn worker_thread(
     });
 }
 
-async fn accept_loop(worker: Rc<Worker>, listener: TcpListener, peers: Peers) {
+/// The next connection on `listener`; never resolves when there is none.
+async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn accept_loop(
+    worker: Rc<Worker>,
+    plain: Option<TcpListener>,
+    tls_listener: Option<TcpListener>,
+    acceptor: Option<Arc<ServerTls>>,
+    peers: Peers,
+) {
     let mut shutdown = worker.shared.shutdown_signal();
     let Peers { senders, mut inbox } = peers;
     loop {
-        tokio::select! {
-            r = listener.accept() => match r {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    worker.stats.accepts.add(1);
-                    let to = worker.shared.balance.assign(worker.id);
-                    if to == worker.id {
-                        serve(&worker, stream, peer);
-                    } else {
-                        hand_over(&worker, &senders, to, stream, peer);
+        let (r, secure) = tokio::select! {
+            r = accept_on(plain.as_ref()) => (r, false),
+            r = accept_on(tls_listener.as_ref()) => (r, true),
+            Some((stream, peer, secure)) = inbox.recv() => {
+                match TcpStream::from_std(stream) {
+                    Ok(stream) => serve(&worker, acceptor.as_ref(), stream, peer, secure),
+                    Err(e) => {
+                        worker.shared.balance.release(worker.id);
+                        warn!(error = %e, %peer, "cannot take over a client from another worker");
                     }
                 }
-                Err(e) => {
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            },
-            Some((stream, peer)) = inbox.recv() => match TcpStream::from_std(stream) {
-                Ok(stream) => serve(&worker, stream, peer),
-                Err(e) => {
-                    worker.shared.balance.release(worker.id);
-                    warn!(error = %e, %peer, "cannot take over a client from another worker");
-                }
-            },
+                continue;
+            }
             _ = shutdown.changed() => return,
+        };
+        match r {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                worker.stats.accepts.add(1);
+                let to = worker.shared.balance.assign(worker.id);
+                if to == worker.id {
+                    serve(&worker, acceptor.as_ref(), stream, peer, secure);
+                } else {
+                    hand_over(
+                        &worker,
+                        acceptor.as_ref(),
+                        &senders,
+                        to,
+                        (stream, peer, secure),
+                    );
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
     }
 }
 
-/// Serves a client on this worker; its count in the balance ends with the session.
-fn serve(worker: &Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
-    let session = session::run(worker.clone(), stream, peer);
-    let (shared, id) = (worker.shared.clone(), worker.id);
-    tokio::task::spawn_local(async move {
-        let _counted = Counted { shared, id };
-        session.await;
-    });
+/// Serves a client on this worker (through the TLS handshake when it came in on the TLS
+/// listener); its count in the balance ends with the session.
+fn serve(
+    worker: &Rc<Worker>,
+    acceptor: Option<&Arc<ServerTls>>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    secure: bool,
+) {
+    let counted = Counted {
+        shared: worker.shared.clone(),
+        id: worker.id,
+    };
+    match acceptor.filter(|_| secure) {
+        None => {
+            let session = session::run(worker.clone(), stream, peer);
+            tokio::task::spawn_local(async move {
+                let _counted = counted;
+                session.await;
+            });
+        }
+        Some(acceptor) => {
+            let session = tls_session(worker.clone(), acceptor.clone(), stream, peer);
+            tokio::task::spawn_local(async move {
+                let _counted = counted;
+                session.await;
+            });
+        }
+    }
 }
 
 /// Sends a client to worker `to`; serves it here when that worker is gone.
 fn hand_over(
     worker: &Rc<Worker>,
+    acceptor: Option<&Arc<ServerTls>>,
     senders: &[UnboundedSender<Handoff>],
     to: usize,
-    stream: TcpStream,
-    peer: SocketAddr,
+    (stream, peer, secure): (TcpStream, SocketAddr, bool),
 ) {
     let balance = &worker.shared.balance;
     let std_stream = match stream.into_std() {
@@ -295,14 +401,14 @@ fn hand_over(
         }
     };
     let returned = match senders.get(to) {
-        Some(tx) => tx.send((std_stream, peer)).err().map(|e| e.0.0),
+        Some(tx) => tx.send((std_stream, peer, secure)).err().map(|e| e.0.0),
         None => Some(std_stream),
     };
     if let Some(std_stream) = returned {
         balance.release(to);
         balance.assign_to(worker.id);
         match TcpStream::from_std(std_stream) {
-            Ok(stream) => serve(worker, stream, peer),
+            Ok(stream) => serve(worker, acceptor, stream, peer, secure),
             Err(e) => {
                 balance.release(worker.id);
                 warn!(error = %e, %peer, "cannot serve a client");
@@ -320,5 +426,28 @@ struct Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         self.shared.balance.release(self.id);
+    }
+}
+
+/// Runs the TLS handshake (bounded by `tls.handshake_timeout`), then the session over it. A
+/// client that fails it is closed and counted; nobody else notices.
+async fn tls_session(
+    worker: Rc<Worker>,
+    acceptor: Arc<ServerTls>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    match acceptor.accept(stream).await {
+        Ok(tls) => {
+            worker.stats.tls_handshakes.add(1);
+            session::run(worker, crate::transport::Tls(tls), peer).await;
+        }
+        Err(e) => {
+            match e {
+                HandshakeError::TimedOut => worker.stats.tls_handshake_timeouts.add(1),
+                HandshakeError::Failed(_) => worker.stats.tls_handshake_failures.add(1),
+            }
+            debug!(%peer, error = %e, "TLS client closed");
+        }
     }
 }

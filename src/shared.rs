@@ -6,8 +6,8 @@
 //! once per loop turn and reload their cached view only when it moved.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -27,6 +27,7 @@ use crate::identity::Identity;
 use crate::snapshot::Published;
 use crate::stats::StatsRegistry;
 use crate::stats::requests::CommandNames;
+use crate::tls::TlsState;
 use crate::topology::Topology;
 
 /// Everything the workers and background tasks share.
@@ -69,6 +70,8 @@ pub struct Shared {
     next_client_id: AtomicU64,
     clients: AtomicUsize,
     shutdown_tx: watch::Sender<bool>,
+    /// The TLS sides in force, set once at start (see [`Shared::set_tls`]).
+    tls: OnceLock<Arc<TlsState>>,
 }
 
 impl Shared {
@@ -122,6 +125,7 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             clients: AtomicUsize::new(0),
             shutdown_tx,
+            tls: OnceLock::new(),
         })
     }
 
@@ -209,7 +213,19 @@ impl Shared {
             username: config.cluster.username.clone(),
             password: config.cluster.password.clone(),
             source_address: config.source_address,
+            tls: self.tls().and_then(|t| t.client.clone()),
         }
+    }
+
+    /// Puts the TLS sides loaded at start in force (once; later calls are ignored: a reload
+    /// swaps certificates inside them).
+    pub fn set_tls(&self, tls: Arc<TlsState>) {
+        let _ = self.tls.set(tls);
+    }
+
+    /// The TLS sides in force, if any was set.
+    pub fn tls(&self) -> Option<&Arc<TlsState>> {
+        self.tls.get()
     }
 
     /// Asks the refresher to re-read the cluster map soon.

@@ -71,6 +71,11 @@ pub struct WorkerStats {
     pub protocol_errors: Counter,
     /// AUTH (or HELLO AUTH) refused.
     pub auth_failures: Counter,
+    /// Client TLS handshakes completed, failed (not TLS, bad certificate, client left) and
+    /// cut by `tls.handshake_timeout`.
+    pub tls_handshakes: Counter,
+    pub tls_handshake_failures: Counter,
+    pub tls_handshake_timeouts: Counter,
     /// Per-command counts and latencies, error kinds, reads per DC; `None` when the admin
     /// endpoint is off (nobody would read them).
     pub metrics: Option<requests::RequestMetrics>,
@@ -143,6 +148,9 @@ pub struct Totals {
     pub read_retries: u64,
     pub protocol_errors: u64,
     pub auth_failures: u64,
+    pub tls_handshakes: u64,
+    pub tls_handshake_failures: u64,
+    pub tls_handshake_timeouts: u64,
 }
 
 /// One worker's share of the traffic, as `INFO workers` shows it.
@@ -282,6 +290,9 @@ impl StatsRegistry {
             t.read_retries += w.read_retries.get();
             t.protocol_errors += w.protocol_errors.get();
             t.auth_failures += w.auth_failures.get();
+            t.tls_handshakes += w.tls_handshakes.get();
+            t.tls_handshake_failures += w.tls_handshake_failures.get();
+            t.tls_handshake_timeouts += w.tls_handshake_timeouts.get();
             for n in w.nodes.lock().values() {
                 t.recv_server_bytes += n.recv_bytes.get();
                 t.send_server_bytes += n.send_bytes.get();
@@ -351,6 +362,13 @@ impl StatsRegistry {
             read_retries: now.read_retries.saturating_sub(base.read_retries),
             protocol_errors: now.protocol_errors.saturating_sub(base.protocol_errors),
             auth_failures: now.auth_failures.saturating_sub(base.auth_failures),
+            tls_handshakes: now.tls_handshakes.saturating_sub(base.tls_handshakes),
+            tls_handshake_failures: now
+                .tls_handshake_failures
+                .saturating_sub(base.tls_handshake_failures),
+            tls_handshake_timeouts: now
+                .tls_handshake_timeouts
+                .saturating_sub(base.tls_handshake_timeouts),
         }
     }
 

@@ -77,11 +77,12 @@ struct Drilled {
 /// Runs a drill on a fresh lab and returns its reports.
 fn drill(file: &str, scenario: &str, port_offset: u16) -> Drilled {
     common::require_binary("redis-server", common::INSTALL);
+    let stem = file.trim_end_matches(".yaml");
     let file = topology(file);
     // A fixed name: a run killed half-way leaves its lab here, and the next run finds it.
-    let dir = std::env::temp_dir().join(format!("meridian-lab-test-{scenario}"));
+    let dir = std::env::temp_dir().join(format!("meridian-lab-test-{stem}-{scenario}"));
     let json = std::env::temp_dir().join(format!(
-        "meridian-drill-{scenario}-{}.json",
+        "meridian-drill-{stem}-{scenario}-{}.json",
         std::process::id()
     ));
     // Whatever an earlier, killed run left there goes first: the drill must start its own lab.
@@ -416,5 +417,22 @@ fn hang_node_on_single_dc() {
     assert!(
         g["first_failed_write_ms"].as_f64().is_some(),
         "writes to a stopped master must fail: {text}"
+    );
+}
+
+/// A `tls: true` lab: nodes on tls-port with tls-cluster and tls-replication, the gateway on
+/// cluster.tls; a master killed and restarted fails over and heals through TLS.
+#[test]
+fn kill_master_on_single_dc_with_tls() {
+    let d = drill("single-dc-tls.yaml", "kill-master", 4000);
+    check_report(&d, "kill-master", &["local"]);
+    assert_events(
+        &events(&d.json),
+        &[
+            "fault: kill local-1",
+            "failover done",
+            "heal: restart local-1",
+            "cluster healthy",
+        ],
     );
 }

@@ -194,6 +194,18 @@ impl Collector for GatewayCollector {
             "Bytes written to clients.",
             counter(totals.send_client_bytes),
         )?;
+        family(
+            &mut enc,
+            "meridian_tls_handshakes",
+            "Client TLS handshakes, by result: ok, failed (not TLS, bad certificate, client left) or timeout (tls.handshake_timeout).",
+            MetricType::Counter,
+            [
+                ("ok", totals.tls_handshakes),
+                ("failed", totals.tls_handshake_failures),
+                ("timeout", totals.tls_handshake_timeouts),
+            ]
+            .map(|(result, n)| ([("result", result)], counter(n))),
+        )?;
         self.encode_nodes(&mut enc)?;
         self.encode_process(&mut enc)
     }

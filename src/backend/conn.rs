@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tracing::debug;
 
@@ -13,6 +12,7 @@ use crate::error::BackendError;
 use crate::reply::sink::Sink;
 use crate::resp::reply::{ReplyScanner, parse_redirect};
 use crate::stats::latency::Monitors;
+use crate::transport::{ReadHalf, Tls, Transport, WriteHalf};
 
 use super::env::Redirected;
 use super::{Backend, Pending, is_push};
@@ -30,7 +30,10 @@ pub async fn run(be: Rc<Backend>) {
             be.mark_up();
             be.stats.connects.add(1);
             be.stats.connections.add(1);
-            let result = serve(&be, stream).await;
+            let result = match stream {
+                Connected::Plain(s) => serve(&be, s).await,
+                Connected::Tls(s) => serve(&be, Tls(*s)).await,
+            };
             be.stats.connections.sub(1);
             result
         }
@@ -47,7 +50,13 @@ pub async fn run(be: Rc<Backend>) {
     }
 }
 
-async fn connect(be: &Backend) -> Result<TcpStream, BackendError> {
+/// A connection just made: plain, or TLS with the handshake done (`cluster.tls`).
+enum Connected {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+async fn connect(be: &Backend) -> Result<Connected, BackendError> {
     let addr: &str = &be.addr;
     let config = be.env.shared.config();
     let timeout = config.breaker.connect_timeout;
@@ -84,11 +93,20 @@ async fn connect(be: &Backend) -> Result<TcpStream, BackendError> {
     // without a FIN or RST is noticed even on an idle connection.
     let keepalive = socket2::TcpKeepalive::new().with_time(config.breaker.keepalive);
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-    Ok(stream)
+    let Some(tls) = be.env.shared.tls().and_then(|t| t.client.clone()) else {
+        return Ok(Connected::Plain(stream));
+    };
+    let tls = tokio::time::timeout(timeout, tls.connect(addr, stream))
+        .await
+        .map_err(|_| BackendError::ConnectTimeout {
+            addr: addr.to_string(),
+        })?
+        .map_err(|e| fail(format!("TLS handshake: {e}")))?;
+    Ok(Connected::Tls(Box::new(tls)))
 }
 
-async fn serve(be: &Rc<Backend>, stream: TcpStream) -> Result<(), BackendError> {
-    let (rd, mut wr) = stream.into_split();
+async fn serve<T: Transport>(be: &Rc<Backend>, stream: T) -> Result<(), BackendError> {
+    let (mut rd, mut wr) = stream.split();
     let lost = |reason: String| BackendError::Lost {
         addr: be.addr.to_string(),
         reason,
@@ -115,7 +133,8 @@ async fn serve(be: &Rc<Backend>, stream: TcpStream) -> Result<(), BackendError> 
             if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
                 rbuf.reserve(READ_CHUNK);
             }
-            let n = crate::io::read_some(&rd, &mut rbuf)
+            let n = rd
+                .read_some(&mut rbuf)
                 .await
                 .map_err(|e| lost(e.to_string()))?;
             if n == 0 {

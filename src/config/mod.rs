@@ -13,6 +13,7 @@ mod latency;
 mod load;
 mod locate;
 pub mod settings;
+mod tls;
 mod units;
 mod users;
 mod validate;
@@ -32,6 +33,7 @@ pub use errors::{ConfigError, ConfigErrors, HostPortError, UnitError};
 pub use latency::{LatencyMonitorConfig, MAX_MONITORS, predixy_defaults};
 pub use load::Overrides;
 pub(crate) use locate::line_of;
+pub use tls::{BackendTlsConfig, TlsListenConfig, TlsVersion};
 pub use units::{format_duration, format_size, parse_duration, parse_size};
 pub use users::{PasswordDigest, Role, UserConfig, warnings};
 pub use validate::{MAX_BULK_LIMIT, MAX_PRIORITY, MAX_WORKERS};
@@ -40,8 +42,10 @@ pub use validate::{MAX_BULK_LIMIT, MAX_PRIORITY, MAX_WORKERS};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Address clients connect to, `ip:port`.
+    /// Address clients connect to in plain text, `ip:port`; may be empty when `tls.listen` is set.
     pub listen: String,
+    /// The TLS listener for clients (off unless `tls.listen` is set).
+    pub tls: TlsListenConfig,
     /// Worker threads; 0 means one per core (see [`Config::effective_workers`]).
     pub workers: usize,
     /// Local address for outgoing backend sockets, for hosts with several interfaces.
@@ -81,6 +85,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             listen: "127.0.0.1:7617".to_string(),
+            tls: TlsListenConfig::default(),
             workers: 0,
             source_address: None,
             cluster: ClusterConfig::default(),
@@ -114,6 +119,8 @@ pub struct ClusterConfig {
     pub username: Option<String>,
     /// Backend password (AUTH).
     pub password: Option<String>,
+    /// TLS to the nodes (`tls-port`, `tls-cluster yes`).
+    pub tls: BackendTlsConfig,
 }
 
 impl Default for ClusterConfig {
@@ -123,6 +130,7 @@ impl Default for ClusterConfig {
             refresh_interval: Duration::from_secs(1),
             username: None,
             password: None,
+            tls: BackendTlsConfig::default(),
         }
     }
 }

@@ -28,11 +28,14 @@ pub(crate) fn validate(cfg: &Config) -> Vec<ConfigError> {
     super::validate_admin::check_admin(cfg, &mut out);
     super::validate_admin::check_log_reload(cfg, &mut out);
     super::latency::check_monitors(cfg, &mut out);
+    super::tls::check_tls(cfg, &mut out);
     out.into_vec()
 }
 
 fn check_core(cfg: &Config, out: &mut Errors) {
-    if cfg.listen.parse::<SocketAddr>().is_err() {
+    // An empty `listen` leaves only the TLS listener (checked with the `tls` section).
+    let tls_only = cfg.listen.is_empty() && cfg.tls.enabled();
+    if !tls_only && cfg.listen.parse::<SocketAddr>().is_err() {
         out.push(
             "listen",
             format!(

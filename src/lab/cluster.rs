@@ -39,6 +39,8 @@ pub struct NodeProc {
     pub node: PlannedNode,
     /// Its working directory (nodes.conf, log).
     pub dir: PathBuf,
+    /// The lab's certificates (used when the topology says `tls: true`).
+    tls_dir: PathBuf,
     child: Option<Child>,
 }
 
@@ -49,6 +51,7 @@ impl NodeProc {
         NodeProc {
             node,
             dir,
+            tls_dir: super::tls::dir(lab_dir),
             child: None,
         }
     }
@@ -75,7 +78,7 @@ impl NodeProc {
         };
         let ip = n.ip.to_string();
         #[rustfmt::skip]
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "--port", &n.port.to_string(), "--bind", &ip, "--bind-source-addr", &ip,
             "--dir", &self.dir.to_string_lossy(), "--daemonize", "no", "--protected-mode", "no",
             "--save", "", "--appendonly", "no",
@@ -93,6 +96,9 @@ impl NodeProc {
             // CLUSTER SLOTS lists a replica only once its offset moved, which needs a ping.
             "--repl-ping-replica-period", "1",
         ].iter().map(|s| s.to_string()).collect();
+        if plan.spec.tls {
+            args.extend(super::tls::node_args(n, &self.tls_dir));
+        }
         args
     }
 

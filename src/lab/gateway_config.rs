@@ -37,11 +37,18 @@ pub fn admin_addr(gw: &PlannedGateway) -> std::net::SocketAddr {
 }
 
 /// and the topology's `gateway_config` merged over them (one level deep for sections).
-pub fn render_config(plan: &Plan, gw: &PlannedGateway) -> String {
+///
+/// In a `tls: true` lab the seeds are the nodes' relayed TLS ports and `cluster.tls` names the
+/// lab's certificates in `tls_dir`.
+pub fn render_config(plan: &Plan, gw: &PlannedGateway, tls_dir: &std::path::Path) -> String {
+    let seed_of = |n: &super::plan::PlannedNode| match plan.spec.tls {
+        true => n.relay_tls_addr(),
+        false => n.relay_addr(),
+    };
     let seeds: Vec<Value> = plan
         .nodes
         .iter()
-        .map(|n| s(n.relay_addr().to_string()))
+        .map(|n| s(seed_of(n).to_string()))
         .collect();
     let mut dcs = Mapping::new();
     for (name, net) in &plan.dcs {
@@ -126,10 +133,16 @@ pub fn render_config(plan: &Plan, gw: &PlannedGateway) -> String {
             let seeds = plan
                 .nodes
                 .iter()
-                .map(|n| s(n.relay_addr().to_string()))
+                .map(|n| s(seed_of(n).to_string()))
                 .collect();
             cluster.insert(s("seeds"), Value::Sequence(seeds));
         }
+    }
+    if plan.spec.tls
+        && let Value::Mapping(base) = &mut root
+        && let Some(Value::Mapping(cluster)) = base.get_mut("cluster")
+    {
+        cluster.insert(s("tls"), super::tls::gateway_section(tls_dir));
     }
     let body = serde_yaml_ng::to_string(&root).unwrap_or_default();
     format!(
@@ -165,7 +178,7 @@ pub(super) fn override_problems(spec: &LabSpec) -> Vec<ConfigError> {
         return Vec::new();
     };
     for gw in &plan.gateways {
-        let text = render_config(&plan, gw);
+        let text = render_config(&plan, gw, std::path::Path::new("/lab/tls"));
         if let Err(errs) = Config::parse(&text, "generated") {
             return errs
                 .errors
@@ -196,7 +209,7 @@ mod tests {
     #[test]
     fn generated_config_is_valid_and_complete() {
         let plan = Plan::new(&LabSpec::parse(TEXT, "t").unwrap(), 0).unwrap();
-        let text = render_config(&plan, &plan.gateways[1]);
+        let text = render_config(&plan, &plan.gateways[1], std::path::Path::new("/lab/tls"));
         let cfg = Config::parse(&text, "gen").unwrap();
         assert_eq!(cfg.listen, "127.0.2.100:7617");
         assert_eq!(cfg.workers, 2);

@@ -29,6 +29,8 @@ pub struct GatewayProc {
     pub config: PathBuf,
     /// Its stdout+stderr.
     pub log: PathBuf,
+    /// The lab's certificates (used when the topology says `tls: true`).
+    tls_dir: PathBuf,
     child: Option<Child>,
 }
 
@@ -38,6 +40,7 @@ impl GatewayProc {
         GatewayProc {
             config: lab_dir.join(format!("gateway-{}.yaml", gw.dc)),
             log: lab_dir.join(format!("gateway-{}.log", gw.dc)),
+            tls_dir: super::tls::dir(lab_dir),
             gw,
             child: None,
         }
@@ -52,7 +55,7 @@ impl GatewayProc {
     /// read through it.
     pub async fn start(&mut self, meridian: &Path, plan: &Plan) -> Result<(), LabError> {
         let what = format!("gateway {} ({})", self.gw.dc, self.gw.addr());
-        std::fs::write(&self.config, render_config(plan, &self.gw))
+        std::fs::write(&self.config, render_config(plan, &self.gw, &self.tls_dir))
             .map_err(|e| LabError::io(format!("write {}", self.config.display()), e))?;
         let log = File::create(&self.log)
             .map_err(|e| LabError::io(format!("create {}", self.log.display()), e))?;

@@ -41,6 +41,7 @@ pub mod state;
 pub mod status;
 pub mod summary;
 pub mod table;
+pub mod tls;
 pub mod up;
 pub mod values;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 
 use super::LabError;
-use super::spec::{BUS_OFFSET, GATEWAY_HOST, LabSpec};
+use super::spec::{BUS_OFFSET, GATEWAY_HOST, LabSpec, TLS_OFFSET};
 use crate::slot::SLOT_COUNT;
 
 /// One redis-server node of the plan.
@@ -51,6 +51,16 @@ impl PlannedNode {
     /// The relay in front of the bus port: the bus address the cluster announces.
     pub fn relay_bus_addr(&self) -> SocketAddr {
         SocketAddr::V4(SocketAddrV4::new(self.ip, self.relay_port + BUS_OFFSET))
+    }
+
+    /// The redis-server's TLS address (`tls: true` labs).
+    pub fn tls_addr(&self) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(self.ip, self.port + TLS_OFFSET))
+    }
+
+    /// The relay in front of the TLS port: the TLS address the cluster announces.
+    pub fn relay_tls_addr(&self) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(self.ip, self.relay_port + TLS_OFFSET))
     }
 
     /// `a-b` slot range text.

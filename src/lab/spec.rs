@@ -21,6 +21,7 @@
 //! ports: { node: 7711, relay: 7811, gateway: 7617 }
 //! gateway_config:              # optional: extra keys for every generated gateway config
 //!   breaker: { failure_limit: 3 }
+//! tls: false                   # true: nodes and gateways talk TLS (lab-made CA, certificates)
 //! ```
 //!
 //! Every struct denies unknown fields. Reading a file and its rules live in `spec_check.rs`, a
@@ -40,6 +41,8 @@ use crate::config::parse_duration;
 pub const GATEWAY_HOST: u8 = 100;
 /// Gap between a client port and its cluster bus port, as Redis does by default.
 pub const BUS_OFFSET: u16 = 10000;
+/// Gap between a node's (and its relay's) plain port and its TLS port, in a `tls: true` lab.
+pub const TLS_OFFSET: u16 = 1000;
 /// Highest latency accepted in the matrix, in milliseconds.
 pub const MAX_LATENCY_MS: f64 = 10_000.0;
 
@@ -69,6 +72,9 @@ pub struct LabSpec {
     /// Extra top-level keys merged into every generated gateway config (e.g. `breaker`).
     #[serde(default)]
     pub gateway_config: Option<serde_yaml_ng::Mapping>,
+    /// Nodes speak TLS (cluster bus, replication, gateways), with certificates the lab makes.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 /// One datacenter.

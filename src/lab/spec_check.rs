@@ -9,7 +9,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 
 use super::gateway_config;
-use super::spec::{BUS_OFFSET, GATEWAY_HOST, LabSpec, MAX_LATENCY_MS};
+use super::spec::{BUS_OFFSET, GATEWAY_HOST, LabSpec, MAX_LATENCY_MS, TLS_OFFSET};
 use crate::config::{ConfigError, ConfigErrors, line_of};
 
 /// Collects problems with their key paths.
@@ -259,6 +259,19 @@ impl LabSpec {
                 "ports",
                 "node, relay and their bus ports (+10000) must all differ",
             );
+        } else if self.tls {
+            let tls = [
+                p.node.wrapping_add(TLS_OFFSET),
+                p.relay.wrapping_add(TLS_OFFSET),
+            ];
+            if tls.iter().any(|t| used.contains(t))
+                || u32::from(p.node.max(p.relay)) + u32::from(TLS_OFFSET) > 65535
+            {
+                out.push(
+                    "ports",
+                    "with tls: true, the TLS ports (node and relay +1000) must differ from node, relay and bus ports",
+                );
+            }
         }
     }
 }

@@ -95,17 +95,27 @@ impl Lab {
         for n in &plan.nodes {
             needed.push((format!("node {}", n.name), n.addr()));
             needed.push((format!("node {} (cluster bus)", n.name), n.bus_addr()));
+            if plan.spec.tls {
+                needed.push((format!("node {} (TLS)", n.name), n.tls_addr()));
+                needed.push((format!("relay of {} (TLS)", n.name), n.relay_tls_addr()));
+            }
         }
         for g in &plan.gateways {
             needed.push((format!("gateway {}", g.dc), g.addr()));
         }
         cluster::check_free(&needed)?;
+        if plan.spec.tls {
+            super::tls::make(plan, &self.opts.dir)?;
+        }
         let dcs = Arc::new(DcMap(plan.dcs.clone()));
         for node in &plan.nodes {
-            let pairs = [
+            let mut pairs = vec![
                 (node.relay_addr(), node.addr()),
                 (node.relay_bus_addr(), node.bus_addr()),
             ];
+            if plan.spec.tls {
+                pairs.push((node.relay_tls_addr(), node.tls_addr()));
+            }
             for (listen, upstream) in pairs {
                 let spec = RelaySpec {
                     listen,

@@ -7,8 +7,10 @@ use crate::config::Config;
 ///
 /// Restart-only: the client listener and worker count (sockets and threads are made once),
 /// the admin endpoint (its listener, token and whether workers keep request metrics), logging
-/// (the subscriber and its file are set up once), the file watch itself, and the latency
-/// monitors (each worker's histograms are shaped once, at start).
+/// (the subscriber and its file are set up once), the file watch itself, the latency
+/// monitors (each worker's histograms are shaped once, at start) and the TLS settings (which
+/// files and listener; the certificate files' contents are read again on SIGHUP and when they
+/// change, by `tls::reload`).
 pub fn split_restart_only(old: &Config, mut new: Config) -> (Config, Vec<&'static str>) {
     let mut keys = Vec::new();
     macro_rules! keep {
@@ -27,6 +29,8 @@ pub fn split_restart_only(old: &Config, mut new: Config) -> (Config, Vec<&'stati
     keep!(log, "log");
     keep!(reload, "reload");
     keep!(latency_monitors, "latency_monitors");
+    keep!(tls, "tls");
+    keep!(cluster.tls, "cluster.tls");
     (new, keys)
 }
 

@@ -5,10 +5,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
+use bytes::{Bytes, BytesMut};
 use tracing::{debug, warn};
 
 use crate::client::ClientState;
@@ -22,6 +19,7 @@ use crate::router::worker::Worker;
 use crate::router::{self, Flow};
 use crate::snapshot::Cached;
 use crate::stats::latency::Monitors;
+use crate::transport::{ReadHalf, Transport, WriteHalf};
 
 const READ_CHUNK: usize = 16 * 1024;
 /// Replies gathered from the queue for one write.
@@ -157,24 +155,6 @@ fn process_input(
     }
 }
 
-/// Writes as much of `wbuf` as the socket takes now, without waiting. Returns whether any
-/// byte left.
-fn write_some(wr: &OwnedWriteHalf, wbuf: &mut BytesMut) -> std::io::Result<bool> {
-    let mut progressed = false;
-    while !wbuf.is_empty() {
-        match wr.try_write(wbuf) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                wbuf.advance(n);
-                progressed = true;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(progressed)
-}
-
 /// A client's limits and timeouts, from the config in force.
 struct Settings {
     limits: Limits,
@@ -206,15 +186,17 @@ impl Settings {
 /// before reading any reply keeps being read while its replies wait for the socket, up to
 /// `client.output_buffer_limit` bytes held; past that it stops being read, and if it then
 /// takes none of its replies for `client.output_stall` it is disconnected with a logged reason.
-pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+///
+/// Generic over the [`Transport`] (plain TCP or TLS), so each compiles to its own direct code.
+pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) {
     let shared = worker.shared.clone();
     let stats = worker.stats.clone();
     let endpoint = Endpoint {
         peer,
-        local: stream.local_addr().ok(),
-        fd: i64::from(std::os::fd::AsRawFd::as_raw_fd(&stream)),
+        local: stream.tcp().local_addr().ok(),
+        fd: i64::from(std::os::fd::AsRawFd::as_raw_fd(stream.tcp())),
     };
-    let (rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = stream.split();
     if !shared.admit_client() {
         let _ = wr
             .write_all(b"-ERR max number of clients reached\r\n")
@@ -316,7 +298,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                 break Ok(());
             }
             let before = wbuf.len();
-            match write_some(&wr, &mut wbuf) {
+            match wr.write_now(&mut wbuf) {
                 Err(e) => break Err(e),
                 Ok(progressed) => {
                     if progressed {
@@ -356,7 +338,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                 continue;
             }
         }
-        if client.quit && queue.in_flight() == 0 && wbuf.is_empty() {
+        if client.quit && queue.in_flight() == 0 && wbuf.is_empty() && !wr.unflushed() {
             break "closed by meridian".to_string();
         }
         // Requests just read, or read earlier and held back by the pipeline/output limits.
@@ -384,7 +366,7 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
             && !output_full;
         // Replies waiting for the socket: if the client takes none of them while it cannot be
         // read (or while meridian waits to close it), nothing else ends the wait.
-        let blocked = !wbuf.is_empty();
+        let blocked = !wbuf.is_empty() || wr.unflushed();
         if blocked {
             stall_timer.as_mut().reset((last_drain + stall).into());
         }
@@ -402,14 +384,14 @@ pub async fn run(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
                     tokio::task::yield_now().await;
                 }
             }
-            r = wr.writable(), if !wbuf.is_empty() => {
+            r = wr.writable(), if blocked => {
                 if let Err(e) = r {
                     break format!("write failed: {e}");
                 }
                 worker.tick();
                 // Written at the top of the loop.
             }
-            r = crate::io::read_some(&rd, &mut rbuf), if can_read => {
+            r = rd.read_some(&mut rbuf), if can_read => {
                 match r {
                     Ok(0) => break "client closed".to_string(),
                     Err(e) => break format!("read failed: {e}"),

@@ -204,6 +204,25 @@ impl Gateway {
         }
     }
 
+    /// The TLS listener's address, from meridian's `tls listening on ADDR` line (printed right
+    /// after the plain one); panics when it does not come.
+    pub fn tls_addr(&self) -> String {
+        let path = self.dir.path().join("stdout.log");
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let out = fs::read_to_string(&path).unwrap_or_default();
+            let line = out.lines().find(|l| l.contains("tls listening on "));
+            if let Some(addr) = line.and_then(parse_listening) {
+                return addr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "meridian printed no `tls listening on ADDR` line:\n{out}"
+            );
+            thread::sleep(super::POLL);
+        }
+    }
+
     /// Everything meridian wrote to stderr so far (its logs).
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&fs::read(self.dir.path().join("stderr.log")).unwrap_or_default())
@@ -254,8 +273,13 @@ pub fn binary() -> &'static str {
 /// The config file for `seeds` and `opts`.
 pub fn render_config(seeds: &[String], opts: &GatewayOptions) -> String {
     let seeds: Vec<String> = seeds.iter().map(|s| format!("\"{s}\"")).collect();
+    // A test may set its own `listen` (e.g. "" for a TLS-only gateway).
+    let listen = match opts.extra_yaml.lines().any(|l| l.starts_with("listen:")) {
+        true => "",
+        false => "listen: 127.0.0.1:0\n",
+    };
     let mut yaml = format!(
-        "listen: 127.0.0.1:0\nworkers: {}\ncluster:\n  seeds: [{}]\n  refresh_interval: 1s\n",
+        "{listen}workers: {}\ncluster:\n  seeds: [{}]\n  refresh_interval: 1s\n",
         opts.workers,
         seeds.join(", ")
     );

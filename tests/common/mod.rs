@@ -1,7 +1,8 @@
 //! Integration-test harness: real redis-server clusters and the meridian binary as child processes.
 //!
 //! This file holds the plumbing and one redis-server [`Node`]; `cluster` forms nodes into a
-//! Redis Cluster, `standalone` runs one plain (non-cluster) server, `gateway` runs meridian.
+//! Redis Cluster, `standalone` runs one plain (non-cluster) server, `gateway` runs meridian,
+//! `tls` makes certificates and runs a cluster that speaks TLS only.
 //! Every child is spawned by one long-lived spawner thread with `PR_SET_PDEATHSIG`, so none
 //! outlives the test process, even a killed one.
 // Not every test file uses every helper.
@@ -14,6 +15,7 @@ pub mod http;
 pub mod raw;
 pub mod reload;
 pub mod standalone;
+pub mod tls;
 
 pub use client::{cmd, err, int, run, strings, text, try_run};
 pub use cluster::{Cluster, ClusterBuilder, key_in_slot, key_slot};
