@@ -52,6 +52,9 @@ pub struct NodeStats {
     pub recv_bytes: Counter,
     /// Requests answered with a meridian error because the node failed.
     pub failures: Counter,
+    /// Time from queueing a request for the node to reading its reply (kept only when the
+    /// worker keeps request metrics).
+    pub duration: requests::LatencyCells,
     /// Latency monitors' histograms of requests this node answered, one per monitor.
     pub latency: Box<[latency::Histogram]>,
 }
@@ -171,6 +174,7 @@ pub struct NodeTotals {
     pub send_bytes: u64,
     pub recv_bytes: u64,
     pub failures: u64,
+    pub duration: requests::LatencyTotals,
 }
 
 impl StatsRegistry {
@@ -387,6 +391,8 @@ impl StatsRegistry {
             send_bytes: now.send_bytes.saturating_sub(base.send_bytes),
             recv_bytes: now.recv_bytes.saturating_sub(base.recv_bytes),
             failures: now.failures.saturating_sub(base.failures),
+            // A metrics histogram: never reset (scrapers expect counters that only grow).
+            duration: now.duration,
         }
     }
 
@@ -402,6 +408,7 @@ impl StatsRegistry {
                 t.send_bytes += n.send_bytes.get();
                 t.recv_bytes += n.recv_bytes.get();
                 t.failures += n.failures.get();
+                n.duration.add_to(&mut t.duration);
             }
         }
         t

@@ -178,6 +178,24 @@ fn metrics_and_state_describe_the_traffic_sent() {
         eq(&format!("meridian_breaker_state{{{labels}}}"), 0.0);
         eq(&format!("meridian_backend_failures_total{{{labels}}}"), 0.0);
         sent += sample(&m, &format!("meridian_backend_requests_total{{{labels}}}"));
+        if role == "master" {
+            // Every reply a master sent was timed, and lands in its node's histogram.
+            let responses = sample(&m, &format!("meridian_backend_responses_total{{{labels}}}"));
+            let timed = sample(
+                &m,
+                &format!("meridian_backend_request_duration_seconds_count{{{labels}}}"),
+            );
+            assert!(
+                timed > 0.0 && timed <= responses,
+                "{node}: {timed} timed, {responses} replies"
+            );
+            eq(
+                &format!(
+                    "meridian_backend_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}}"
+                ),
+                timed,
+            );
+        }
         if role == "replica" {
             assert!(m.contains_key(&format!("meridian_replica_lag_bytes{{{labels}}}")));
         }

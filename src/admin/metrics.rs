@@ -304,6 +304,24 @@ impl GatewayCollector {
             rows.iter()
                 .map(|r| (labels(r), gauge(r.stats.connections as i64))),
         )?;
+        let mut node_hist = enc.encode_descriptor(
+            "meridian_backend_request_duration_seconds",
+            "Time from queueing a request for the node to reading its reply, by node and DC (the node's round trip, plus any wait for the connection).",
+            None,
+            MetricType::Histogram,
+        )?;
+        for r in rows.iter().filter(|r| r.stats.duration.count() > 0) {
+            let d = &r.stats.duration;
+            let buckets: Vec<(f64, u64)> = LATENCY_BOUNDS
+                .iter()
+                .copied()
+                .chain([f64::INFINITY])
+                .zip(d.buckets.iter().copied())
+                .collect();
+            node_hist
+                .encode_family(&labels(r))?
+                .encode_histogram::<NoLabelSet>(d.sum_ns as f64 / 1e9, d.count(), &buckets, None)?;
+        }
         let with_health = || rows.iter().filter_map(|r| Some((r, r.health.as_ref()?)));
         family(
             enc,

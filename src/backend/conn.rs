@@ -165,6 +165,9 @@ async fn serve<T: Transport>(be: &Rc<Backend>, stream: T) -> Result<(), BackendE
                     return Err(lost("reply without a request".into()));
                 };
                 if let Some(rtt) = waited {
+                    if be.env.stats.metrics.is_some() {
+                        be.stats.duration.observe(rtt);
+                    }
                     be.rtt.borrow_mut().observe(rtt, now);
                 }
                 deliver(be, p, reply)?;

@@ -99,6 +99,51 @@ struct CommandCell {
     sum_ns: Counter,
 }
 
+/// A latency histogram in the metrics' buckets, written by one worker only.
+#[derive(Debug, Default)]
+pub struct LatencyCells {
+    /// Observations by bucket (not cumulative).
+    buckets: [Counter; BUCKETS],
+    sum_ns: Counter,
+}
+
+impl LatencyCells {
+    /// Records one observation.
+    #[inline]
+    pub fn observe(&self, elapsed: Duration) {
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        let bucket = BOUNDS_NS
+            .iter()
+            .position(|&bound| ns <= bound)
+            .unwrap_or(BOUNDS_NS.len());
+        self.buckets[bucket].add(1);
+        self.sum_ns.add(ns);
+    }
+
+    /// Adds these cells to `into`.
+    pub fn add_to(&self, into: &mut LatencyTotals) {
+        for (sum, cell) in into.buckets.iter_mut().zip(&self.buckets) {
+            *sum += cell.get();
+        }
+        into.sum_ns += self.sum_ns.get();
+    }
+}
+
+/// [`LatencyCells`] summed over workers.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LatencyTotals {
+    /// Observations by bucket, not cumulative.
+    pub buckets: [u64; BUCKETS],
+    pub sum_ns: u64,
+}
+
+impl LatencyTotals {
+    /// Observations in all (the `+Inf` bucket of the cumulative histogram).
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+}
+
 /// One worker's request metrics.
 #[derive(Debug)]
 pub struct RequestMetrics {
