@@ -215,7 +215,8 @@ fn a_tls_cluster_served_to_plain_and_tls_clients() {
     assert_eq!(n2, 0, "the plain client must be closed");
     assert_eq!(call(&mut tls, &["PING"]).unwrap(), "+PONG\r\n");
 
-    // A handshake that never finishes is cut after tls.handshake_timeout (3s: long enough that a real client on a loaded machine finishes its own).
+    // A handshake that never finishes is cut after tls.handshake_timeout (3s: long enough for
+    // a real client's handshake on a loaded machine).
     let mut silent = TcpStream::connect(&tls_addr).expect("connect");
     silent
         .set_read_timeout(Some(common::tls::IO_TIMEOUT))
