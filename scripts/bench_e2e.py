@@ -54,6 +54,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from test_certs import make_test_certs
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BINARY = REPO / "target" / "release" / "meridian"
 PORT_RANGE = (30000, 32000)  # bus port = port + 10000, so 40000-41999 must be free too
@@ -424,21 +426,8 @@ def write_config(env: Env, seeds: list[int], workers: int, read_policy: bool = F
 
 def make_tls_files(env: Env) -> tuple[Path, str]:
     """A CA and a certificate for 127.0.0.1 it signed (openssl), and the `tls:` YAML using them."""
-    d = env.tmp / "tls"
-    d.mkdir(exist_ok=True)
-    def ossl(*a: str) -> None:
-        run(["openssl", *a], 30)
-    ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"), "-days", "2",
-         "-subj", "/CN=bench CA")
-    ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", str(d / "gw.key"), "-out", str(d / "gw.csr"), "-subj", "/CN=127.0.0.1")
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    ossl("x509", "-req", "-in", str(d / "gw.csr"), "-CA", str(d / "ca.crt"),
-         "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "2",
-         "-extfile", str(d / "ext.cnf"), "-out", str(d / "gw.crt"))
-    yaml = (f"tls:\n  listen: 127.0.0.1:0\n  cert: {d / 'gw.crt'}\n  key: {d / 'gw.key'}\n")
-    return d / "ca.crt", yaml
+    ca, cert, key = make_test_certs(env.tmp / "tls")
+    return ca, f"tls:\n  listen: 127.0.0.1:0\n  cert: {cert}\n  key: {key}\n"
 
 
 def extra_config(env: Env, cfg: Path, extra: Path | None, admin: bool, tls_yaml: str = "") -> Path:

@@ -4,7 +4,7 @@
 CPU time on a shared 2-core VM moves 10-20% between runs, which hides a 5% cost. callgrind
 counts the instructions meridian itself executes: the same binary, config and requests give the
 same count whatever else the machine does. For each variant (plain, metrics, read policy,
-users) meridian runs under `valgrind --tool=callgrind` in front of a one-node
+users, clients over TLS) meridian runs under `valgrind --tool=callgrind` in front of a one-node
 redis-server cluster and serves N and then 2N GETs (or SETs) from redis-benchmark in two
 separate runs; (Ir(2N) - Ir(N)) / N is the instructions per request, start-up and shutdown
 cancelling out. A standalone redis-server serving the same load under callgrind is the
@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from test_certs import make_test_certs
 
 ROOT = Path(__file__).resolve().parent.parent
 START_WAIT_S = 120  # meridian starts slowly under valgrind
@@ -75,12 +77,14 @@ def start_node(tmp: Path) -> tuple[subprocess.Popen, int]:
 
 def variants(tmp: Path) -> list[dict]:
     digest = hashlib.sha256(BENCH_PASSWORD.encode()).hexdigest()
+    ca, cert, key = make_test_certs(tmp / "tls")
     users = (
         "users:\n"
         "  - name: default\n    role: admin\n    keys: ['*']\n"
         f"  - name: {BENCH_USER}\n    passwords: [{digest}]\n    role: write\n"
         "    keys: ['app:*', 'key:*', 'bench:*']\n    read_keys: ['shared:*']\n"
     )
+    tls = f"tls:\n  listen: 127.0.0.1:{{tls_port}}\n  cert: {cert}\n  key: {key}\n"
     return [
         {"name": "plain (admin endpoint off: no metrics)", "yaml": "admin:\n  listen: \"\"\n",
          "auth": []},
@@ -94,6 +98,9 @@ def variants(tmp: Path) -> list[dict]:
         {"name": "users on (a user with key patterns), metrics off",
          "yaml": "admin:\n  listen: \"\"\n" + users,
          "auth": ["--user", BENCH_USER, "-a", BENCH_PASSWORD]},
+        {"name": "clients over TLS (TLS 1.3, rustls), metrics off",
+         "yaml": "admin:\n  listen: \"\"\n" + tls, "auth": ["--tls", "--cacert", str(ca)],
+         "tls": True},
     ]
 
 
@@ -107,10 +114,13 @@ def callgrind_total(path: Path) -> int:
 
 def one_run(args, tmp: Path, node: int, variant: dict, test: str, n: int, tag: str) -> int:
     port = free_port()
+    # The load goes to the TLS listener when the variant has one.
+    load_port = free_port() if variant.get("tls") else port
     cfg = tmp / f"{tag}.yaml"
     cfg.write_text(
         f"listen: 127.0.0.1:{port}\nworkers: 1\ncluster:\n  seeds: [\"127.0.0.1:{node}\"]\n"
-        "  refresh_interval: 600s\nhealth:\n  probe_interval: 600s\n" + variant["yaml"])
+        "  refresh_interval: 600s\nhealth:\n  probe_interval: 600s\n"
+        + variant["yaml"].replace("{tls_port}", str(load_port)))
     out = tmp / f"{tag}.callgrind"
     proc = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no",
@@ -119,7 +129,7 @@ def one_run(args, tmp: Path, node: int, variant: dict, test: str, n: int, tag: s
     try:
         wait("meridian under valgrind", lambda: cli(port, "PING") in ("PONG", "NOAUTH"),
              START_WAIT_S)
-        bench = ["redis-benchmark", "-p", str(port), "-t", test, "-n", str(n), "-c", "1",
+        bench = ["redis-benchmark", "-p", str(load_port), "-t", test, "-n", str(n), "-c", "1",
                  "-r", "1000", "--threads", "1", "-q", *variant["auth"]]
         r = subprocess.run(bench, capture_output=True, text=True, timeout=1800)
         if r.returncode != 0 or "requests per second" not in r.stdout + r.stderr:
