@@ -2,8 +2,9 @@
 //! offered rate, through the meridian binary (1 and 2 workers) beside the same load sent to the
 //! redis-server directly, all in one run.
 //!
-//! `cargo bench --bench scale` uses 10,000 clients and 20,000 GET/s for 10 s per target; under
-//! `cargo test` a 200-client smoke run. Figures are printed, never asserted. The load is open
+//! `cargo bench --bench scale` uses 10,000 clients and 20,000 GET/s for 10 s per target (change
+//! with MERIDIAN_SCALE_CLIENTS, MERIDIAN_SCALE_RATE, MERIDIAN_SCALE_SECONDS); under `cargo test`
+//! a 200-client smoke run. Figures are printed, never asserted. The load is open
 //! loop: every client sends on its own fixed schedule and latency counts from the scheduled
 //! send time, so a stall shows in the percentiles instead of slowing the load down.
 
@@ -157,7 +158,8 @@ async fn target(name: &str, port: u16, pid: u32, plan: &Plan) {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let plan = if full {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let mut plan = if full {
         Plan {
             clients: 10_000,
             rate: 20_000,
@@ -170,6 +172,16 @@ fn main() {
             seconds: 1,
         }
     };
+    // Other shapes of the same run, e.g. 50 clients at 20,000 GET/s for the latency row.
+    if let Some(n) = env("MERIDIAN_SCALE_CLIENTS") {
+        plan.clients = n as usize;
+    }
+    if let Some(n) = env("MERIDIAN_SCALE_RATE") {
+        plan.rate = n.max(1);
+    }
+    if let Some(n) = env("MERIDIAN_SCALE_SECONDS") {
+        plan.seconds = n.max(1);
+    }
     let (node, node_port): (Node, u16) = start_node();
     let set = call(node_port, &["SET", "scale:{k}", "abc"]).expect("SET the key");
     assert!(set.starts_with("+OK"), "SET: {set}");
