@@ -285,7 +285,16 @@ fn worker_thread(
         }));
         let worker = Worker::new(id, shared.clone());
         shared.set_listening(true);
-        accept_loop(worker, plain, tls_listener, tls, peers).await;
+        // A task of its own: the future `block_on` drives is polled again on every wake-up of
+        // any session of this worker (how a LocalSet runs), and the accept loop's select in
+        // there cost ~1,300 instructions per unpipelined request (scripts/cost_instructions.py).
+        let accepting =
+            tokio::task::spawn_local(accept_loop(worker, plain, tls_listener, tls, peers));
+        if let Err(e) = accepting.await
+            && e.is_panic()
+        {
+            std::panic::resume_unwind(e.into_panic());
+        }
         shared.set_listening(false);
         // Let sessions finish their in-flight requests; the main thread bounds the wait.
         while shared.client_count() > 0 {
