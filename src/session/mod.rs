@@ -32,14 +32,16 @@ const PEAK_WINDOW: Duration = Duration::from_secs(5);
 /// The read buffer's peak use over the last [`PEAK_WINDOW`] or so.
 struct Peak {
     bytes: usize,
-    since: Instant,
+    /// When the window that started with the last reset ends (a comparison per call is
+    /// cheaper than the `Instant` subtraction it replaces, done three times a request).
+    until: Instant,
 }
 
 impl Peak {
     fn observe(&mut self, used: usize, now: Instant) -> usize {
-        if now.saturating_duration_since(self.since) >= PEAK_WINDOW {
+        if now >= self.until {
             self.bytes = used;
-            self.since = now;
+            self.until = now + PEAK_WINDOW;
         }
         self.bytes = self.bytes.max(used);
         self.bytes
@@ -96,6 +98,20 @@ impl Publisher {
             entry.live.publish(&facts);
             self.last = facts;
         }
+    }
+
+    /// Publishes the read buffer's figures just after a read, the rest as last published
+    /// (they are published in full at the end of the loop turn): what the read changed, at a
+    /// fraction of [`facts_of`]'s cost.
+    fn publish_read(&mut self, entry: &ClientEntry, rbuf: &BytesMut, peak: usize) {
+        let facts = Facts {
+            qbuf: rbuf.len() as u64,
+            qbuf_free: (rbuf.capacity() - rbuf.len()) as u64,
+            rbs: rbuf.capacity() as u64,
+            rbp: peak as u64,
+            ..self.last
+        };
+        self.publish(entry, facts);
     }
 }
 
@@ -242,7 +258,7 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
     let mut last_drain = Instant::now();
     let mut peak = Peak {
         bytes: 0,
-        since: Instant::now(),
+        until: Instant::now() + PEAK_WINDOW,
     };
     let mut publisher = Publisher {
         last: Facts::default(),
@@ -413,7 +429,7 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
                         entry.touch_at(last_active);
                         // What just arrived counts in the client's own CLIENT INFO (qbuf).
                         let peak_now = peak.observe(rbuf.len(), last_active);
-                        publisher.publish(&entry, facts_of(&client, &rbuf, &wbuf, peak_now));
+                        publisher.publish_read(&entry, &rbuf, peak_now);
                     }
                 }
                 // Parsed and dispatched at the top of the loop.
