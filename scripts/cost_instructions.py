@@ -3,16 +3,18 @@
 
 CPU time on a shared 2-core VM moves 10-20% between runs, which hides a 5% cost. callgrind
 counts the instructions meridian itself executes: the same binary, config and requests give the
-same count whatever else the machine does. For each variant (plain, metrics, read policy,
-users, clients over TLS) meridian runs under `valgrind --tool=callgrind` in front of a one-node
-redis-server cluster and serves N and then 2N GETs (or SETs) from redis-benchmark in two
-separate runs; (Ir(2N) - Ir(N)) / N is the instructions per request, start-up and shutdown
-cancelling out. A standalone redis-server serving the same load under callgrind is the
-yardstick (its row's ratio is to meridian's plain row). The kernel's share of a request (the socket calls, most of the CPU time on
-loopback) is not counted, so a variant's share of the *whole* request cost is smaller than its
+same count whatever else the machine does. For each variant (plain, latency monitors off,
+metrics, read policy, users, clients over TLS) meridian runs under `valgrind --tool=callgrind`
+in front of a one-node redis-server cluster and serves N and then 2N GETs (or SETs) from
+redis-benchmark in two separate runs; (Ir(2N) - Ir(N)) / N is the instructions per request,
+start-up and shutdown cancelling out. A standalone redis-server serving the same load under
+callgrind is the yardstick (its row's ratio is to meridian's plain row). The kernel's share of
+a request (the socket calls, most of the CPU time on loopback) is not counted, so a variant's share of the *whole* request cost is smaller than its
 share of these instructions; the report gives both the instructions and the ratio to plain.
 
 Usage: scripts/cost_instructions.py [--requests N] [--binary target/release/meridian]
+       [--tests get,set] [--variants plain,nomon,metrics,policy,users,tls] [--no-yardstick] [--keep]
+(`cargo build --profile profiling` gives a quickly rebuilt binary for iterating.)
 Needs valgrind, redis-server, redis-cli, redis-benchmark.
 """
 
@@ -86,19 +88,21 @@ def variants(tmp: Path) -> list[dict]:
     )
     tls = f"tls:\n  listen: 127.0.0.1:{{tls_port}}\n  cert: {cert}\n  key: {key}\n"
     return [
-        {"name": "plain (admin endpoint off: no metrics)", "yaml": "admin:\n  listen: \"\"\n",
+        {"key": "plain", "name": "plain (no metrics; predixy's 4 latency monitors)",
+         "yaml": "admin:\n  listen: \"\"\n", "auth": []},
+        {"key": "nomon", "name": "latency monitors off (latency_monitors: [])",
+         "yaml": "admin:\n  listen: \"\"\nlatency_monitors: []\n", "auth": []},
+        {"key": "metrics", "name": "metrics on (admin endpoint on)", "yaml": "admin:\n  listen: 127.0.0.1:0\n",
          "auth": []},
-        {"name": "metrics on (admin endpoint on)", "yaml": "admin:\n  listen: 127.0.0.1:0\n",
-         "auth": []},
-        {"name": "read policy on (local_dc, one DC), metrics off",
+        {"key": "policy", "name": "read policy on (local_dc, one DC), metrics off",
          "yaml": "admin:\n  listen: \"\"\nlocal_dc: here\n"
                  "datacenters: { here: { cidrs: [127.0.0.0/8] } }\n"
                  "latency_ms: { here: { here: 0.3 } }\n",
          "auth": []},
-        {"name": "users on (a user with key patterns), metrics off",
+        {"key": "users", "name": "users on (a user with key patterns), metrics off",
          "yaml": "admin:\n  listen: \"\"\n" + users,
          "auth": ["--user", BENCH_USER, "-a", BENCH_PASSWORD]},
-        {"name": "clients over TLS (TLS 1.3, rustls), metrics off",
+        {"key": "tls", "name": "clients over TLS (TLS 1.3, rustls), metrics off",
          "yaml": "admin:\n  listen: \"\"\n" + tls, "auth": ["--tls", "--cacert", str(ca)],
          "tls": True},
     ]
@@ -175,6 +179,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--binary", type=Path, default=ROOT / "target/release/meridian")
     p.add_argument("--requests", type=int, default=20000, help="N (default 20000)")
     p.add_argument("--tests", default="get,set", help="redis-benchmark tests (default get,set)")
+    p.add_argument("--variants", default="",
+                   help="only these variants, by key: plain,nomon,metrics,policy,users,tls "
+                        "(default all; the first one run is the ÷ base)")
+    p.add_argument("--no-yardstick", action="store_true",
+                   help="skip the standalone redis-server row")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the callgrind files (for callgrind_annotate); prints where")
     args = p.parse_args(argv)
     for tool in ("valgrind", "redis-server", "redis-cli", "redis-benchmark"):
         if shutil.which(tool) is None:
@@ -189,7 +200,10 @@ def main(argv: list[str]) -> int:
     try:
         for test in args.tests.split(","):
             base = None
+            wanted = [k for k in args.variants.split(",") if k]
             for i, v in enumerate(variants(tmp)):
+                if wanted and v["key"] not in wanted:
+                    continue
                 n = args.requests
                 small = one_run(args, tmp, node, v, test, n, f"{test}-{i}-a")
                 big = one_run(args, tmp, node, v, test, 2 * n, f"{test}-{i}-b")
@@ -198,6 +212,8 @@ def main(argv: list[str]) -> int:
                 rows.append((test.upper(), v["name"], per, per / base))
                 print(f"[cost] {test.upper():<4} {v['name']:<50} {per:>9.0f} instructions/request"
                       f"  (÷ plain {per / base:.3f})", file=sys.stderr, flush=True)
+            if args.no_yardstick:
+                continue
             n = args.requests
             small = redis_run(tmp, test, n, f"{test}-redis-a")
             big = redis_run(tmp, test, 2 * n, f"{test}-redis-b")
@@ -207,7 +223,10 @@ def main(argv: list[str]) -> int:
     finally:
         node_proc.terminate()
         node_proc.wait(timeout=20)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep:
+            print(f"cost_instructions: callgrind files kept in {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     print(f"meridian user-space instructions per request (callgrind), git {commit}, "

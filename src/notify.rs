@@ -43,11 +43,16 @@ impl Future for Notified<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.notify.set.replace(false) {
-            Poll::Ready(())
-        } else {
-            self.notify.waker.set(Some(cx.waker().clone()));
-            Poll::Pending
+            return Poll::Ready(());
         }
+        // Polled again by the same task (most polls): keep its waker rather than clone a new
+        // one and drop the old (two atomic reference-count updates per poll).
+        let waker = match self.notify.waker.take() {
+            Some(w) if w.will_wake(cx.waker()) => w,
+            _ => cx.waker().clone(),
+        };
+        self.notify.waker.set(Some(waker));
+        Poll::Pending
     }
 }
 
