@@ -583,6 +583,19 @@ fn kill_master_through_a_users_lab() {
             d.text
         );
     }
+    // Neither the drill's reports nor the gateway's log hold a password.
+    let report = serde_yaml_ng::to_string(&d.json).expect("report as text");
+    let log = std::fs::read_to_string(dir.join("gateway-local.log")).expect("gateway log");
+    for (_, pw) in &passwords {
+        for (what, text) in [
+            ("drill output", &d.text),
+            ("JSON report", &report),
+            ("HTML report", &d.html),
+            ("gateway log", &log),
+        ] {
+            assert!(!text.contains(pw.as_str()), "the {what} shows a password");
+        }
+    }
     let down = at("down").output().expect("lab down");
     assert!(down.status.success());
     assert!(!secret.exists(), "lab down left {}", secret.display());
