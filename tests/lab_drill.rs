@@ -3,6 +3,9 @@
 //! port offset, so both can run at once), checking the exit status, the invariants and the
 //! fields of the JSON report, and that the lab is gone afterwards.
 //!
+//! `kill_master_through_a_users_lab` brings up topologies/single-dc-users.yaml itself, checks
+//! that its gateway refuses clients that did not authenticate, and drills through it.
+//!
 //! They need `redis-server`; without it they fail, saying how to install it.
 
 mod common;
@@ -81,12 +84,7 @@ fn drill(file: &str, scenario: &str, port_offset: u16) -> Drilled {
     let file = topology(file);
     // A fixed name: a run killed half-way leaves its lab here, and the next run finds it.
     let dir = std::env::temp_dir().join(format!("meridian-lab-test-{stem}-{scenario}"));
-    let json = std::env::temp_dir().join(format!(
-        "meridian-drill-{stem}-{scenario}-{}.json",
-        std::process::id()
-    ));
     // Whatever an earlier, killed run left there goes first: the drill must start its own lab.
-    let html = json.with_extension("html");
     let _ = meridian()
         .args(["lab", "down"])
         .arg(&file)
@@ -98,12 +96,30 @@ fn drill(file: &str, scenario: &str, port_offset: u16) -> Drilled {
         file: file.clone(),
         dir: dir.clone(),
     };
+    let drilled = run_drill(&file, scenario, port_offset, &dir);
+    assert!(
+        !dir.exists(),
+        "the drill left its lab dir {}",
+        dir.display()
+    );
+    drilled
+}
+
+/// Runs `meridian drill` on the lab in `dir` (starting one there if none runs) and returns its
+/// reports.
+fn run_drill(file: &Path, scenario: &str, port_offset: u16, dir: &Path) -> Drilled {
+    let stem = file.file_stem().unwrap_or_default().to_string_lossy();
+    let json = std::env::temp_dir().join(format!(
+        "meridian-drill-{stem}-{scenario}-{}.json",
+        std::process::id()
+    ));
+    let html = json.with_extension("html");
     let child = meridian()
         .arg("drill")
-        .arg(&file)
+        .arg(file)
         .args(["--scenario", scenario, "--duration", "15s", "--rate", "200"])
         .arg("--dir")
-        .arg(&dir)
+        .arg(dir)
         .args(["--port-offset", &port_offset.to_string()])
         .arg("--json")
         .arg(&json)
@@ -116,11 +132,6 @@ fn drill(file: &str, scenario: &str, port_offset: u16) -> Drilled {
         .expect("start meridian drill");
     let (ok, text) = wait_bounded(child, &format!("drill {scenario}"));
     assert!(ok, "drill {scenario} failed:\n{text}");
-    assert!(
-        !dir.exists(),
-        "the drill left its lab dir {}",
-        dir.display()
-    );
     let report: Value = serde_yaml_ng::from_str(
         &std::fs::read_to_string(&json)
             .unwrap_or_else(|e| panic!("read {}: {e}\n{text}", json.display())),
@@ -435,4 +446,157 @@ fn kill_master_on_single_dc_with_tls() {
             "cluster healthy",
         ],
     );
+}
+
+/// The passwords of a users lab, from its `users.secret` (`NAME PASSWORD` lines).
+fn lab_passwords(file: &Path) -> Vec<(String, String)> {
+    let text =
+        std::fs::read_to_string(file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(u, p)| (u.to_string(), p.to_string()))
+        .collect()
+}
+
+/// Sends one command on `raw` and returns its reply as text.
+fn ask(raw: &mut common::raw::Raw, args: &[&str]) -> String {
+    raw.send(args);
+    raw.read_text()
+}
+
+/// A `users: true` lab: its gateway answers NOAUTH to a client that did not log in, the lab's
+/// passwords are in a private file and nowhere in what the lab prints, the read-only user may
+/// not write, and a `kill-master` drill through it (every load connection logged in as `lab`)
+/// keeps every invariant.
+#[test]
+fn kill_master_through_a_users_lab() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    common::require_binary("redis-server", common::INSTALL);
+    let file = topology("single-dc-users.yaml");
+    let dir = std::env::temp_dir().join("meridian-lab-test-single-dc-users");
+    let at = |cmd: &str| {
+        let mut c = meridian();
+        c.args(["lab", cmd])
+            .arg(&file)
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--port-offset", "5000"]);
+        c
+    };
+    let _ = at("down").stdout(Stdio::null()).status();
+    let _cleanup = Cleanup {
+        file: file.clone(),
+        dir: dir.clone(),
+    };
+    let child = at("up")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start meridian lab up");
+    let (ok, up_text) = wait_bounded(child, "lab up");
+    assert!(ok, "lab up failed:\n{up_text}");
+    let secret = dir.join("users.secret");
+    assert!(
+        up_text.contains(&secret.display().to_string()),
+        "lab up does not say where the passwords are:\n{up_text}"
+    );
+    let mode = std::fs::metadata(&secret)
+        .expect("users.secret")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "users.secret is readable by others");
+    let passwords = lab_passwords(&secret);
+    let password = |user: &str| {
+        let found = passwords.iter().find(|(u, _)| u == user);
+        found
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| panic!("no password of {user}"))
+    };
+    let status = at("status").output().expect("lab status");
+    let status_text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        status_text.contains(&secret.display().to_string()),
+        "{status_text}"
+    );
+    let config = std::fs::read_to_string(dir.join("gateway-local.yaml")).expect("gateway config");
+    for (user, pw) in &passwords {
+        for (what, text) in [
+            ("lab up", &up_text),
+            ("lab status", &status_text),
+            ("config", &config),
+        ] {
+            assert!(
+                !text.contains(pw.as_str()),
+                "{what} shows the password of {user}"
+            );
+        }
+    }
+
+    let state: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(dir.join("state.yaml")).expect("state.yaml"),
+    )
+    .expect("state.yaml parses");
+    let addr = state["gateways"][0]["addr"]
+        .as_str()
+        .expect("gateway addr")
+        .to_string();
+    let mut raw = common::raw::Raw::connect(&addr);
+    let refused = ask(&mut raw, &["GET", "lab-users-probe"]);
+    assert!(refused.starts_with("-NOAUTH"), "{refused}");
+    let refused = ask(&mut raw, &["AUTH", "lab", "not-the-password"]);
+    assert!(refused.starts_with("-WRONGPASS"), "{refused}");
+    assert_eq!(
+        ask(&mut raw, &["AUTH", "reader", &password("reader")]),
+        "+OK\r\n"
+    );
+    let denied = ask(&mut raw, &["SET", "lab-users-probe", "x"]);
+    assert!(denied.starts_with("-NOPERM"), "{denied}");
+    assert_eq!(ask(&mut raw, &["GET", "lab-users-probe"]), "$-1\r\n");
+    assert_eq!(ask(&mut raw, &["AUTH", "lab", &password("lab")]), "+OK\r\n");
+    assert_eq!(
+        ask(&mut raw, &["SET", "lab-users-probe", "x", "PX", "60000"]),
+        "+OK\r\n"
+    );
+
+    // The drill reuses the running lab: its load logs in with the lab's password.
+    let d = run_drill(&file, "kill-master", 5000, &dir);
+    assert!(d.text.contains("reusing the lab"), "{}", d.text);
+    check_report(&d, "kill-master", &["local"]);
+    assert_events(
+        &events(&d.json),
+        &[
+            "fault: kill local-1",
+            "failover done",
+            "heal: restart local-1",
+            "cluster healthy",
+        ],
+    );
+    let g = &d.json["gateways"][0];
+    let kinds = g["errors_by_kind"].as_mapping().expect("errors_by_kind");
+    for kind in kinds.keys().filter_map(Value::as_str) {
+        assert!(
+            !["auth", "NOAUTH", "WRONGPASS", "NOPERM"].contains(&kind),
+            "the load was refused ({kind}): {}",
+            d.text
+        );
+    }
+    // Neither the drill's reports nor the gateway's log hold a password.
+    let report = serde_yaml_ng::to_string(&d.json).expect("report as text");
+    let log = std::fs::read_to_string(dir.join("gateway-local.log")).expect("gateway log");
+    for (_, pw) in &passwords {
+        for (what, text) in [
+            ("drill output", &d.text),
+            ("JSON report", &report),
+            ("HTML report", &d.html),
+            ("gateway log", &log),
+        ] {
+            assert!(!text.contains(pw.as_str()), "the {what} shows a password");
+        }
+    }
+    let down = at("down").output().expect("lab down");
+    assert!(down.status.success());
+    assert!(!secret.exists(), "lab down left {}", secret.display());
 }

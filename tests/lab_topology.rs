@@ -92,7 +92,7 @@ fn three_regions_is_laid_out_as_the_issue_asks() {
         let admin = admin_addr(g);
         assert_eq!(admin.to_string(), format!("{}:7618", g.ip));
         assert_eq!(dashboard_url(admin), format!("http://{}:7618/", g.ip));
-        let config = render_config(&plan, g, std::path::Path::new("/nonexistent-tls-dir"));
+        let config = render_config(&plan, g, std::path::Path::new("/nonexistent-tls-dir"), &[]);
         assert!(
             config.contains(&format!("listen: {}:7618", g.ip)),
             "{config}"

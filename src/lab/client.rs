@@ -76,6 +76,9 @@ pub enum ClientError {
     /// The bytes are not RESP.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The server refused the connection's AUTH (its reply, never the password).
+    #[error("AUTH refused: {0}")]
+    Auth(String),
 }
 
 impl ClientError {
@@ -86,7 +89,24 @@ impl ClientError {
             ClientError::Timeout => "timeout",
             ClientError::Io(_) => "io",
             ClientError::Protocol(_) => "protocol",
+            ClientError::Auth(_) => "auth",
         }
+    }
+}
+
+/// A gateway user and password the lab's clients send with `AUTH` on every new connection to a
+/// gateway of a `users: true` lab. Its `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Login {
+    /// The user name.
+    pub user: String,
+    /// The password, in plaintext (kept in memory only, read from the lab's secrets file).
+    pub password: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Login({}, <redacted>)", self.user)
     }
 }
 
@@ -125,6 +145,27 @@ impl Conn {
             rbuf: BytesMut::with_capacity(16 * 1024),
             wbuf: Vec::with_capacity(1024),
         })
+    }
+
+    /// Connects like [`Conn::connect`], then authenticates with `login` when given.
+    pub async fn open(
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        login: Option<&Login>,
+        timeout: Duration,
+    ) -> Result<Conn, ClientError> {
+        let mut conn = Conn::connect(addr, source, timeout).await?;
+        if let Some(login) = login {
+            let args = ["AUTH", login.user.as_str(), login.password.as_str()];
+            match conn.call(&args, timeout).await? {
+                Reply::Simple(ok) if ok == "OK" => {}
+                other => {
+                    let text = other.text().unwrap_or_else(|| format!("{other:?}"));
+                    return Err(ClientError::Auth(text));
+                }
+            }
+        }
+        Ok(conn)
     }
 
     /// Queues one command; nothing is sent before [`Conn::flush`].

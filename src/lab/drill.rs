@@ -218,6 +218,7 @@ async fn drill(opts: &DrillOptions, state: &LabState) -> Result<Report, LabError
         run: run_id,
         timeout: Duration::from_secs(3),
         seed: opts.seed,
+        login: super::users::lab_login(&opts.lab.dir, plan.spec.users)?,
     };
     let start = Instant::now() + Duration::from_millis(200);
     let end = start + end_at;

@@ -31,6 +31,8 @@ pub struct GatewayProc {
     pub log: PathBuf,
     /// The lab's certificates (used when the topology says `tls: true`).
     tls_dir: PathBuf,
+    /// The lab directory, whose `users.secret` a `users: true` lab reads at each start.
+    lab_dir: PathBuf,
     child: Option<Child>,
 }
 
@@ -41,6 +43,7 @@ impl GatewayProc {
             config: lab_dir.join(format!("gateway-{}.yaml", gw.dc)),
             log: lab_dir.join(format!("gateway-{}.log", gw.dc)),
             tls_dir: super::tls::dir(lab_dir),
+            lab_dir: lab_dir.to_path_buf(),
             gw,
             child: None,
         }
@@ -52,10 +55,17 @@ impl GatewayProc {
     }
 
     /// Writes the config, starts `meridian serve` and waits until a key of every shard can be
-    /// read through it.
+    /// read through it (logged in as the lab user in a `users: true` lab).
     pub async fn start(&mut self, meridian: &Path, plan: &Plan) -> Result<(), LabError> {
         let what = format!("gateway {} ({})", self.gw.dc, self.gw.addr());
-        std::fs::write(&self.config, render_config(plan, &self.gw, &self.tls_dir))
+        let logins = match plan.spec.users {
+            true => super::users::read(&self.lab_dir)?,
+            false => Vec::new(),
+        };
+        let login = logins.iter().find(|l| l.user == super::users::LAB_USER);
+        let login = login.cloned();
+        let config = render_config(plan, &self.gw, &self.tls_dir, &logins);
+        std::fs::write(&self.config, config)
             .map_err(|e| LabError::io(format!("write {}", self.config.display()), e))?;
         let log = File::create(&self.log)
             .map_err(|e| LabError::io(format!("create {}", self.log.display()), e))?;
@@ -83,6 +93,7 @@ impl GatewayProc {
             Duration::from_millis(200),
             || {
                 let probes = probes.clone();
+                let login = login.clone();
                 let exited = match self.child.as_mut().map(Child::try_wait) {
                     Some(Ok(Some(status))) => Some(status),
                     _ => None,
@@ -91,7 +102,8 @@ impl GatewayProc {
                     if let Some(status) = exited {
                         return Err(format!("exited early ({status})"));
                     }
-                    let mut conn = Conn::connect(addr, None, Duration::from_secs(1))
+                    let timeout = Duration::from_secs(1);
+                    let mut conn = Conn::open(addr, None, login.as_ref(), timeout)
                         .await
                         .map_err(|e| e.to_string())?;
                     for key in &probes {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::client::{ClientError, Conn, Reply};
+use super::client::{ClientError, Conn, Login, Reply};
 use super::values::{KeyTrack, ReadCheck, Writer};
 
 /// Read commands, one per gateway (cyclically); each returns the whole string value.
@@ -49,6 +49,9 @@ pub struct LoadSpec {
     pub timeout: Duration,
     /// Seed of the random choices.
     pub seed: u64,
+    /// The user every connection authenticates as (`users: true` labs), before its first
+    /// request.
+    pub login: Option<Login>,
 }
 
 /// Read or write.
@@ -138,6 +141,7 @@ impl Rng {
 /// What a gateway's requests share: keys, connections, results.
 struct Shared {
     addr: SocketAddr,
+    login: Option<Login>,
     writer: Writer,
     read_cmd: &'static str,
     names: Vec<String>,
@@ -181,6 +185,7 @@ async fn gateway(spec: LoadSpec, g: usize, start: Instant, end: Instant) -> Gate
     let names: Vec<String> = (0..spec.keys).map(|k| writer.key(spec.run, k)).collect();
     let shared = Arc::new(Shared {
         addr: spec.gateways[g],
+        login: spec.login.clone(),
         writer,
         read_cmd: READ_COMMANDS[g % READ_COMMANDS.len()],
         slots: names
@@ -277,7 +282,7 @@ async fn request(shared: &Shared, batch: Vec<Command>) {
     let pooled = shared.idle.lock().ok().and_then(|mut idle| idle.pop());
     let mut conn = match pooled {
         Some(conn) => conn,
-        None => match Conn::connect(shared.addr, None, shared.timeout).await {
+        None => match Conn::open(shared.addr, None, shared.login.as_ref(), shared.timeout).await {
             Ok(conn) => conn,
             Err(e) => return fail(shared, &batch, &e, at_ms, sent),
         },
@@ -450,6 +455,7 @@ mod tests {
     fn shared(read_cmd: &'static str) -> Shared {
         Shared {
             addr: "127.0.0.1:1".parse().unwrap(),
+            login: None,
             writer: Writer { gateway: 3 },
             read_cmd,
             names: vec!["k0".into(), "k1".into()],

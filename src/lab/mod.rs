@@ -3,14 +3,16 @@
 //! Layout:
 //! - [`spec`]: the topology file's schema, [`LabSpec`] (read and checked in `spec_check.rs`);
 //!   [`plan`]: where every node, relay and gateway goes (addresses, ports, slots);
-//!   [`gateway_config`]: the config each gateway is given.
+//!   [`gateway_config`]: the config each gateway is given ([`tls`] and [`users`] what a
+//!   `tls: true` / `users: true` lab adds).
 //! - [`relay`]: the user-space delay relay in front of each node (latency, partitions).
 //! - [`cluster`]: redis-server nodes and cluster formation; [`gateways`]: one meridian per DC.
 //! - [`options`]: which lab a command means; [`up`]: the lab supervisor (`lab up/down`),
 //!   [`status`] what it shows, [`state`] its state file, [`control`] the control port drills use
 //!   to break things.
-//! - [`client`]: the lab's own small RESP client; [`load`] and [`values`]: the drill load and
-//!   the checks of every reply; [`sampler`]: the nodes' own counters.
+//! - [`client`]: the lab's own small RESP client (`AUTH` on connect in a users lab); [`load`]
+//!   and [`values`]: the drill load and the checks of every reply; [`sampler`]: the nodes' own
+//!   counters.
 //! - [`drill`]: the scenarios; [`report`] what clients saw, written out by [`summary`] (table,
 //!   JSON via [`json`]) and [`html`]; [`scrape`] each gateway's own `/metrics` figures and
 //!   dashboard URL; [`table`] lays out every text table.
@@ -43,6 +45,7 @@ pub mod summary;
 pub mod table;
 pub mod tls;
 pub mod up;
+pub mod users;
 pub mod values;
 
 use std::time::Duration;

@@ -22,6 +22,8 @@
 //! gateway_config:              # optional: extra keys for every generated gateway config
 //!   breaker: { failure_limit: 3 }
 //! tls: false                   # true: nodes and gateways talk TLS (lab-made CA, certificates)
+//! users: false                 # true: gateways require AUTH; users `lab` (admin) and `reader`
+//!                              # (read) get random passwords in <lab dir>/users.secret (0600)
 //! ```
 //!
 //! Every struct denies unknown fields. Reading a file and its rules live in `spec_check.rs`, a
@@ -75,6 +77,10 @@ pub struct LabSpec {
     /// Nodes speak TLS (cluster bus, replication, gateways), with certificates the lab makes.
     #[serde(default)]
     pub tls: bool,
+    /// Gateways require AUTH: the lab makes users `lab` (admin) and `reader` (read) with random
+    /// passwords, disables `default`, and its own clients log in as `lab`.
+    #[serde(default)]
+    pub users: bool,
 }
 
 /// One datacenter.

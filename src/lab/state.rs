@@ -73,6 +73,9 @@ pub struct LabState {
     pub control: String,
     /// True once everything is up.
     pub ready: bool,
+    /// The gateway users' passwords (`users: true` labs), never the passwords themselves.
+    #[serde(default)]
+    pub users_file: Option<String>,
     /// The nodes.
     pub nodes: Vec<NodeState>,
     /// The gateways.
@@ -162,6 +165,7 @@ mod tests {
             supervisor_pid: std::process::id(),
             control: "127.0.0.1:1".into(),
             ready: true,
+            users_file: None,
             nodes: vec![NodeState {
                 name: "east-1".into(),
                 dc: "east".into(),

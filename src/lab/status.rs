@@ -6,6 +6,7 @@ use super::cluster;
 use super::options::LabOptions;
 use super::state::{LabState, describe};
 use super::table::table;
+use super::users::{LAB_USER, READER};
 
 /// The `lab up` table: nodes (DC, node, role, slots, address) and gateways with how to connect.
 pub fn up_table(state: &LabState) -> String {
@@ -30,7 +31,7 @@ pub fn up_table(state: &LabState) -> String {
         .collect();
     let gateways = gateway_rows(state);
     format!(
-        "lab {} ({} nodes, {} gateways)\n\n{}\n{}\nstop it with: meridian lab down {}",
+        "lab {} ({} nodes, {} gateways)\n\n{}\n{}{}\nstop it with: meridian lab down {}",
         state.name,
         state.nodes.len(),
         state.gateways.len(),
@@ -39,8 +40,20 @@ pub fn up_table(state: &LabState) -> String {
             &nodes
         ),
         table(&["DC", "GATEWAY", "CONNECT", "DASHBOARD"], &gateways),
+        users_note(state),
         state.topology
     )
+}
+
+/// Where a `users: true` lab keeps its passwords (never the passwords), or nothing.
+fn users_note(state: &LabState) -> String {
+    match &state.users_file {
+        Some(file) => format!(
+            "gateway users: {LAB_USER} (admin), {READER} (read), `default` disabled; \
+             passwords in {file} (mode 0600)\n"
+        ),
+        None => String::new(),
+    }
 }
 
 fn gateway_rows(state: &LabState) -> Vec<Vec<String>> {
@@ -49,10 +62,14 @@ fn gateway_rows(state: &LabState) -> Vec<Vec<String>> {
         .iter()
         .map(|g| {
             let (host, port) = g.addr.rsplit_once(':').unwrap_or((&g.addr, ""));
+            let login = match state.users_file {
+                Some(_) => format!(" --user {LAB_USER} --askpass"),
+                None => String::new(),
+            };
             vec![
                 g.dc.clone(),
                 g.addr.clone(),
-                format!("redis-cli -h {host} -p {port}"),
+                format!("redis-cli -h {host} -p {port}{login}"),
                 g.dashboard.clone(),
             ]
         })
@@ -124,7 +141,7 @@ pub async fn status(opts: &LabOptions) -> Result<String, LabError> {
         Err(e) => format!("cluster view unavailable: {e}\n"),
     };
     Ok(format!(
-        "lab {} in {}: supervisor pid {} {supervisor}, control {}\n{view}\n{}\n{}",
+        "lab {} in {}: supervisor pid {} {supervisor}, control {}\n{view}\n{}\n{}{}",
         state.name,
         opts.dir.display(),
         state.supervisor_pid,
@@ -137,5 +154,6 @@ pub async fn status(opts: &LabOptions) -> Result<String, LabError> {
             &["DC", "GATEWAY", "CONNECT", "DASHBOARD", "PROCESS"],
             &gateways
         ),
+        users_note(&state),
     ))
 }

@@ -79,7 +79,7 @@ mod tests {
         let text = format!("{TWO_DC_LAB}tls: true\n");
         let plan = Plan::new(&LabSpec::parse(&text, "t").unwrap(), 0).unwrap();
         let dir = std::path::Path::new("/lab/tls");
-        let cfg = Config::parse(&render_config(&plan, &plan.gateways[0], dir), "gen").unwrap();
+        let cfg = Config::parse(&render_config(&plan, &plan.gateways[0], dir, &[]), "gen").unwrap();
         let tls_relays: Vec<String> = plan
             .nodes
             .iter()
@@ -103,7 +103,7 @@ mod tests {
     #[test]
     fn a_plain_lab_is_unchanged() {
         let plan = Plan::new(&LabSpec::parse(TWO_DC_LAB, "t").unwrap(), 0).unwrap();
-        let text = render_config(&plan, &plan.gateways[0], std::path::Path::new("/x"));
+        let text = render_config(&plan, &plan.gateways[0], std::path::Path::new("/x"), &[]);
         let cfg = Config::parse(&text, "gen").unwrap();
         assert!(!cfg.cluster.tls.enabled);
         assert_eq!(cfg.cluster.seeds[0], plan.nodes[0].relay_addr().to_string());

@@ -107,6 +107,9 @@ impl Lab {
         if plan.spec.tls {
             super::tls::make(plan, &self.opts.dir)?;
         }
+        if plan.spec.users {
+            super::users::make(&self.opts.dir, &plan.spec.name)?;
+        }
         let dcs = Arc::new(DcMap(plan.dcs.clone()));
         for node in &plan.nodes {
             let mut pairs = vec![
@@ -170,6 +173,10 @@ impl Lab {
             supervisor_pid: std::process::id(),
             control: self.control.clone(),
             ready,
+            users_file: plan
+                .spec
+                .users
+                .then(|| super::users::path(&self.opts.dir).display().to_string()),
             nodes: self
                 .nodes
                 .iter()
