@@ -48,6 +48,55 @@ impl Drop for Cleanup {
     }
 }
 
+/// A lab a test brings up itself (`lab up` on `file` at `--port-offset`), taken down on drop.
+struct OwnLab {
+    file: PathBuf,
+    dir: PathBuf,
+    offset: &'static str,
+    _cleanup: Cleanup,
+}
+
+impl OwnLab {
+    /// Takes down whatever an earlier, killed run left in `dir_name`, then runs `lab up`;
+    /// returns the lab and what `lab up` printed (panics when it failed).
+    fn up(topology_file: &str, dir_name: &str, offset: &'static str) -> (OwnLab, String) {
+        common::require_binary("redis-server", common::INSTALL);
+        let file = topology(topology_file);
+        let dir = std::env::temp_dir().join(dir_name);
+        let lab = OwnLab {
+            _cleanup: Cleanup {
+                file: file.clone(),
+                dir: dir.clone(),
+            },
+            file,
+            dir,
+            offset,
+        };
+        let _ = lab.cmd("down").stdout(Stdio::null()).status();
+        let child = lab
+            .cmd("up")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start meridian lab up");
+        let (ok, text) = wait_bounded(child, "lab up");
+        assert!(ok, "lab up failed:\n{text}");
+        (lab, text)
+    }
+
+    /// `meridian lab <sub> <file> --dir <dir> --port-offset <offset>`.
+    fn cmd(&self, sub: &str) -> Command {
+        let mut c = meridian();
+        c.args(["lab", sub])
+            .arg(&self.file)
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--port-offset", self.offset]);
+        c
+    }
+}
+
 fn wait_bounded(mut child: Child, what: &str) -> (bool, String) {
     let deadline = Instant::now() + DRILL_TIMEOUT;
     loop {
@@ -328,31 +377,8 @@ fn check_report(d: &Drilled, scenario: &str, dcs: &[&str]) {
 
 #[test]
 fn lab_up_prints_each_gateway_dashboard() {
-    common::require_binary("redis-server", common::INSTALL);
-    let file = topology("two-dc.yaml");
-    let dir = std::env::temp_dir().join("meridian-lab-test-up");
-    let at = |cmd: &str| {
-        let mut c = meridian();
-        c.args(["lab", cmd])
-            .arg(&file)
-            .arg("--dir")
-            .arg(&dir)
-            .args(["--port-offset", "2000"]);
-        c
-    };
-    let _ = at("down").stdout(Stdio::null()).status();
-    let _cleanup = Cleanup {
-        file: file.clone(),
-        dir: dir.clone(),
-    };
-    let child = at("up")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start meridian lab up");
-    let (ok, text) = wait_bounded(child, "lab up");
-    assert!(ok, "lab up failed:\n{text}");
+    let (lab, text) = OwnLab::up("two-dc.yaml", "meridian-lab-test-up", "2000");
+    let at = |cmd: &str| lab.cmd(cmd);
     assert!(text.contains("DASHBOARD"), "{text}");
     // One gateway per DC, each on its DC's .100 address; the dashboard one port above.
     let urls = ["http://127.0.1.100:9628/", "http://127.0.2.100:9628/"];
@@ -473,31 +499,13 @@ fn ask(raw: &mut common::raw::Raw, args: &[&str]) -> String {
 fn kill_master_through_a_users_lab() {
     use std::os::unix::fs::PermissionsExt as _;
 
-    common::require_binary("redis-server", common::INSTALL);
-    let file = topology("single-dc-users.yaml");
-    let dir = std::env::temp_dir().join("meridian-lab-test-single-dc-users");
-    let at = |cmd: &str| {
-        let mut c = meridian();
-        c.args(["lab", cmd])
-            .arg(&file)
-            .arg("--dir")
-            .arg(&dir)
-            .args(["--port-offset", "5000"]);
-        c
-    };
-    let _ = at("down").stdout(Stdio::null()).status();
-    let _cleanup = Cleanup {
-        file: file.clone(),
-        dir: dir.clone(),
-    };
-    let child = at("up")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start meridian lab up");
-    let (ok, up_text) = wait_bounded(child, "lab up");
-    assert!(ok, "lab up failed:\n{up_text}");
+    let (lab, up_text) = OwnLab::up(
+        "single-dc-users.yaml",
+        "meridian-lab-test-single-dc-users",
+        "5000",
+    );
+    let at = |cmd: &str| lab.cmd(cmd);
+    let (file, dir) = (&lab.file, &lab.dir);
     let secret = dir.join("users.secret");
     assert!(
         up_text.contains(&secret.display().to_string()),
@@ -562,7 +570,7 @@ fn kill_master_through_a_users_lab() {
     );
 
     // The drill reuses the running lab: its load logs in with the lab's password.
-    let d = run_drill(&file, "kill-master", 5000, &dir);
+    let d = run_drill(file, "kill-master", 5000, dir);
     assert!(d.text.contains("reusing the lab"), "{}", d.text);
     check_report(&d, "kill-master", &["local"]);
     assert_events(
