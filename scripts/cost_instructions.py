@@ -116,25 +116,17 @@ def callgrind_total(path: Path) -> int:
     return int(m.group(1))
 
 
-def one_run(args, tmp: Path, node: int, variant: dict, test: str, n: int, tag: str) -> int:
-    port = free_port()
-    # The load goes to the TLS listener when the variant has one.
-    load_port = free_port() if variant.get("tls") else port
-    cfg = tmp / f"{tag}.yaml"
-    cfg.write_text(
-        f"listen: 127.0.0.1:{port}\nworkers: 1\ncluster:\n  seeds: [\"127.0.0.1:{node}\"]\n"
-        "  refresh_interval: 600s\nhealth:\n  probe_interval: 600s\n"
-        + variant["yaml"].replace("{tls_port}", str(load_port)))
+def measured(tmp: Path, tag: str, server: list[str], what: str, ready, load: list[str]) -> int:
+    """Runs `server` under callgrind, waits until `ready()`, drives it with the redis-benchmark
+    arguments `load`, stops it with SIGTERM and returns the instructions it executed."""
     out = tmp / f"{tag}.callgrind"
     proc = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no",
-         str(args.binary), "serve", "-c", str(cfg)],
+         *server],
         stdout=subprocess.DEVNULL, stderr=(tmp / f"{tag}.log").open("w"))
     try:
-        wait("meridian under valgrind", lambda: cli(port, "PING") in ("PONG", "NOAUTH"),
-             START_WAIT_S)
-        bench = ["redis-benchmark", "-p", str(load_port), "-t", test, "-n", str(n), "-c", "1",
-                 "-r", "1000", "--threads", "1", "-q", *variant["auth"]]
+        wait(f"{what} under valgrind", ready, START_WAIT_S)
+        bench = ["redis-benchmark", "-c", "1", "-r", "1000", "--threads", "1", "-q", *load]
         r = subprocess.run(bench, capture_output=True, text=True, timeout=1800)
         if r.returncode != 0 or "requests per second" not in r.stdout + r.stderr:
             raise SystemExit(f"cost_instructions: redis-benchmark failed: {r.stdout} {r.stderr}")
@@ -148,29 +140,29 @@ def one_run(args, tmp: Path, node: int, variant: dict, test: str, n: int, tag: s
     return callgrind_total(out)
 
 
-def redis_run(tmp: Path, test: str, n: int, tag: str) -> int:
-    """A standalone redis-server under callgrind serving the same load: the yardstick."""
+def one_run(args, tmp: Path, node: int, variant: dict, test: str, n: int, tag: str) -> int:
+    """meridian with `variant`'s config in front of the node, serving `n` requests of `test`."""
     port = free_port()
-    out = tmp / f"{tag}.callgrind"
-    proc = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no",
-         "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp)],
-        stdout=subprocess.DEVNULL, stderr=(tmp / f"{tag}.log").open("w"))
-    try:
-        wait("redis-server under valgrind", lambda: cli(port, "PING") == "PONG", START_WAIT_S)
-        bench = ["redis-benchmark", "-p", str(port), "-t", test, "-n", str(n), "-c", "1",
-                 "-r", "1000", "--threads", "1", "-q"]
-        subprocess.run(bench, capture_output=True, text=True, timeout=1800, check=True)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    # Only the main process: callgrind writes one file per pid (forks for persistence: none).
-    return callgrind_total(out)
+    # The load goes to the TLS listener when the variant has one.
+    load_port = free_port() if variant.get("tls") else port
+    cfg = tmp / f"{tag}.yaml"
+    cfg.write_text(
+        f"listen: 127.0.0.1:{port}\nworkers: 1\ncluster:\n  seeds: [\"127.0.0.1:{node}\"]\n"
+        "  refresh_interval: 600s\nhealth:\n  probe_interval: 600s\n"
+        + variant["yaml"].replace("{tls_port}", str(load_port)))
+    return measured(tmp, tag, [str(args.binary), "serve", "-c", str(cfg)], "meridian",
+                    lambda: cli(port, "PING") in ("PONG", "NOAUTH"),
+                    ["-p", str(load_port), "-t", test, "-n", str(n), *variant["auth"]])
+
+
+def redis_run(tmp: Path, test: str, n: int, tag: str) -> int:
+    """A standalone redis-server under callgrind serving the same load: the yardstick (no
+    persistence, so no forked child whose instructions would land in another file)."""
+    port = free_port()
+    server = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+              "--appendonly", "no", "--dir", str(tmp)]
+    return measured(tmp, tag, server, "redis-server", lambda: cli(port, "PING") == "PONG",
+                    ["-p", str(port), "-t", test, "-n", str(n)])
 
 
 def main(argv: list[str]) -> int:
