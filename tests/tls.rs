@@ -79,7 +79,10 @@ fn wait_for_cert(addr: &str, config: &std::sync::Arc<rustls::ClientConfig>, der:
 fn a_tls_cluster_served_to_plain_and_tls_clients() {
     let cluster = TlsCluster::start(3);
     let pki = &cluster.pki;
+    // Two workers: clients are handed between them to keep them even, so some TLS clients are
+    // accepted by one worker and shaken hands with by the other.
     let opts = GatewayOptions {
+        workers: 2,
         cluster_yaml: cluster.gateway_cluster_yaml(),
         extra_yaml: listener_yaml(&pki.server.cert, &pki.server.key, ""),
         ..GatewayOptions::default()

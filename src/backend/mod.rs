@@ -311,7 +311,6 @@ impl Backend {
         Some((p, waited))
     }
 
-    /// How long the oldest pending request has waited.
     /// How long the oldest request handed to the socket has waited for its reply. Requests
     /// not written yet do not count: when the worker itself was held up (a starved CPU), the
     /// node never had the chance to answer, and connecting has its own timeout.
