@@ -13,7 +13,7 @@ a request (the socket calls, most of the CPU time on loopback) is not counted, s
 share of these instructions; the report gives both the instructions and the ratio to plain.
 
 Usage: scripts/cost_instructions.py [--requests N] [--binary target/release/meridian]
-       [--tests get,set] [--variants plain,nomon,metrics,policy,users,tls] [--no-yardstick] [--keep]
+       [--tests get,set] [--pipeline 16] [--variants plain,nomon,metrics,policy,users,tls] [--no-yardstick] [--keep]
 (`cargo build --profile profiling` gives a quickly rebuilt binary for iterating.)
 Needs valgrind, redis-server, redis-cli, redis-benchmark.
 """
@@ -116,6 +116,9 @@ def callgrind_total(path: Path) -> int:
     return int(m.group(1))
 
 
+PIPELINE = 1
+
+
 def measured(tmp: Path, tag: str, server: list[str], what: str, ready, load: list[str]) -> int:
     """Runs `server` under callgrind, waits until `ready()`, drives it with the redis-benchmark
     arguments `load`, stops it with SIGTERM and returns the instructions it executed."""
@@ -126,7 +129,8 @@ def measured(tmp: Path, tag: str, server: list[str], what: str, ready, load: lis
         stdout=subprocess.DEVNULL, stderr=(tmp / f"{tag}.log").open("w"))
     try:
         wait(f"{what} under valgrind", ready, START_WAIT_S)
-        bench = ["redis-benchmark", "-c", "1", "-r", "1000", "--threads", "1", "-q", *load]
+        bench = ["redis-benchmark", "-c", "1", "-P", str(PIPELINE), "-r", "1000", "--threads", "1",
+                 "-q", *load]
         r = subprocess.run(bench, capture_output=True, text=True, timeout=1800)
         if r.returncode != 0 or "requests per second" not in r.stdout + r.stderr:
             raise SystemExit(f"cost_instructions: redis-benchmark failed: {r.stdout} {r.stderr}")
@@ -176,9 +180,13 @@ def main(argv: list[str]) -> int:
                         "(default all; the first one run is the ÷ base)")
     p.add_argument("--no-yardstick", action="store_true",
                    help="skip the standalone redis-server row")
+    p.add_argument("--pipeline", type=int, default=1,
+                   help="requests per round trip (redis-benchmark -P; default 1)")
     p.add_argument("--keep", action="store_true",
                    help="keep the callgrind files (for callgrind_annotate); prints where")
     args = p.parse_args(argv)
+    global PIPELINE
+    PIPELINE = max(1, args.pipeline)
     for tool in ("valgrind", "redis-server", "redis-cli", "redis-benchmark"):
         if shutil.which(tool) is None:
             print(f"cost_instructions: {tool} not found", file=sys.stderr)
@@ -222,7 +230,8 @@ def main(argv: list[str]) -> int:
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     print(f"meridian user-space instructions per request (callgrind), git {commit}, "
-          f"N={args.requests}, redis-benchmark -c 1 (one request at a time, so no batching differences), workers 1\n")
+          f"N={args.requests}, redis-benchmark -c 1 -P {PIPELINE} (one client, so no batching "
+          "differences), workers 1\n")
     print("| test | variant | instructions/request | ÷ plain |")
     print("|---|---|---:|---:|")
     for test, name, per, ratio in rows:
