@@ -2,10 +2,11 @@
 //! the reply queue with and without the metrics tag.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{Criterion, criterion_group, criterion_main};
+use meridian::clock::Clock;
 use meridian::reply::queue::{ReplyQueue, Tag};
 use meridian::stats::requests::RequestMetrics;
 
@@ -40,16 +41,19 @@ fn metrics(c: &mut Criterion) {
             black_box(q.drain_ready(&mut out, usize::MAX))
         })
     });
-    let at = Instant::now();
+    let clock = Clock::new();
+    let at = clock.now_tick();
+    std::thread::sleep(Duration::from_micros(300));
+    clock.tick();
+    let now = clock.now_tick();
     c.bench_function("queue/reserve+fill+drain, tagged and observed", |b| {
         b.iter(|| {
             m.count(7);
             let seq = q.reserve_tagged(Tag { command: 7, at });
             q.fill(seq, ok.clone());
             out.clear();
-            let now = at + Duration::from_micros(300);
             black_box(q.drain_ready_with(&mut out, usize::MAX, |tag, reply| {
-                m.observe(tag.command, now.saturating_duration_since(tag.at), reply)
+                m.observe(tag.command, now.since(tag.at), reply)
             }))
         })
     });

@@ -142,6 +142,7 @@ async fn serve<T: Transport>(be: &Rc<Backend>, stream: T) -> Result<(), BackendE
             }
             be.stats.recv_bytes.add(n as u64);
             let now = be.env.clock.tick();
+            let now_tick = be.env.clock.now_tick();
             loop {
                 let len = match scanner.scan(&rbuf) {
                     Ok(Some(len)) => len,
@@ -161,7 +162,7 @@ async fn serve<T: Transport>(be: &Rc<Backend>, stream: T) -> Result<(), BackendE
                 if is_push(&reply) {
                     continue;
                 }
-                let Some((p, waited)) = be.pop_pending(now) else {
+                let Some((p, waited)) = be.pop_pending(now_tick) else {
                     return Err(lost("reply without a request".into()));
                 };
                 if let Some(rtt) = waited {
@@ -206,8 +207,8 @@ async fn serve<T: Transport>(be: &Rc<Backend>, stream: T) -> Result<(), BackendE
 fn deliver(be: &Backend, p: Pending, reply: Bytes) -> Result<(), BackendError> {
     be.stats.responses.add(1);
     if let Some((mask, at)) = p.timing {
-        let us = be.env.clock.now().saturating_duration_since(at).as_micros();
-        Monitors::add(&be.stats.latency, mask, us as u64);
+        let us = be.env.clock.now_tick().micros_since(at);
+        Monitors::add(&be.stats.latency, mask, us);
     }
     if !be.health.is_closed() || be.health.consecutive_failures() > 0 {
         be.health.on_success(std::time::Instant::now());

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::clock::Tick;
 use crate::error::BackendError;
 use crate::health::ewma::PeakEwma;
 use crate::health::table::NodeHealth;
@@ -50,7 +51,7 @@ struct State {
     /// Requests queued or sent, oldest first; replies are matched to them in this order.
     pending: VecDeque<Pending>,
     /// When each entry of `pending` was queued (same order).
-    queued_at: VecDeque<Instant>,
+    queued_at: VecDeque<Tick>,
     link: Link,
     /// The node left the cluster: close once nothing is pending.
     retired: bool,
@@ -118,7 +119,7 @@ impl Backend {
         let mut st = self.state.borrow_mut();
         st.out.extend_from_slice(request);
         st.pending.push_back(pending);
-        st.queued_at.push_back(self.env.clock.now());
+        st.queued_at.push_back(self.env.clock.now_tick());
         st.unsent += 1;
         drop(st);
         self.stats.requests.add(1);
@@ -220,20 +221,20 @@ impl Backend {
             (3, Some(pw)) => {
                 encode::command(&mut st.out, &[b"HELLO", b"3", b"AUTH", user, pw]);
                 st.pending.push_back(Pending::handshake());
-                st.queued_at.push_back(Instant::now());
+                st.queued_at.push_back(self.env.clock.read_tick());
                 st.unsent += 1;
             }
             (3, None) => {
                 encode::command(&mut st.out, &[b"HELLO", b"3"]);
                 st.pending.push_back(Pending::handshake());
-                st.queued_at.push_back(Instant::now());
+                st.queued_at.push_back(self.env.clock.read_tick());
                 st.unsent += 1;
             }
             (_, Some(_)) => {
                 if let Some(auth) = creds.auth_command() {
                     encode::command(&mut st.out, &auth);
                     st.pending.push_back(Pending::handshake());
-                    st.queued_at.push_back(Instant::now());
+                    st.queued_at.push_back(self.env.clock.read_tick());
                     st.unsent += 1;
                 }
             }
@@ -242,7 +243,7 @@ impl Backend {
         if self.readonly.get() {
             encode::command(&mut st.out, &[b"READONLY"]);
             st.pending.push_back(Pending::ignored());
-            st.queued_at.push_back(Instant::now());
+            st.queued_at.push_back(self.env.clock.read_tick());
             st.unsent += 1;
         }
         drop(st);
@@ -301,13 +302,10 @@ impl Backend {
     }
 
     /// The oldest pending request and how long it waited for its reply, as of `now`.
-    fn pop_pending(&self, now: Instant) -> Option<(Pending, Option<Duration>)> {
+    fn pop_pending(&self, now: Tick) -> Option<(Pending, Option<Duration>)> {
         let mut st = self.state.borrow_mut();
         let p = st.pending.pop_front()?;
-        let waited = st
-            .queued_at
-            .pop_front()
-            .map(|t| now.saturating_duration_since(t));
+        let waited = st.queued_at.pop_front().map(|t| now.since(t));
         Some((p, waited))
     }
 
@@ -319,7 +317,8 @@ impl Backend {
         if st.pending.len() <= st.unsent {
             return None;
         }
-        st.queued_at.front().map(|t| t.elapsed())
+        let now = self.env.clock.read_tick();
+        st.queued_at.front().map(|t| now.since(*t))
     }
 
     /// Round-trip time of this connection's requests (peak-EWMA), in milliseconds.
@@ -376,7 +375,7 @@ pub struct Pending {
     pub retried: bool,
     /// For the latency monitors: the monitors it counts in (bit i = monitor i) and when its
     /// request arrived; the node's histograms count it when its reply comes.
-    pub timing: Option<(u32, std::time::Instant)>,
+    pub timing: Option<(u32, Tick)>,
 }
 
 impl Pending {

@@ -116,6 +116,22 @@ pub struct KeySpec {
     pub access: KeyAccess,
 }
 
+impl KeySpec {
+    /// The spec names exactly one key, the first argument (GET's, SET's): the common case
+    /// worth a shortcut.
+    #[inline]
+    pub(crate) fn is_first_argument_only(&self) -> bool {
+        !self.not_key
+            && self.begin == BeginSearch::Index(1)
+            && self.find
+                == FindKeys::Range {
+                    last_key: 0,
+                    step: 1,
+                    limit: 0,
+                }
+    }
+}
+
 /// The specs cannot locate the keys of these arguments (Redis' `invalid_spec`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SpecFailed;

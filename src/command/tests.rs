@@ -263,3 +263,44 @@ fn metric_ids_are_given_per_top_level_command() {
     });
     assert_eq!(table.metric_id(b"nosuchcommand"), 0);
 }
+
+#[test]
+fn the_first_argument_shortcut_finds_what_the_spec_walk_finds() {
+    let table = CommandTable::builtin();
+    let mut checked = 0;
+    for cmd in table
+        .iter()
+        .flat_map(|c| std::iter::once(c).chain(c.subcommands.iter()))
+    {
+        let [only] = cmd.key_specs.as_slice() else {
+            continue;
+        };
+        if !only.is_first_argument_only() {
+            continue;
+        }
+        // As many arguments as the arity asks for (at least 2), then a few more when it allows.
+        let need = usize::try_from(cmd.arity.unsigned_abs())
+            .unwrap_or(2)
+            .max(2);
+        for extra in [0usize, 1, 3] {
+            if cmd.arity > 0 && extra > 0 {
+                continue;
+            }
+            let mut args: Vec<Vec<u8>> =
+                cmd.name.split('|').map(|p| p.as_bytes().to_vec()).collect();
+            while args.len() < need + extra {
+                args.push(format!("a{}", args.len()).into_bytes());
+            }
+            let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            with_args(&refs, |a| {
+                let mut fast = Vec::new();
+                cmd.key_positions(a, &mut fast).expect("positions");
+                let mut walked = Vec::new();
+                keyspec::find_keys(&cmd.key_specs, a, false, false, &mut walked).expect("walk");
+                assert_eq!(fast, walked, "{} with {} arguments", cmd.name, refs.len());
+            });
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "only {checked} commands took the shortcut");
+}

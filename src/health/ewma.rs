@@ -30,6 +30,16 @@ impl PeakEwma {
     /// sample, so a burst of samples at one instant does not erase a recent peak.
     pub fn observe(&mut self, rtt: Duration, now: Instant) {
         let sample = rtt.as_secs_f64() * 1000.0;
+        // A sample no higher than the value, taken at the instant of the last one, moves it by
+        // `1 - exp(0)`: nothing. Replies read together share their instant, so most of a
+        // pipelined batch ends here without the exponential.
+        // (With a zero `tau` every sample is the value: no shortcut.)
+        if self.last == Some(now)
+            && !self.tau.is_zero()
+            && self.value_ms.is_some_and(|v| sample <= v)
+        {
+            return;
+        }
         let next = match (self.value_ms, self.last) {
             (Some(current), Some(last)) if sample < current => {
                 let elapsed = now.saturating_duration_since(last).as_secs_f64();

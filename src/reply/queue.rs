@@ -2,9 +2,9 @@
 //! backends, drained in order by the session. This is what keeps a client's replies in request
 //! order while its requests run on many nodes at once.
 
+use crate::clock::Tick;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
@@ -18,7 +18,8 @@ pub type Seq = u64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tag {
     pub command: u16,
-    pub at: Instant,
+    /// When the request was read, on the worker's clock.
+    pub at: Tick,
 }
 
 /// One request's place in the queue.
@@ -296,7 +297,7 @@ mod tests {
     #[test]
     fn tagged_replies_are_seen_as_they_leave() {
         let q = ReplyQueue::new();
-        let at = Instant::now();
+        let at = Tick::default();
         let a = q.reserve_tagged(Tag { command: 7, at });
         let b = q.reserve();
         let c = q.reserve_tagged(Tag { command: 9, at });

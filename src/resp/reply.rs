@@ -343,6 +343,10 @@ pub(crate) fn header(
     // Fast path for the usual header: up to 18 digits (no overflow possible), no leading zero
     // unless the number is 0 itself, then CRLF. Everything else takes the general path.
     let digits = buf.get(start..).unwrap_or_default();
+    // The null (`$-1`, `*-1`): every GET of a missing key.
+    if digits.starts_with(b"-1\r\n") {
+        return Ok(Some((Len::Count(-1), start + 4)));
+    }
     let mut value: u64 = 0;
     let mut i = 0;
     while i < 18 {

@@ -1,6 +1,7 @@
 //! How meridian treats each command, by name: forwarded by key, split by slot, answered
 //! locally, sent to any master, or refused with a reason. One table, no scattered branches.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -230,6 +231,33 @@ pub fn of(name: &str) -> Class {
     table().get(name).copied().unwrap_or(Class::Keyed)
 }
 
+/// One worker's classes of the commands it has seen, by metric id (one id per top-level
+/// name, see `CommandTable::number_commands`): an index instead of hashing the name on every
+/// request.
+#[derive(Debug, Default)]
+pub struct ClassCache(RefCell<Vec<Option<Class>>>);
+
+impl ClassCache {
+    /// The class of the top-level command `name`, whose metric id is `id`.
+    #[inline]
+    pub fn get(&self, id: u16, name: &str) -> Class {
+        let i = usize::from(id);
+        if let Some(Some(class)) = self.0.borrow().get(i) {
+            return *class;
+        }
+        let class = of(name);
+        // Id 0 is `unknown`, shared by every name a table has not numbered.
+        if i != 0 {
+            let mut cache = self.0.borrow_mut();
+            if cache.len() <= i {
+                cache.resize(i + 1, None);
+            }
+            cache[i] = Some(class);
+        }
+        class
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +274,15 @@ mod tests {
         assert_eq!(of("role"), Class::Local(Local::Role));
         assert_eq!(of("memory"), Class::KeyedOrAny);
         assert_eq!(of("config"), Class::Local(Local::Config));
+    }
+
+    #[test]
+    fn cache_answers_as_the_table_and_never_keeps_id_zero() {
+        let cache = ClassCache::default();
+        assert_eq!(cache.get(7, "mget"), Class::Split(Split::Mget));
+        // Learnt: the id alone answers now.
+        assert_eq!(cache.get(7, "ignored"), Class::Split(Split::Mget));
+        assert_eq!(cache.get(0, "ping"), Class::Local(Local::Ping));
+        assert_eq!(cache.get(0, "get"), Class::Keyed);
     }
 }

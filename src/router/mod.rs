@@ -36,13 +36,26 @@ pub fn dispatch(
     client: &mut ClientState,
     req: &Request,
 ) -> Flow {
+    // Resolved once here: the class, the exclusivity check and the dispatch all use it.
+    let resolved = table.resolve(&req.args);
     let mut buf = [0u8; 32];
-    let name = req.args.get(0).and_then(|n| lower_name(n, &mut buf));
-    let class = name.map(class::of).unwrap_or(Class::Keyed);
-    // Resolved once here: the exclusivity check and the dispatch both use it.
-    let spec = match class {
-        Class::Local(_) => None,
-        _ => Some(table.resolve(&req.args)),
+    let (name, class) = match &resolved {
+        // A known command: its lowercase top-level name from the spec, its class by id.
+        Ok(s) => {
+            let bar = s.name.bytes().position(|b| b == b'|');
+            let top = bar.map_or(&*s.name, |i| &s.name[..i]);
+            (Some(top), worker.classes.get(s.metric_id(), top))
+        }
+        Err(_) => {
+            let name = req.args.get(0).and_then(|n| lower_name(n, &mut buf));
+            (name, name.map(class::of).unwrap_or(Class::Keyed))
+        }
+    };
+    let (spec, local) = match class {
+        // A local command's spec (CLIENT LIST's `cmd=` and the permission check); local
+        // commands answer their own argument errors.
+        Class::Local(_) => (None, resolved.ok()),
+        _ => (Some(resolved), None),
     };
     let exclusive = match class {
         Class::Tx(_) | Class::PubSub(_) => true,
@@ -55,11 +68,6 @@ pub fn dispatch(
     if exclusive && client.queue.unanswered() > 0 {
         return Flow::Defer;
     }
-    // A local command's spec, looked up once (CLIENT LIST's `cmd=` and the permission check).
-    let local = match class {
-        Class::Local(_) => table.resolve(&req.args).ok(),
-        _ => None,
-    };
     // `cmd=` of CLIENT LIST: the spec's name (`client|list`), none for an unknown command.
     let shown = match &spec {
         Some(Ok(s)) => Some(s.name.as_ref()),
@@ -100,7 +108,7 @@ fn reserve(
     }
     client.queue.reserve_tagged(Tag {
         command,
-        at: worker.now(),
+        at: worker.env.clock.now_tick(),
     })
 }
 

@@ -7,6 +7,7 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::class::ClassCache;
 use crate::backend::env::{Env, Failed, Redirected};
 use crate::backend::registry::Registry;
 use crate::backend::{Backend, Pending};
@@ -38,6 +39,8 @@ impl Paths {
 /// Per-thread state of a worker.
 pub struct Worker {
     pub id: usize,
+    /// Classes of the commands seen, by metric id.
+    pub classes: ClassCache,
     pub shared: Arc<Shared>,
     pub stats: Arc<WorkerStats>,
     /// What the worker's backend connections are made with (clock included).
@@ -56,6 +59,7 @@ impl Worker {
         let env = Env::new(shared.clone(), stats.clone());
         let worker = Rc::new(Worker {
             id,
+            classes: ClassCache::default(),
             paths: RefCell::new(Paths {
                 routes: Routes::new(&shared),
                 backends: Registry::new(env.clone()),

@@ -308,15 +308,14 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
             } else {
                 // A reply's latency runs from the step its request was read in to the step
                 // it leaves for the socket (the worker clock: no clock read per reply).
-                let now = worker.now();
+                let now = worker.env.clock.now_tick();
                 queue.drain_ready_with(&mut wbuf, WRITE_CHUNK, |tag, reply| {
-                    let elapsed = now.saturating_duration_since(tag.at);
                     if let Some(m) = &stats.metrics {
-                        m.observe(tag.command, elapsed, reply);
+                        m.observe(tag.command, now.since(tag.at), reply);
                     }
                     if monitored {
                         let mask = worker.latency_mask(tag.command);
-                        let us = elapsed.as_micros() as u64;
+                        let us = now.micros_since(tag.at);
                         Monitors::add(&stats.latency.overall, mask, us);
                     }
                 })
