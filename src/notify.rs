@@ -27,6 +27,11 @@ impl LocalNotify {
         }
     }
 
+    /// Forgets a notification not taken yet.
+    pub fn clear(&self) {
+        self.set.set(false);
+    }
+
     /// Resolves once the flag is set, clearing it.
     pub fn notified(&self) -> Notified<'_> {
         Notified { notify: self }

@@ -78,6 +78,8 @@ pub struct Backend {
     rtt: RefCell<PeakEwma>,
     state: RefCell<State>,
     wake: LocalNotify,
+    /// Set by the connection's reply watchdog when a reply is overdue (see `conn::serve`).
+    timed_out: LocalNotify,
     /// Pub/sub mode: where unsolicited frames go.
     push: RefCell<Option<PushHandler>>,
     /// Called when the connection is lost (not when closed on purpose).
@@ -107,6 +109,7 @@ impl Backend {
                 unsent: 0,
             }),
             wake: LocalNotify::new(),
+            timed_out: LocalNotify::new(),
             push: RefCell::new(None),
             lost_hook: RefCell::new(None),
         })
