@@ -18,7 +18,7 @@ use crate::acl::Users;
 use crate::balance::Balance;
 use crate::clients::ClientRegistry;
 use crate::command::CommandTable;
-use crate::config::{Config, LatencyMonitorConfig};
+use crate::config::Config;
 use crate::control::Credentials;
 use crate::events::EventLog;
 use crate::health::breaker::BreakerParams;
@@ -55,8 +55,6 @@ pub struct Shared {
     pub health: HealthTable,
     /// Metric ids of command names (see [`CommandTable::number_commands`]).
     pub command_names: CommandNames,
-    /// The latency monitors, fixed at start (their histograms are shaped by them).
-    pub latency_monitors: Arc<[LatencyMonitorConfig]>,
     /// Workers whose listener accepts clients now.
     listening: AtomicUsize,
     /// Clients per worker, for spreading new ones evenly.
@@ -90,12 +88,7 @@ impl Shared {
         } else {
             StatsRegistry::default()
         };
-        let latency_monitors: Arc<[LatencyMonitorConfig]> = config.latency_monitors().into();
-        let bounds = latency_monitors
-            .iter()
-            .map(|m| Arc::from(m.buckets_us.as_slice()))
-            .collect();
-        let stats = stats.with_latency_monitors(bounds);
+        let stats = stats.with_latency_monitors(config.latency_monitors());
         let command_names = CommandNames::default();
         let workers = config.effective_workers();
         let mut commands = CommandTable::builtin();
@@ -115,7 +108,6 @@ impl Shared {
             health: HealthTable::new(breaker, events.clone()),
             events,
             command_names,
-            latency_monitors,
             listening: AtomicUsize::new(0),
             balance: Balance::new(workers),
             dc_hosts: tokio::sync::Mutex::new(Default::default()),
@@ -159,6 +151,8 @@ impl Shared {
             .store(Users::from_config(&config.users).map(Arc::new));
         self.health
             .set_params(BreakerParams::from_config(&config.breaker));
+        // Before the version moves: a worker that sees the new version finds the new set.
+        self.stats.set_latency_monitors(config.latency_monitors());
         self.config.store(Arc::new(config));
         self.config_version.fetch_add(1, Ordering::AcqRel) + 1
     }
