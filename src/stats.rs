@@ -1,6 +1,7 @@
 //! Counters kept per worker (written by their worker only, so no atomic read-modify-write on the
 //! request path) and summed when INFO or a metrics scrape reads them.
 
+pub mod dcs;
 pub mod errors;
 pub mod latency;
 pub mod monitors;
@@ -110,8 +111,8 @@ impl WorkerStats {
 #[derive(Debug, Default)]
 pub struct StatsRegistry {
     workers: Mutex<Vec<Arc<WorkerStats>>>,
-    /// DC indexes of each worker's [`requests::RequestMetrics`]; `None`: workers keep none.
-    metrics_dcs: Option<usize>,
+    /// Whether workers keep [`requests::RequestMetrics`].
+    keeps_metrics: bool,
     /// The counters as they were at the last `CONFIG RESETSTAT` (see [`StatsRegistry::reset`]).
     baseline: Mutex<Baseline>,
     /// The latency monitors in force; a reload that changes them stores a new set.
@@ -172,11 +173,11 @@ pub struct NodeTotals {
 }
 
 impl StatsRegistry {
-    /// A registry whose workers also keep request metrics, with `dcs` DC indexes.
-    pub fn with_metrics(dcs: usize) -> StatsRegistry {
+    /// A registry whose workers also keep request metrics.
+    pub fn with_metrics() -> StatsRegistry {
         StatsRegistry {
             workers: Mutex::default(),
-            metrics_dcs: Some(dcs),
+            keeps_metrics: true,
             baseline: Mutex::default(),
             monitors: ArcSwap::default(),
         }
@@ -285,7 +286,7 @@ impl StatsRegistry {
     /// Registers a new worker's counters.
     pub fn add_worker(&self) -> Arc<WorkerStats> {
         let w = Arc::new(WorkerStats {
-            metrics: self.metrics_dcs.map(requests::RequestMetrics::new),
+            metrics: self.keeps_metrics.then(requests::RequestMetrics::new),
             latency: ArcSwap::from_pointee(MonitorCells::new(self.monitors.load_full())),
             ..WorkerStats::default()
         });
@@ -295,7 +296,7 @@ impl StatsRegistry {
 
     /// Whether workers keep request metrics.
     pub fn has_metrics(&self) -> bool {
-        self.metrics_dcs.is_some()
+        self.keeps_metrics
     }
 
     /// Request metrics summed over workers.
