@@ -312,10 +312,14 @@ fn latency_monitors_reload_without_dropping_a_client() {
         .sum();
     assert_eq!(per_node, gets, "{text}");
 
-    // The same connections throughout: none was dropped or replaced.
+    // The same connections throughout: none was dropped or replaced, none opened since the
+    // RESETSTAT before the first reload.
     for (conn, id) in conns.iter_mut().zip(&ids) {
         assert_eq!(&conn.call_text(&["CLIENT", "ID"]), id);
     }
+    let stats = conns[0].call_text(&["INFO", "stats"]);
+    assert!(stats.contains("\r\nAccept:0\r\n"), "{stats}");
+    assert!(stats.contains("\r\nClientConnections:4\r\n"), "{stats}");
     let s = state(&gw.admin_addr(), &[]);
     assert_eq!(s["config"]["reloads_ok"], 3, "{}", s["config"]);
 }
