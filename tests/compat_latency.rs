@@ -3,15 +3,19 @@
 //! the buckets add up to the `T` line, the overall count is the number of requests counted,
 //! there is a section per backend node whose counts add up to the overall one, and CONFIG
 //! RESETSTAT starts them again. Two workers, so the sums over workers are exercised. A
-//! reload puts other monitors (or none) in force without dropping a client.
+//! reload puts other monitors (or none) in force without dropping a client, also while a
+//! pipelined load has replies in flight across the switch.
 
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
 use std::time::Duration;
 
 use common::gateway::render_config;
-use common::raw::Raw;
+use common::raw::{Raw, encode};
 use common::reload::{rewrite, state, version};
 use common::{Cluster, Gateway, GatewayOptions, signal, wait_until};
 
@@ -322,4 +326,89 @@ fn latency_monitors_reload_without_dropping_a_client() {
     assert!(stats.contains("\r\nClientConnections:4\r\n"), "{stats}");
     let s = state(&gw.admin_addr(), &[]);
     assert_eq!(s["config"]["reloads_ok"], 3, "{}", s["config"]);
+}
+
+/// One client's pipelined load until `stop`: each round 20 SETs and their 20 GETs in one
+/// write, every reply checked. Returns the rounds run.
+fn pipelined_load(gw: &Gateway, id: usize, stop: &AtomicBool) -> usize {
+    let mut conn = gw.raw();
+    let mut rounds = 0;
+    // Bounded in count as well as by the flag.
+    while !stop.load(Ordering::Relaxed) && rounds < 100_000 {
+        let keys: Vec<String> = (0..20).map(|k| format!("load:{id}:{k}")).collect();
+        let value = format!("r{rounds}");
+        let mut wire = Vec::new();
+        for k in &keys {
+            wire.extend(encode(&["SET", k.as_str(), value.as_str()]));
+            wire.extend(encode(&["GET", k.as_str()]));
+        }
+        conn.write(&wire);
+        for k in &keys {
+            assert_eq!(conn.read_text(), "+OK\r\n", "SET {k} in round {rounds}");
+            let want = format!("${}\r\n{value}\r\n", value.len());
+            assert_eq!(conn.read_text(), want, "GET {k} in round {rounds}");
+        }
+        rounds += 1;
+    }
+    rounds
+}
+
+#[test]
+fn latency_monitor_reloads_under_pipelined_load_lose_nothing() {
+    let cluster = Cluster::start(3, 0);
+    let opts = GatewayOptions {
+        workers: 2,
+        ..GatewayOptions::default()
+    };
+    let gw = Arc::new(Gateway::start_with(&cluster, opts.clone()));
+    wait_until("the gateway serves", Duration::from_secs(15), || {
+        let r = gw.raw().call_text(&["GET", "lat:warmup"]);
+        if r == "$-1\r\n" { Ok(()) } else { Err(r) }
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let loaders: Vec<_> = (0..4)
+        .map(|id| {
+            let (gw, stop) = (gw.clone(), stop.clone());
+            thread::spawn(move || pipelined_load(&gw, id, &stop))
+        })
+        .collect();
+    // Replies in flight across each switch: monitors on (two sets in turn) and off.
+    let sets = [
+        "latency_monitors:\n  - { name: reads, commands: [get], buckets_us: [100, 1000] }\n",
+        "latency_monitors: []\n",
+        "latency_monitors:\n  - { name: all, commands: [all], buckets_us: [50] }\n  - { name: writes, commands: [set], buckets_us: [200] }\n",
+    ];
+    let reloads = 12;
+    for round in 0..reloads {
+        reload(
+            &gw,
+            &cluster,
+            &opts,
+            sets[round % sets.len()],
+            round as u64 + 2,
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for (id, l) in loaders.into_iter().enumerate() {
+        let rounds = l.join().unwrap_or_else(|_| panic!("client {id} failed"));
+        assert!(rounds > 0, "client {id} ran no round");
+    }
+    // The last set (`all` and `writes`) is in force and counting.
+    let mut admin = gw.raw();
+    for i in 0..10 {
+        assert_eq!(
+            admin.call_text(&["SET", &format!("after:{i}"), "v"]),
+            "+OK\r\n"
+        );
+    }
+    let text = admin.call_text(&["INFO", "LatencyMonitor"]);
+    let hists = histograms(&text);
+    assert_eq!(
+        hists.keys().collect::<Vec<_>>(),
+        ["LatencyMonitorName:all", "LatencyMonitorName:writes"],
+        "{text}"
+    );
+    let writes = hists["LatencyMonitorName:writes"].t.map_or(0, |t| t.2);
+    assert!(writes >= 10, "{text}");
 }
