@@ -11,7 +11,7 @@ use meridian::reply::queue::{ReplyQueue, Tag};
 use meridian::stats::requests::RequestMetrics;
 
 fn metrics(c: &mut Criterion) {
-    let m = RequestMetrics::new(4);
+    let m = RequestMetrics::new();
     let ok = Bytes::from_static(b"$1\r\nv\r\n");
     let err = Bytes::from_static(b"-WRONGTYPE Operation against a key holding the wrong kind\r\n");
     c.bench_function("metrics/count+observe GET (300us)", |b| {

@@ -513,11 +513,16 @@ def check_meridian_alive(env: Env) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of a process (all threads), in clock ticks."""
+def cpu_split(pid: int) -> tuple[int, int]:
+    """(utime, stime) of a process (all threads), in clock ticks."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()  # comm may contain spaces; skip past it
-    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+    return int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process (all threads), in clock ticks."""
+    return sum(cpu_split(pid))
 
 
 def status_kb(pid: int, key: str) -> int | None:
@@ -703,17 +708,20 @@ def bench_once(args, env: Env, row: Row, side: str, seed_port: int, requests: in
     def ticks() -> dict[str, int]:
         return {name: sum(cpu_ticks(p) for p in ps) for name, ps in pids.items()}
 
+    def sys_ticks() -> dict[str, int]:
+        return {name: sum(cpu_split(p)[1] for p in ps) for name, ps in pids.items()}
+
     shares = side in ("meridian", "baseline") and args.workers > 1
     port = side_port(env, side, seed_port)
     workers_before = worker_requests(port) if shares else None
-    before = ticks()
+    before, kernel_before = ticks(), sys_ticks()
     sys_before, own_before = system_busy_ticks(), own_ticks(env)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     res = run(cmd, run_timeout(args, requests), check=False)
     wall = time.monotonic() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    after = ticks()
+    after, kernel_after = ticks(), sys_ticks()
     sys_after, own_after = system_busy_ticks(), own_ticks(env)
     parsed = parse_benchmark_report(res.stdout)
     if res.returncode != 0 or not parsed or parsed[-1]["rps"] <= 0:
@@ -734,6 +742,10 @@ def bench_once(args, env: Env, row: Row, side: str, seed_port: int, requests: in
         key = "cluster" if name == "direct" else name
         out[f"{key}_cpu_ticks"] = used
         out[f"{key}_cpu_us_per_req"] = used * 1e6 / CLK_TCK / requests
+        # The kernel's part of that CPU (stime): on loopback a sender also runs the receiver's
+        # TCP input, so a proxy that sends each request and reply twice pays it twice.
+        if used > 0:
+            out[f"{key}_sys_share"] = (kernel_after[name] - kernel_before[name]) / used
     client_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
     out["client_cpu_us_per_req"] = client_s * 1e6 / requests
     out["client_cpu_cores"] = round(client_s / max(wall, 1e-3), 3)
@@ -820,6 +832,7 @@ def summarize(row: Row, sides: list[str]) -> dict:
         out[f"{side}_client_cpu_us_per_req"] = med(side, "client_cpu_us_per_req")
         if side != "direct":
             out[f"{side}_cpu_us_per_req"] = med(side, own_cpu_key(side))
+            out[f"{side}_sys_share"] = med(side, f"{side}_sys_share")
     out["ratio"] = ratio(out["meridian_rps"], out["direct_rps"])
     if "baseline_rps" in out:
         out["baseline_ratio"] = ratio(out["baseline_rps"], out["direct_rps"])
@@ -1069,7 +1082,7 @@ def report(args, info: dict, summary: list[dict], rss: dict, mget_keys, cmdline:
         if standalone:
             head += ["standalone redis µs/req", "meridian ÷ redis"]
             head += ["baseline ÷ redis"] if base else []
-            head += ["target ÷ redis"]
+            head += ["target ÷ redis", "kernel share meridian / redis"]
         lines += ["", "CPU per request:", "", "| " + " | ".join(head) + " |",
                   "|---|" + "---:|" * (len(head) - 1)]
         for s in summary:
@@ -1083,6 +1096,9 @@ def report(args, info: dict, summary: list[dict], rss: dict, mget_keys, cmdline:
                 cells += [fmt_num(s.get("baseline_cpu_vs_standalone"))] if base else []
                 lim = TARGET_CPU_VS_REDIS.get(s["test"])
                 cells += [f"≤ {lim}" if lim else "n/a"]
+                shares = [s.get("meridian_sys_share"), s.get("standalone_sys_share")]
+                cells += [" / ".join(f"{v * 100:.0f}%" if v is not None else "n/a"
+                                     for v in shares)]
             lines.append("| " + " | ".join(cells) + " |")
     if args.workers > 1:
         lines += ["", f"Requests per worker (INFO workers, all rounds; target 40–60% each with "

@@ -18,7 +18,7 @@ use crate::acl::Users;
 use crate::balance::Balance;
 use crate::clients::ClientRegistry;
 use crate::command::CommandTable;
-use crate::config::{Config, LatencyMonitorConfig};
+use crate::config::Config;
 use crate::control::Credentials;
 use crate::events::EventLog;
 use crate::health::breaker::BreakerParams;
@@ -26,6 +26,7 @@ use crate::health::table::HealthTable;
 use crate::identity::Identity;
 use crate::snapshot::Published;
 use crate::stats::StatsRegistry;
+use crate::stats::dcs::DcNames;
 use crate::stats::requests::CommandNames;
 use crate::tls::TlsState;
 use crate::topology::Topology;
@@ -49,8 +50,8 @@ pub struct Shared {
     pub reload_status: Mutex<ReloadStatus>,
     /// Recent state changes (breakers, failovers, reloads...).
     pub events: Arc<EventLog>,
-    /// DC names reads are counted under (fixed at start: the metric cells are sized once).
-    stat_dcs: Vec<String>,
+    /// DC names reads are counted under: the configured ones, and each one a reload adds.
+    stat_dcs: DcNames,
     pub topology: Published<Topology>,
     pub commands: Published<CommandTable>,
     pub stats: StatsRegistry,
@@ -58,8 +59,6 @@ pub struct Shared {
     pub health: HealthTable,
     /// Metric ids of command names (see [`CommandTable::number_commands`]).
     pub command_names: CommandNames,
-    /// The latency monitors, fixed at start (their histograms are shaped by them).
-    pub latency_monitors: Arc<[LatencyMonitorConfig]>,
     /// Workers whose listener accepts clients now.
     listening: AtomicUsize,
     /// Clients per worker, for spreading new ones evenly.
@@ -89,16 +88,11 @@ impl Shared {
         let events = Arc::new(EventLog::default());
         // Request metrics are kept only when an admin endpoint can serve them.
         let stats = if config.admin.enabled() {
-            StatsRegistry::with_metrics(config.datacenters.len() + 1)
+            StatsRegistry::with_metrics()
         } else {
             StatsRegistry::default()
         };
-        let latency_monitors: Arc<[LatencyMonitorConfig]> = config.latency_monitors().into();
-        let bounds = latency_monitors
-            .iter()
-            .map(|m| Arc::from(m.buckets_us.as_slice()))
-            .collect();
-        let stats = stats.with_latency_monitors(bounds);
+        let stats = stats.with_latency_monitors(config.latency_monitors());
         let command_names = CommandNames::default();
         let workers = config.effective_workers();
         let mut commands = CommandTable::builtin();
@@ -107,7 +101,11 @@ impl Shared {
         Arc::new(Shared {
             users_on: AtomicBool::new(users.is_some()),
             users: ArcSwapOption::new(users),
-            stat_dcs: config.datacenters.keys().cloned().collect(),
+            stat_dcs: {
+                let dcs = DcNames::default();
+                dcs.add(config.datacenters.keys().map(String::as_str));
+                dcs
+            },
             config: ArcSwap::from_pointee(config),
             config_path: path,
             config_version: AtomicU64::new(1),
@@ -120,7 +118,6 @@ impl Shared {
             health: HealthTable::new(breaker, events.clone()),
             events,
             command_names,
-            latency_monitors,
             listening: AtomicUsize::new(0),
             balance: Balance::new(workers),
             dc_hosts: tokio::sync::Mutex::new(Default::default()),
@@ -166,6 +163,11 @@ impl Shared {
         self.users.store(users);
         self.health
             .set_params(BreakerParams::from_config(&config.breaker));
+        // Before the version moves: a worker that sees the new version finds the new set, and
+        // a node placed in a new DC counts its reads under that DC's name.
+        self.stats.set_latency_monitors(config.latency_monitors());
+        self.stat_dcs
+            .add(config.datacenters.keys().map(String::as_str));
         self.config.store(Arc::new(config));
         self.config_version.fetch_add(1, Ordering::AcqRel) + 1
     }
@@ -176,22 +178,16 @@ impl Shared {
         self.commands.store(table);
     }
 
-    /// The DC names reads are counted under, by DC index: the configured DCs in name order,
-    /// then `unknown`.
-    ///
-    /// The names are the ones configured at start: the per-worker cells are sized once, so
-    /// reads from a DC a reload added count under `unknown` until a restart.
-    pub fn dc_names(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = self.stat_dcs.iter().map(String::as_str).collect();
-        names.push(crate::config::UNKNOWN_DC);
-        names
+    /// The DC names reads are counted under, with their DC index: every DC configured at
+    /// start or added by a reload, in name order, then `unknown`.
+    pub fn dc_names(&self) -> Vec<(usize, Arc<str>)> {
+        self.stat_dcs.all()
     }
 
-    /// The DC index of a node placed in `dc` (see [`Shared::dc_names`]).
+    /// The DC index of a node placed in `dc` (see [`Shared::dc_names`]); taken when a worker
+    /// follows a new topology, not per request.
     pub fn dc_index(&self, dc: Option<&str>) -> usize {
-        let known = self.stat_dcs.len();
-        dc.and_then(|name| self.stat_dcs.iter().position(|k| k == name))
-            .unwrap_or(known)
+        self.stat_dcs.index(dc)
     }
 
     /// A worker's listener started (`true`) or stopped accepting clients.

@@ -1,15 +1,21 @@
 //! Counters kept per worker (written by their worker only, so no atomic read-modify-write on the
 //! request path) and summed when INFO or a metrics scrape reads them.
 
+pub mod dcs;
 pub mod errors;
 pub mod latency;
+pub mod monitors;
 pub mod requests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use arc_swap::ArcSwap;
 use parking_lot::Mutex;
+
+use crate::config::LatencyMonitorConfig;
+use monitors::{MonitorCells, MonitorSet};
 
 /// A counter with one writer thread: a plain load + store, readable from any thread.
 #[derive(Debug, Default)]
@@ -55,8 +61,6 @@ pub struct NodeStats {
     /// Time from queueing a request for the node to reading its reply (kept only when the
     /// worker keeps request metrics).
     pub duration: requests::LatencyCells,
-    /// Latency monitors' histograms of requests this node answered, one per monitor.
-    pub latency: Box<[latency::Histogram]>,
 }
 
 /// One worker's counters.
@@ -82,10 +86,10 @@ pub struct WorkerStats {
     /// Per-command counts and latencies, error kinds, reads per DC; `None` when the admin
     /// endpoint is off (nobody would read them).
     pub metrics: Option<requests::RequestMetrics>,
-    /// Latency monitors' overall histograms.
-    pub latency: latency::Monitors,
-    /// Bucket bounds of each monitor, for the histograms of a node seen first.
-    latency_bounds: Vec<Arc<[u64]>>,
+    /// The latency monitors' histograms (overall and per node) for the set the worker
+    /// follows: stored by the worker when it takes a new set, read by INFO. The worker counts
+    /// through its own cached copy (`monitors::LocalMonitors`), never through this.
+    pub latency: ArcSwap<MonitorCells>,
     nodes: Mutex<HashMap<Arc<str>, Arc<NodeStats>>>,
 }
 
@@ -93,24 +97,13 @@ impl WorkerStats {
     /// The counters for `addr`, created on first use (not on the per-request path: backends
     /// keep their `Arc<NodeStats>`).
     pub fn node(&self, addr: &Arc<str>) -> Arc<NodeStats> {
-        let bounds = &self.latency_bounds;
-        let mut nodes = self.nodes.lock();
-        let entry = nodes.entry(addr.clone()).or_insert_with(|| {
-            Arc::new(NodeStats {
-                latency: bounds
-                    .iter()
-                    .cloned()
-                    .map(latency::Histogram::new)
-                    .collect(),
-                ..NodeStats::default()
-            })
-        });
-        entry.clone()
+        self.nodes.lock().entry(addr.clone()).or_default().clone()
     }
 
     /// Drops the counters of nodes that left the cluster.
     pub fn retain_nodes(&self, keep: impl Fn(&str) -> bool) {
         self.nodes.lock().retain(|a, _| keep(a));
+        self.latency.load().retain_nodes(keep);
     }
 }
 
@@ -118,12 +111,12 @@ impl WorkerStats {
 #[derive(Debug, Default)]
 pub struct StatsRegistry {
     workers: Mutex<Vec<Arc<WorkerStats>>>,
-    /// DC indexes of each worker's [`requests::RequestMetrics`]; `None`: workers keep none.
-    metrics_dcs: Option<usize>,
+    /// Whether workers keep [`requests::RequestMetrics`].
+    keeps_metrics: bool,
     /// The counters as they were at the last `CONFIG RESETSTAT` (see [`StatsRegistry::reset`]).
     baseline: Mutex<Baseline>,
-    /// Bucket bounds of each latency monitor, by monitor index.
-    latency_bounds: Vec<Arc<[u64]>>,
+    /// The latency monitors in force; a reload that changes them stores a new set.
+    monitors: ArcSwap<MonitorSet>,
 }
 
 /// What INFO subtracts from the running counters after a `CONFIG RESETSTAT`.
@@ -131,7 +124,9 @@ pub struct StatsRegistry {
 struct Baseline {
     totals: Totals,
     nodes: HashMap<Arc<str>, NodeTotals>,
-    /// Latency monitors, overall and per node.
+    /// Latency monitors, overall and per node, of the set of generation `latency_generation`
+    /// (a baseline of another set is ignored: a new set starts from zero anyway).
+    latency_generation: u32,
     latency: Vec<latency::Snapshot>,
     node_latency: HashMap<Arc<str>, Vec<latency::Snapshot>>,
 }
@@ -178,13 +173,13 @@ pub struct NodeTotals {
 }
 
 impl StatsRegistry {
-    /// A registry whose workers also keep request metrics, with `dcs` DC indexes.
-    pub fn with_metrics(dcs: usize) -> StatsRegistry {
+    /// A registry whose workers also keep request metrics.
+    pub fn with_metrics() -> StatsRegistry {
         StatsRegistry {
             workers: Mutex::default(),
-            metrics_dcs: Some(dcs),
+            keeps_metrics: true,
             baseline: Mutex::default(),
-            latency_bounds: Vec::new(),
+            monitors: ArcSwap::default(),
         }
     }
 
@@ -202,51 +197,87 @@ impl StatsRegistry {
             .collect()
     }
 
-    /// Workers registered from now on keep latency monitors with these bucket bounds.
-    pub fn with_latency_monitors(mut self, bounds: Vec<Arc<[u64]>>) -> StatsRegistry {
-        self.latency_bounds = bounds;
+    /// Starts with these latency monitors in force.
+    pub fn with_latency_monitors(self, monitors: Vec<LatencyMonitorConfig>) -> StatsRegistry {
+        self.monitors.store(Arc::new(MonitorSet::new(1, monitors)));
         self
     }
 
-    /// The number of latency monitors.
-    pub fn latency_monitors(&self) -> usize {
-        self.latency_bounds.len()
+    /// Puts `monitors` in force if they differ from the set in force (a reload); workers take
+    /// them between batches. Returns whether they changed.
+    pub fn set_latency_monitors(&self, monitors: Vec<LatencyMonitorConfig>) -> bool {
+        let now = self.monitors.load();
+        if now.monitors == monitors {
+            return false;
+        }
+        let generation = now.generation.wrapping_add(1);
+        self.monitors
+            .store(Arc::new(MonitorSet::new(generation, monitors)));
+        true
     }
 
-    /// Monitor `i`'s overall histogram summed over workers, since the last reset.
-    pub fn latency_overall(&self, i: usize) -> Option<latency::Snapshot> {
-        let mut sum = latency::Snapshot::empty(self.latency_bounds.get(i)?.clone());
-        for w in self.workers.lock().iter() {
-            if let Some(h) = w.latency.overall.get(i) {
-                sum.add(&h.snapshot());
-            }
-        }
-        Some(match self.baseline.lock().latency.get(i) {
-            Some(base) => sum.since(base),
-            None => sum,
+    /// The latency monitors in force.
+    pub fn latency_set(&self) -> Arc<MonitorSet> {
+        self.monitors.load_full()
+    }
+
+    /// Monitor `i` of `set`: its overall histogram summed over the workers that count in
+    /// `set`, since the last reset.
+    pub fn latency_overall(&self, set: &MonitorSet, i: usize) -> Option<latency::Snapshot> {
+        let sum = self.latency_overall_raw(set, i)?;
+        let baseline = self.baseline.lock();
+        Some(match baseline.latency.get(i) {
+            Some(base) if baseline.latency_generation == set.generation => sum.since(base),
+            _ => sum,
         })
     }
 
-    /// Monitor `i`'s histogram of node `addr` summed over workers, since the last reset.
-    pub fn latency_node(&self, addr: &str, i: usize) -> Option<latency::Snapshot> {
-        let mut sum = self.latency_node_raw(addr, i)?;
-        if let Some(base) = self
-            .baseline
-            .lock()
-            .node_latency
-            .get(addr)
-            .and_then(|b| b.get(i))
+    fn latency_overall_raw(&self, set: &MonitorSet, i: usize) -> Option<latency::Snapshot> {
+        let mut sum = latency::Snapshot::empty(set.bounds.get(i)?.clone());
+        for w in self.workers.lock().iter() {
+            let cells = w.latency.load();
+            if cells.set.generation != set.generation {
+                continue;
+            }
+            if let Some(h) = cells.overall.get(i) {
+                sum.add(&h.snapshot());
+            }
+        }
+        Some(sum)
+    }
+
+    /// Monitor `i` of `set`: its histogram of node `addr` summed over workers, since the last
+    /// reset.
+    pub fn latency_node(
+        &self,
+        set: &MonitorSet,
+        addr: &str,
+        i: usize,
+    ) -> Option<latency::Snapshot> {
+        let mut sum = self.latency_node_raw(set, addr, i)?;
+        let baseline = self.baseline.lock();
+        if baseline.latency_generation == set.generation
+            && let Some(base) = baseline.node_latency.get(addr).and_then(|b| b.get(i))
         {
             sum = sum.since(base);
         }
         Some(sum)
     }
 
-    fn latency_node_raw(&self, addr: &str, i: usize) -> Option<latency::Snapshot> {
-        let mut sum = latency::Snapshot::empty(self.latency_bounds.get(i)?.clone());
+    fn latency_node_raw(
+        &self,
+        set: &MonitorSet,
+        addr: &str,
+        i: usize,
+    ) -> Option<latency::Snapshot> {
+        let mut sum = latency::Snapshot::empty(set.bounds.get(i)?.clone());
         for w in self.workers.lock().iter() {
-            if let Some(h) = w.nodes.lock().get(addr).and_then(|n| n.latency.get(i)) {
-                sum.add(&h.snapshot());
+            let cells = w.latency.load();
+            if cells.set.generation != set.generation {
+                continue;
+            }
+            if let Some(h) = cells.node_snapshot(addr, i) {
+                sum.add(&h);
             }
         }
         Some(sum)
@@ -255,9 +286,8 @@ impl StatsRegistry {
     /// Registers a new worker's counters.
     pub fn add_worker(&self) -> Arc<WorkerStats> {
         let w = Arc::new(WorkerStats {
-            metrics: self.metrics_dcs.map(requests::RequestMetrics::new),
-            latency: latency::Monitors::new(&self.latency_bounds),
-            latency_bounds: self.latency_bounds.clone(),
+            metrics: self.keeps_metrics.then(requests::RequestMetrics::new),
+            latency: ArcSwap::from_pointee(MonitorCells::new(self.monitors.load_full())),
             ..WorkerStats::default()
         });
         self.workers.lock().push(w.clone());
@@ -266,7 +296,7 @@ impl StatsRegistry {
 
     /// Whether workers keep request metrics.
     pub fn has_metrics(&self) -> bool {
-        self.metrics_dcs.is_some()
+        self.keeps_metrics
     }
 
     /// Request metrics summed over workers.
@@ -320,30 +350,32 @@ impl StatsRegistry {
         for (addr, t) in nodes.iter_mut() {
             *t = self.node_totals(addr);
         }
-        let monitors = 0..self.latency_bounds.len();
-        let raw = |i: usize| {
-            let mut sum = latency::Snapshot::empty(self.latency_bounds[i].clone());
-            for w in self.workers.lock().iter() {
-                if let Some(h) = w.latency.overall.get(i) {
-                    sum.add(&h.snapshot());
-                }
-            }
-            sum
-        };
-        let latency = monitors.clone().map(raw).collect();
-        let node_latency = nodes
-            .keys()
+        let set = self.latency_set();
+        let monitors = 0..set.monitors.len();
+        let latency = monitors
+            .clone()
+            .filter_map(|i| self.latency_overall_raw(&set, i))
+            .collect();
+        let mut latency_nodes: Vec<Arc<str>> = nodes.keys().cloned().collect();
+        for w in self.workers.lock().iter() {
+            latency_nodes.extend(w.latency.load().node_addrs());
+        }
+        latency_nodes.sort();
+        latency_nodes.dedup();
+        let node_latency = latency_nodes
+            .into_iter()
             .map(|addr| {
                 let per: Vec<_> = monitors
                     .clone()
-                    .filter_map(|i| self.latency_node_raw(addr, i))
+                    .filter_map(|i| self.latency_node_raw(&set, &addr, i))
                     .collect();
-                (addr.clone(), per)
+                (addr, per)
             })
             .collect();
         *self.baseline.lock() = Baseline {
             totals,
             nodes,
+            latency_generation: set.generation,
             latency,
             node_latency,
         };

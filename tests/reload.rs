@@ -14,29 +14,15 @@ use std::time::Duration;
 use common::gateway::render_config;
 use common::http;
 use common::reload::{
-    base64, events_of, meridian_reload, reads, rewrite, state, token_file, version,
+    WEST, base64, east_west_cluster, events_of, meridian_reload, reads, rewrite, state, token_file,
+    version,
 };
-use common::{Cluster, ClusterBuilder, Gateway, GatewayOptions, TempDir, signal};
+use common::{Cluster, Gateway, GatewayOptions, TempDir, signal};
 use common::{try_run, value_text, wait_until};
 use serde_json::Value as Json;
 
 /// Bound on a reload (or an event) showing in `/api/state`.
 const SEEN: Duration = Duration::from_secs(20);
-
-const EAST: [&str; 3] = ["127.0.1.1", "127.0.1.2", "127.0.1.3"];
-const WEST: [&str; 3] = ["127.0.2.1", "127.0.2.2", "127.0.2.3"];
-
-/// Three masters in east, one replica of each in west.
-fn east_west_cluster() -> Cluster {
-    let mut b = ClusterBuilder::new().node_timeout_ms(15000);
-    for ip in EAST {
-        b = b.master(ip);
-    }
-    for (m, ip) in WEST.iter().enumerate() {
-        b = b.replica(ip, m);
-    }
-    b.start()
-}
 
 /// The DC part of a config: reads prefer `local_dc` (by the map only, so probes cannot move
 /// them).

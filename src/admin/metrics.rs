@@ -153,9 +153,9 @@ impl Collector for GatewayCollector {
             "meridian_reads",
             "Reads sent to backend nodes, by the node's datacenter.",
             MetricType::Counter,
-            dcs.iter().enumerate().map(|(i, dc)| {
-                let n = requests.reads_by_dc.get(i).copied().unwrap_or(0);
-                ([("dc", *dc)], counter(n))
+            dcs.iter().map(|(i, dc)| {
+                let n = requests.reads_by_dc.get(*i).copied().unwrap_or(0);
+                ([("dc", &**dc)], counter(n))
             }),
         )?;
         single(

@@ -30,7 +30,7 @@ struct State<'a> {
     latency_ms: &'a BTreeMap<String, BTreeMap<String, f64>>,
     /// Where the read policy takes node distances from.
     latency_source: &'static str,
-    reads: Vec<DcReads<'a>>,
+    reads: Vec<DcReads>,
     /// Per command: requests, replies, latency quantiles since start and the histogram behind
     /// them, busiest first.
     commands: Vec<super::commands::CommandState>,
@@ -95,8 +95,8 @@ struct Rtt {
 }
 
 #[derive(Serialize)]
-struct DcReads<'a> {
-    dc: &'a str,
+struct DcReads {
+    dc: String,
     reads: u64,
     /// Fraction of all reads, 0..1 (0 before any read).
     share: f64,
@@ -175,11 +175,10 @@ pub fn render(shared: &Shared, workers: usize) -> String {
     let reads = shared
         .dc_names()
         .into_iter()
-        .enumerate()
         .map(|(i, dc)| {
             let n = by_dc.get(i).copied().unwrap_or(0);
             DcReads {
-                dc,
+                dc: dc.to_string(),
                 reads: n,
                 share: if all == 0 { 0.0 } else { n as f64 / all as f64 },
             }

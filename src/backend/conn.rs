@@ -11,7 +11,6 @@ use tracing::debug;
 use crate::error::BackendError;
 use crate::reply::sink::Sink;
 use crate::resp::reply::{ReplyScanner, parse_redirect};
-use crate::stats::latency::Monitors;
 use crate::transport::{ReadHalf, Tls, Transport, WriteHalf};
 
 use super::env::Redirected;
@@ -232,9 +231,11 @@ impl Drop for Watchdog {
 /// Hands a reply to its sink; a MOVED/ASK reply is reported to the router instead.
 fn deliver(be: &Backend, p: Pending, reply: Bytes) -> Result<(), BackendError> {
     be.stats.responses.add(1);
-    if let Some((mask, at)) = p.timing {
-        let us = be.env.clock.now_tick().micros_since(at);
-        Monitors::add(&be.stats.latency, mask, us);
+    if let Some(t) = p.timing {
+        let us = be.env.clock.now_tick().micros_since(t.at);
+        be.env
+            .latency
+            .count_node(&be.latency, &be.addr, t.mask, t.generation, us);
     }
     if !be.health.is_closed() || be.health.consecutive_failures() > 0 {
         be.health.on_success(std::time::Instant::now());

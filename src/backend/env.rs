@@ -10,6 +10,7 @@ use crate::clock::Clock;
 use crate::resp::reply::Redirect;
 use crate::shared::Shared;
 use crate::stats::WorkerStats;
+use crate::stats::monitors::LocalMonitors;
 
 use super::Pending;
 
@@ -69,6 +70,9 @@ pub struct Env {
     pub shared: Arc<Shared>,
     pub stats: Arc<WorkerStats>,
     pub clock: Clock,
+    /// The latency monitors' cells this worker counts into now (the session overall, the
+    /// backend connections per node).
+    pub latency: LocalMonitors,
     on_redirect: OnceCell<RedirectHandler>,
     on_failure: OnceCell<FailureHandler>,
 }
@@ -76,6 +80,7 @@ pub struct Env {
 impl Env {
     pub fn new(shared: Arc<Shared>, stats: Arc<WorkerStats>) -> Rc<Env> {
         Rc::new(Env {
+            latency: LocalMonitors::new(stats.latency.load_full()),
             shared,
             stats,
             clock: Clock::new(),

@@ -28,6 +28,7 @@ use crate::reply::sink::Sink;
 use crate::resp::encode;
 use crate::slot::Slot;
 use crate::stats::NodeStats;
+use crate::stats::monitors::NodeCells;
 
 use env::{Env, Failed};
 
@@ -69,6 +70,8 @@ pub struct Backend {
     /// RESP version negotiated on this connection (2 or 3).
     pub proto: u8,
     pub stats: Arc<NodeStats>,
+    /// This node's latency monitor histograms in the worker's current cells.
+    pub(crate) latency: NodeCells,
     /// Longest wait for a reply before the connection is declared failed.
     timeout: Option<Duration>,
     /// Where results are reported (the node's breaker).
@@ -92,6 +95,7 @@ impl Backend {
     pub fn new(env: &Rc<Env>, addr: Arc<str>, proto: u8, timeout: Option<Duration>) -> Rc<Backend> {
         Rc::new(Backend {
             stats: env.stats.node(&addr),
+            latency: NodeCells::default(),
             health: env.shared.health.node(&addr),
             env: env.clone(),
             addr,
@@ -376,9 +380,20 @@ pub struct Pending {
     pub read_slot: Option<Slot>,
     /// Already retried once after a lost connection.
     pub retried: bool,
-    /// For the latency monitors: the monitors it counts in (bit i = monitor i) and when its
-    /// request arrived; the node's histograms count it when its reply comes.
-    pub timing: Option<(u32, Tick)>,
+    /// For the latency monitors: what the node's histograms count when its reply comes.
+    pub timing: Option<Timing>,
+}
+
+/// What a request tells the latency monitors of the node that answers it.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// The monitors it counts in (bit i = monitor i)...
+    pub mask: u32,
+    /// ...of this generation of the monitor set (a reply that comes after a reload changed
+    /// the set is not counted per node: its bits name other monitors now).
+    pub generation: u32,
+    /// When its request was read, on the worker's clock.
+    pub at: Tick,
 }
 
 impl Pending {

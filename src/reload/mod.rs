@@ -96,8 +96,8 @@ fn apply(shared: &Shared, new: Config, trigger: &str) -> Outcome {
     }
     // Hook (TLS, another branch): reload the certificates named by the new config here,
     // before the swap, so a bad certificate refuses the whole reload.
-    // Hook (latency monitors, another branch): they are part of `Config`; whoever keeps
-    // per-monitor state rebuilds it when it sees the new config version.
+    // Latency monitors: `swap_config` puts a changed set in force before the version moves;
+    // each worker makes fresh histograms for it when it sees the new version.
     let version = shared.swap_config(new);
     // The refresher re-reads the map now: the new DC map, seeds and node placement apply
     // without waiting for `cluster.refresh_interval`.

@@ -95,7 +95,7 @@ fn reserve(
     spec: &Option<Result<&CommandSpec, CommandError>>,
 ) -> Seq {
     let metrics = &worker.stats.metrics;
-    if metrics.is_none() && worker.shared.latency_monitors.is_empty() {
+    if metrics.is_none() && !worker.latency_monitored() {
         return client.queue.reserve();
     }
     let command = match spec {

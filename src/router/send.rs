@@ -74,8 +74,7 @@ pub fn send_to_slot(
             let mut pending = Pending::to_client(client.queue.clone(), seq, Some(wire.clone()));
             // The node's latency monitors count it when its reply comes.
             if let Some(tag) = client.queue.tag_of(seq) {
-                let mask = worker.latency_mask(tag.command);
-                pending.timing = (mask != 0).then_some((mask, tag.at));
+                pending.timing = worker.latency_timing(tag.command, tag.at);
             }
             be.send(&wire, retry_if_read(pending, access, slot))
         }

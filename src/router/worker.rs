@@ -10,7 +10,8 @@ use std::time::Instant;
 use super::class::ClassCache;
 use crate::backend::env::{Env, Failed, Redirected};
 use crate::backend::registry::Registry;
-use crate::backend::{Backend, Pending};
+use crate::backend::{Backend, Pending, Timing};
+use crate::clock::Tick;
 use crate::events::{EventKind, MOVED_STORM_THRESHOLD, MovedStorm};
 use crate::policy::Access;
 use crate::route::{RouteError, Routes};
@@ -48,9 +49,6 @@ pub struct Worker {
     paths: RefCell<Paths>,
     /// MOVED replies this worker saw lately (a storm is recorded as an event).
     moved: RefCell<MovedStorm>,
-    /// The latency monitors each command id counts in (bit i = monitor i), learnt on first
-    /// sight of the id.
-    latency_masks: RefCell<Vec<Option<u32>>>,
 }
 
 impl Worker {
@@ -68,7 +66,6 @@ impl Worker {
             stats,
             shared,
             moved: RefCell::new(MovedStorm::new()),
-            latency_masks: RefCell::new(Vec::new()),
         });
         // The connections report redirections and reads to retry here; weak links, as the
         // worker owns the connections.
@@ -89,32 +86,43 @@ impl Worker {
         worker
     }
 
-    /// The latency monitors a request of command `id` counts in (bit i = monitor i); 0 when
-    /// there are none. Matched by name once per id, then one index.
-    pub fn latency_mask(&self, id: u16) -> u32 {
-        let monitors = &self.shared.latency_monitors;
-        if monitors.is_empty() {
-            return 0;
-        }
-        let i = usize::from(id);
-        if let Some(Some(mask)) = self.latency_masks.borrow().get(i) {
-            return *mask;
-        }
-        let name = self.shared.command_names.names().get(i).cloned();
-        let name = name.as_deref().unwrap_or("unknown");
-        let mask = monitors
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.counts(name))
-            .fold(0u32, |acc, (bit, _)| {
-                acc | 1u32.checked_shl(bit as u32).unwrap_or(0)
-            });
-        let mut masks = self.latency_masks.borrow_mut();
-        if masks.len() <= i {
-            masks.resize(i + 1, None);
-        }
-        masks[i] = Some(mask);
-        mask
+    /// What the node's latency monitors count of a request of command `id` read at `at`;
+    /// `None` when it counts in no monitor. Matched by name once per id, then one index.
+    pub fn latency_timing(&self, id: u16, at: Tick) -> Option<Timing> {
+        let monitors = &self.env.latency;
+        let mask = monitors.mask(id, &self.shared.command_names);
+        (mask != 0).then(|| Timing {
+            mask,
+            generation: monitors.generation(),
+            at,
+        })
+    }
+
+    /// Counts a reply of `us` µs to a request of command `id` in the latency monitors'
+    /// overall histograms.
+    #[inline]
+    pub fn count_latency(&self, id: u16, us: u64) {
+        self.env
+            .latency
+            .count_overall(id, us, &self.shared.command_names);
+    }
+
+    /// Whether any latency monitor is in force (requests are timed).
+    #[inline]
+    pub fn latency_monitored(&self) -> bool {
+        self.env.latency.active()
+    }
+
+    /// Takes what config `version` changed for the worker as a whole (between batches; one
+    /// comparison when it is the version last seen): a new latency monitor set gets fresh
+    /// cells, published for INFO, and the command masks are learnt again.
+    pub fn follow_config(&self, version: u64) {
+        let stats = &self.stats;
+        self.env.latency.follow(
+            version,
+            || self.shared.stats.latency_set(),
+            |cells| stats.latency.store(cells),
+        );
     }
 
     /// Reads the clock and remembers it as the time of the current step.

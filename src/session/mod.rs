@@ -18,7 +18,6 @@ use crate::router::request::Request;
 use crate::router::worker::Worker;
 use crate::router::{self, Flow};
 use crate::snapshot::Cached;
-use crate::stats::latency::Monitors;
 use crate::transport::{ReadHalf, Transport, WriteHalf};
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -228,7 +227,8 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
         mut stall,
         mut idle,
     } = Settings::of(&shared.config());
-    let monitored = !shared.latency_monitors.is_empty();
+    // A worker whose sessions were all idle since a reload takes it now.
+    worker.follow_config(config_version);
     let mut client = ClientState::new(shared.next_client_id(), peer);
     let entry = shared.clients_registry.add(client.id, endpoint, worker.id);
     client.entry = Some(entry.clone());
@@ -289,6 +289,8 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
         // nothing changed).
         if shared.config_version() != config_version {
             config_version = shared.config_version();
+            // And the worker's own part (latency monitor cells), once per worker.
+            worker.follow_config(config_version);
             Settings {
                 limits,
                 max_pipeline,
@@ -302,6 +304,7 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
         }
         // Replies leave in request order, at most WRITE_CHUNK at a time gathered from the
         // queue, as long as the socket takes them; what waits stays counted as held.
+        let monitored = worker.latency_monitored();
         let wrote = loop {
             let drained = if stats.metrics.is_none() && !monitored {
                 queue.drain_ready(&mut wbuf, WRITE_CHUNK)
@@ -314,9 +317,7 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
                         m.observe(tag.command, now.since(tag.at), reply);
                     }
                     if monitored {
-                        let mask = worker.latency_mask(tag.command);
-                        let us = now.micros_since(tag.at);
-                        Monitors::add(&stats.latency.overall, mask, us);
+                        worker.count_latency(tag.command, now.micros_since(tag.at));
                     }
                 })
             };

@@ -1,6 +1,7 @@
 //! predixy-style latency monitors: per-worker histograms (count and total µs per bucket, in
 //! plain cells only their worker writes), summed into [`Snapshot`]s when INFO reads them, and
-//! the text predixy prints for one (`<=`, `>` and `T` lines).
+//! the text predixy prints for one (`<=`, `>` and `T` lines). Which monitors are in force
+//! and each worker's set of histograms: [`super::monitors`].
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -115,31 +116,15 @@ impl Snapshot {
     }
 }
 
-/// One worker's monitors: an overall histogram per monitor (per-node ones live in
-/// [`super::NodeStats`]).
-#[derive(Debug, Default)]
-pub struct Monitors {
-    pub overall: Box<[Histogram]>,
-}
-
-impl Monitors {
-    /// Histograms for monitors with these bounds.
-    pub fn new(bounds: &[Arc<[u64]>]) -> Monitors {
-        Monitors {
-            overall: bounds.iter().cloned().map(Histogram::new).collect(),
-        }
-    }
-
-    /// Counts a request of `us` µs in every monitor of `mask` (bit i = monitor i).
-    #[inline]
-    pub fn add(hists: &[Histogram], mask: u32, us: u64) {
-        let mut bits = mask;
-        while bits != 0 {
-            let i = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            if let Some(h) = hists.get(i) {
-                h.add(us);
-            }
+/// Counts a request of `us` µs in every histogram of `mask` (bit i = histogram i).
+#[inline]
+pub fn add_masked(hists: &[Histogram], mask: u32, us: u64) {
+    let mut bits = mask;
+    while bits != 0 {
+        let i = bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        if let Some(h) = hists.get(i) {
+            h.add(us);
         }
     }
 }
@@ -205,9 +190,9 @@ mod tests {
 
     #[test]
     fn masks_pick_monitors() {
-        let m = Monitors::new(&[bounds(&[10]), bounds(&[10]), bounds(&[10])]);
-        Monitors::add(&m.overall, 0b101, 3);
-        let counts: Vec<u64> = m.overall.iter().map(|h| h.snapshot().count()).collect();
+        let hists: Vec<Histogram> = (0..3).map(|_| Histogram::new(bounds(&[10]))).collect();
+        add_masked(&hists, 0b101, 3);
+        let counts: Vec<u64> = hists.iter().map(|h| h.snapshot().count()).collect();
         assert_eq!(counts, [1, 0, 1]);
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::Counter;
+use super::dcs::MAX_DCS;
 use super::errors::ErrorKind;
 
 /// Most distinct command names counted; names past it count as `unknown`.
@@ -149,7 +150,8 @@ impl LatencyTotals {
 pub struct RequestMetrics {
     commands: Box<[CommandCell]>,
     errors: [Counter; ErrorKind::COUNT],
-    /// Reads sent, by DC index (the configured DCs in name order, then `unknown`).
+    /// Reads sent, by DC index (see [`super::dcs::DcNames`]; sized for every index at once, so
+    /// a DC a reload adds needs no new cell).
     reads_by_dc: Box<[Counter]>,
 }
 
@@ -180,13 +182,19 @@ pub struct RequestTotals {
     pub reads_by_dc: Vec<u64>,
 }
 
+impl Default for RequestMetrics {
+    fn default() -> RequestMetrics {
+        RequestMetrics::new()
+    }
+}
+
 impl RequestMetrics {
-    /// Cells for every command id and for `dcs` DC indexes.
-    pub fn new(dcs: usize) -> RequestMetrics {
+    /// Cells for every command id and every DC index.
+    pub fn new() -> RequestMetrics {
         RequestMetrics {
             commands: (0..MAX_COMMANDS).map(|_| CommandCell::default()).collect(),
             errors: Default::default(),
-            reads_by_dc: (0..dcs.max(1)).map(|_| Counter::default()).collect(),
+            reads_by_dc: (0..MAX_DCS).map(|_| Counter::default()).collect(),
         }
     }
 
@@ -274,7 +282,7 @@ mod tests {
 
     #[test]
     fn latencies_land_in_their_bucket_and_sum() {
-        let m = RequestMetrics::new(2);
+        let m = RequestMetrics::new();
         let us = Duration::from_micros;
         for (elapsed, reply) in [
             (us(50), &b"+OK\r\n"[..]),
@@ -288,7 +296,7 @@ mod tests {
         m.count(u16::MAX);
         m.observe(u16::MAX, us(1), b"-ERR x\r\n");
         m.count_read(1);
-        m.count_read(7);
+        m.count_read(MAX_DCS);
         let mut t = RequestTotals::default();
         m.add_to(&mut t);
         m.add_to(&mut t);
@@ -306,6 +314,9 @@ mod tests {
             2,
             "counted without a command cell"
         );
-        assert_eq!(t.reads_by_dc, [0, 2]);
+        assert_eq!(
+            (t.reads_by_dc[1], t.reads_by_dc.iter().sum::<u64>()),
+            (2, 2)
+        );
     }
 }

@@ -7,7 +7,24 @@ use std::process::Command;
 
 use serde_json::Value as Json;
 
-use super::{TempDir, binary, http};
+use super::{Cluster, ClusterBuilder, TempDir, binary, http};
+
+/// The east masters' addresses of [`east_west_cluster`].
+pub const EAST: [&str; 3] = ["127.0.1.1", "127.0.1.2", "127.0.1.3"];
+/// The west replicas' addresses of [`east_west_cluster`] (replica i of master i).
+pub const WEST: [&str; 3] = ["127.0.2.1", "127.0.2.2", "127.0.2.3"];
+
+/// Three masters in east (127.0.1.x), one replica of each in west (127.0.2.x).
+pub fn east_west_cluster() -> Cluster {
+    let mut b = ClusterBuilder::new().node_timeout_ms(15000);
+    for ip in EAST {
+        b = b.master(ip);
+    }
+    for (m, ip) in WEST.iter().enumerate() {
+        b = b.replica(ip, m);
+    }
+    b.start()
+}
 
 /// Replaces the gateway's config file atomically (write aside, rename over), as a deploy
 /// tool or a ConfigMap update does.

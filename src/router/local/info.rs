@@ -162,15 +162,11 @@ pub fn handle(worker: &Rc<Worker>, client: &ClientState, seq: Seq, req: &Request
 
 /// predixy's latency monitor text (see [`super::info_latency`]).
 fn latency(worker: &Worker, client: &ClientState, seq: Seq, ask: &super::info_latency::Ask) {
-    let names: Vec<&str> = worker
-        .shared
-        .latency_monitors
-        .iter()
-        .map(|m| m.name.as_str())
-        .collect();
+    // The set in force now: names and histograms of one set, even if a reload comes between.
+    let set = worker.shared.stats.latency_set();
     let topo = worker.topology();
     let nodes: Vec<&str> = topo.nodes.iter().map(|n| n.addr.as_ref()).collect();
-    match super::info_latency::render(&worker.shared.stats, &names, &nodes, ask) {
+    match super::info_latency::render(&worker.shared.stats, &set, &nodes, ask) {
         Ok(text) => {
             let mut out = BytesMut::new();
             encode::verbatim(&mut out, "txt", text.as_bytes(), client.proto);
