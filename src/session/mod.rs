@@ -20,6 +20,10 @@ use crate::router::{self, Flow};
 use crate::snapshot::Cached;
 use crate::transport::{ReadHalf, Transport, WriteHalf};
 
+mod sentinel;
+
+use sentinel::{IDLE_CHECK, KILLED, SHUTDOWN, Sentinel, Signal};
+
 const READ_CHUNK: usize = 16 * 1024;
 /// Replies gathered from the queue for one write.
 const WRITE_CHUNK: usize = 64 * 1024;
@@ -240,19 +244,10 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
     let mut spans = Vec::new();
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
-    // One future for the whole session, resolving once the gateway stops (or its signal is
-    // gone): a fresh `changed()` per loop turn registered and unregistered a waiter under the
-    // watch's lock each time (~1,000 instructions per unpipelined request). Not polled again
-    // once it resolved: its branch is off while `client.quit`, which it sets.
-    let mut shutdown_rx = shared.shutdown_signal();
-    let shutdown = async move {
-        while shutdown_rx.changed().await.is_ok() {
-            if *shutdown_rx.borrow() {
-                return;
-            }
-        }
-    };
-    tokio::pin!(shutdown);
+    // CLIENT KILL, the gateway stopping and the idle timeout are watched by a task of its own
+    // (see `sentinel`), so that the loop below polls one flag for them, not three futures.
+    let signal = Signal::new(idle);
+    let _sentinel = Sentinel::start(&signal, entry.clone(), shared.shutdown_signal());
     let mut last_active = Instant::now();
     // Last time the client took some of its replies (or had none waiting).
     let mut last_drain = Instant::now();
@@ -263,18 +258,8 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
     let mut publisher = Publisher {
         last: Facts::default(),
     };
-    let idle_timer = tokio::time::sleep(if idle.is_zero() {
-        Duration::from_secs(86400)
-    } else {
-        idle
-    });
-    tokio::pin!(idle_timer);
     let stall_timer = tokio::time::sleep(stall);
     tokio::pin!(stall_timer);
-    // One waiter for the whole session: a fresh `notified()` per loop turn took the Notify's
-    // lock twice per request (about 1% of the worker's CPU in the GET profile).
-    let killed = entry.kill.notified();
-    tokio::pin!(killed);
 
     // A request waiting for the client's earlier replies (see `router::Flow`).
     let mut parked: Option<(Bytes, Vec<std::ops::Range<usize>>, bool)> = None;
@@ -298,9 +283,7 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
                 stall,
                 idle,
             } = Settings::of(&shared.config());
-            if !idle.is_zero() {
-                idle_timer.as_mut().reset((last_active + idle).into());
-            }
+            signal.set_idle(idle);
         }
         // Replies leave in request order, at most WRITE_CHUNK at a time gathered from the
         // queue, as long as the socket takes them; what waits stays counted as held.
@@ -427,6 +410,7 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
                         stats.recv_client_bytes.add(n as u64);
                         last_active = worker.tick();
                         entry.touch_at(last_active);
+                        signal.touch(last_active);
                         // What just arrived counts in the client's own CLIENT INFO (qbuf).
                         let peak_now = peak.observe(rbuf.len(), last_active);
                         publisher.publish_read(&entry, &rbuf, peak_now);
@@ -455,14 +439,22 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
                     );
                 }
             }
-            _ = &mut idle_timer, if !idle.is_zero() => {
-                if queue.in_flight() == 0 && wbuf.is_empty() && last_active.elapsed() >= idle {
+            raised = signal.next() => {
+                if raised & KILLED != 0 {
+                    break "killed by CLIENT KILL".to_string();
+                }
+                if raised & SHUTDOWN != 0 {
+                    client.quit = true;
+                }
+                if raised & IDLE_CHECK != 0
+                    && !idle.is_zero()
+                    && queue.in_flight() == 0
+                    && wbuf.is_empty()
+                    && last_active.elapsed() >= idle
+                {
                     break "idle timeout".to_string();
                 }
-                idle_timer.as_mut().reset((last_active + idle).max(Instant::now() + Duration::from_millis(10)).into());
             }
-            _ = &mut killed => break "killed by CLIENT KILL".to_string(),
-            _ = &mut shutdown, if !client.quit => client.quit = true,
         }
     };
     debug!(client = client.id, %peer, reason = %end, "client session ended");
