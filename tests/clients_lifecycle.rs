@@ -13,15 +13,6 @@ use common::gateway::GatewayOptions;
 use common::raw::{Raw, show};
 use common::{Cluster, Gateway, signal, wait_until};
 
-fn client_id(c: &mut Raw) -> i64 {
-    let reply = c.call_text(&["CLIENT", "ID"]);
-    reply
-        .trim()
-        .trim_start_matches(':')
-        .parse()
-        .unwrap_or_else(|_| panic!("CLIENT ID answered {reply:?}"))
-}
-
 #[test]
 fn client_kill_closes_exactly_the_named_clients_on_either_worker() {
     let cluster = Cluster::start(3, 0);
@@ -34,10 +25,10 @@ fn client_kill_closes_exactly_the_named_clients_on_either_worker() {
     );
     let addr = gw.addr();
     let mut killer = Raw::connect(&addr);
-    let mut others: Vec<(Raw, i64)> = (0..6)
+    let mut others: Vec<(Raw, u64)> = (0..6)
         .map(|_| {
             let mut c = Raw::connect(&addr);
-            let id = client_id(&mut c);
+            let id = c.client_id();
             (c, id)
         })
         .collect();
@@ -61,7 +52,7 @@ fn client_kill_closes_exactly_the_named_clients_on_either_worker() {
             assert_eq!(c.call(&["PING"]), b"+PONG\r\n", "client {id} survived");
         }
     }
-    let ids: Vec<i64> = others.iter().map(|(_, id)| *id).collect();
+    let ids: Vec<u64> = others.iter().map(|(_, id)| *id).collect();
     let list = killer.call_text(&["CLIENT", "LIST"]);
     for (i, id) in ids.iter().enumerate() {
         let listed = list.contains(&format!("id={id} "));

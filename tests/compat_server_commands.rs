@@ -66,15 +66,6 @@ fn bulk_text(reply: &[u8]) -> String {
     }
 }
 
-fn client_id(raw: &mut Raw) -> u64 {
-    let reply = raw.call(&["CLIENT", "ID"]);
-    String::from_utf8_lossy(&reply)
-        .trim_start_matches(':')
-        .trim_end()
-        .parse()
-        .unwrap_or_else(|_| panic!("CLIENT ID: {}", show(&reply)))
-}
-
 #[test]
 fn role_memory_and_object_answer_as_one_redis() {
     let cluster = Cluster::start(3, 1);
@@ -262,7 +253,7 @@ fn client_unblock_reply_no_evict_info_and_list() {
         ),
     ] {
         let mut blocked = Raw::connect(&gw.addr());
-        let id = client_id(&mut blocked);
+        let id = blocked.client_id();
         let (tx, rx) = mpsc::channel();
         let waiter = thread::spawn(move || {
             let reply = blocked.call(&["BLPOP", "unblock:list", "0"]);
@@ -289,7 +280,7 @@ fn client_unblock_reply_no_evict_info_and_list() {
     // The same error text from a standalone server.
     {
         let mut blocked = Raw::connect(&reference.node().addr);
-        let id = client_id(&mut blocked).to_string();
+        let id = blocked.client_id().to_string();
         let waiter = thread::spawn(move || blocked.call(&["BLPOP", "unblock:list", "0"]));
         wait_until("the reference client to block", GUARD, || {
             match direct
@@ -306,7 +297,7 @@ fn client_unblock_reply_no_evict_info_and_list() {
 
     // While blocked: flag b, cmd=blpop, counted in INFO's blocked_clients.
     let mut blocked = Raw::connect(&gw.addr());
-    let id = client_id(&mut blocked);
+    let id = blocked.client_id();
     let waiter = thread::spawn(move || blocked.call(&["BLPOP", "unblock:other", "0"]));
     let line = wait_until("CLIENT LIST to show the blocked client", GUARD, || {
         let list = bulk_text(&via.call(&["CLIENT", "LIST", "ID", &id.to_string()]));
@@ -359,7 +350,7 @@ fn client_unblock_reply_no_evict_info_and_list() {
     );
     let ours: HashMap<String, String> = ours.into_iter().collect();
     let theirs: HashMap<String, String> = theirs.into_iter().collect();
-    let my_id = client_id(&mut me);
+    let my_id = me.client_id();
     assert_eq!(ours["id"], my_id.to_string());
     assert_eq!(ours["addr"], me.stream.local_addr().unwrap().to_string());
     assert_eq!(ours["laddr"], gw.addr());
@@ -411,16 +402,16 @@ fn client_unblock_reply_no_evict_info_and_list() {
     // Another client in MULTI (x, multi=N), a subscriber (P, sub=2, psub=1) and a sharded
     // subscriber (P, ssub=1), as CLIENT LIST on any client shows them.
     let mut tx = Raw::connect(&gw.addr());
-    let tx_id = client_id(&mut tx);
+    let tx_id = tx.client_id();
     assert_eq!(tx.call(&["MULTI"]), b"+OK\r\n");
     assert_eq!(tx.call(&["SET", "{t}a", "1"]), b"+QUEUED\r\n");
     assert_eq!(tx.call(&["SET", "{t}b", "2"]), b"+QUEUED\r\n");
     let mut sub = Raw::connect(&gw.addr());
-    let sub_id = client_id(&mut sub);
+    let sub_id = sub.client_id();
     sub.send(&["SSUBSCRIBE", "chan"]);
     assert!(show(&sub.read()).contains("ssubscribe"));
     let mut chans = Raw::connect(&gw.addr());
-    let chans_id = client_id(&mut chans);
+    let chans_id = chans.client_id();
     chans.send(&["SUBSCRIBE", "a", "b", "a"]);
     for _ in 0..3 {
         assert!(show(&chans.read()).contains("subscribe"));

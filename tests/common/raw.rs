@@ -212,6 +212,16 @@ impl Raw {
     }
 
     /// The reply as text (for string-ish replies in assertions).
+    /// This connection's `CLIENT ID`.
+    pub fn client_id(&mut self) -> u64 {
+        let reply = self.call(&["CLIENT", "ID"]);
+        String::from_utf8_lossy(&reply)
+            .trim_start_matches(':')
+            .trim_end()
+            .parse()
+            .unwrap_or_else(|_| panic!("CLIENT ID: {}", show(&reply)))
+    }
+
     pub fn call_text<A: AsRef<[u8]>>(&mut self, args: &[A]) -> String {
         String::from_utf8_lossy(&self.call(args)).into_owned()
     }
