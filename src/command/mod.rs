@@ -11,6 +11,7 @@ mod error;
 mod flags;
 mod info;
 pub mod keyspec;
+mod last;
 mod lookup;
 mod native;
 #[cfg(test)]
@@ -21,7 +22,10 @@ pub use flags::Flags;
 pub use info::CommandInfoError;
 pub use keyspec::{BeginSearch, FindKeys, KeyAccess, KeySpec};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::resp::{ReqArgs, Value};
+pub use last::LastCommand;
 use lookup::{Index, Key};
 use native::Native;
 
@@ -204,6 +208,8 @@ impl CommandSpec {
 /// All known commands, with case-insensitive indexes by name.
 #[derive(Debug, Clone)]
 pub struct CommandTable {
+    /// Tells this table from every other one made in the process (see [`LastCommand`]).
+    serial: u64,
     commands: Vec<CommandSpec>,
     /// Top-level name → index into `commands`.
     top: Index,
@@ -228,7 +234,9 @@ impl CommandTable {
     /// be `container|sub` of their container.
     pub fn from_specs(commands: Vec<CommandSpec>) -> Result<CommandTable, CommandInfoError> {
         let subs: usize = commands.iter().map(|c| c.subcommands.len()).sum();
+        static SERIALS: AtomicU64 = AtomicU64::new(1);
         let mut table = CommandTable {
+            serial: SERIALS.fetch_add(1, Ordering::Relaxed),
             commands: Vec::with_capacity(commands.len()),
             top: Index::with_capacity(commands.len()),
             subs: Index::with_capacity(subs),
@@ -311,11 +319,18 @@ impl CommandTable {
     /// The spec that serves the request `args`: `args[0]`, or its subcommand `args[1]` for a
     /// container command, with the arity checked like Redis does before running a command.
     pub fn resolve<'t>(&'t self, args: &ReqArgs<'_>) -> Result<&'t CommandSpec, CommandError> {
+        self.resolve_at(self.top_index(args.get(0).unwrap_or_default()), args)
+    }
+
+    /// [`resolve`](Self::resolve) with the top-level command already looked up (`None`: no
+    /// such command).
+    fn resolve_at<'t>(
+        &'t self,
+        top: Option<usize>,
+        args: &ReqArgs<'_>,
+    ) -> Result<&'t CommandSpec, CommandError> {
         let name = args.get(0).unwrap_or_default();
-        let Some((top, cmd)) = self
-            .top_index(name)
-            .and_then(|i| Some((i, self.commands.get(i)?)))
-        else {
+        let Some((top, cmd)) = top.and_then(|i| Some((i, self.commands.get(i)?))) else {
             return Err(CommandError::unknown(args));
         };
         let spec = match args.get(1) {

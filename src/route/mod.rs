@@ -147,8 +147,15 @@ impl Routes {
         let shard = topo
             .shard_index(slot)
             .ok_or(RouteError::NoNode(slot.get()))?;
-        let list = &mut cands[shard];
         let params = policy.as_ref().filter(|_| access == Access::Read);
+        let master = topo.shards[shard].master;
+        // Writes, and reads without a read policy, to a master whose breaker is closed (nearly
+        // every request): the master, without refreshing candidates or asking the policy,
+        // which would pick it all the same.
+        if params.is_none() && health[usize::from(master)].is_closed() {
+            return Ok(master);
+        }
+        let list = &mut cands[shard];
         // Writes (and reads without a policy) look at the master only.
         let refresh = if params.is_some() { list.len() } else { 1 };
         for c in list.iter_mut().take(refresh) {
@@ -171,7 +178,6 @@ impl Routes {
                 None => (None, false),
             };
         }
-        let master = topo.shards[shard].master;
         let refused = |retry_in: Duration| {
             RouteError::CircuitOpen(
                 WriteRefusal { retry_in }.client_message(&topo.node(master).addr, slot),

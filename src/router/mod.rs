@@ -37,7 +37,7 @@ pub fn dispatch(
     req: &Request,
 ) -> Flow {
     // Resolved once here: the class, the exclusivity check and the dispatch all use it.
-    let resolved = table.resolve(&req.args);
+    let resolved = worker.last_command.resolve(table, &req.args);
     let mut buf = [0u8; 32];
     let (name, class) = match &resolved {
         // A known command: its lowercase top-level name from the spec, its class by id.

@@ -12,6 +12,7 @@ use crate::backend::env::{Env, Failed, Redirected};
 use crate::backend::registry::Registry;
 use crate::backend::{Backend, Pending, Timing};
 use crate::clock::Tick;
+use crate::command::LastCommand;
 use crate::events::{EventKind, MOVED_STORM_THRESHOLD, MovedStorm};
 use crate::policy::Access;
 use crate::route::{RouteError, Routes};
@@ -42,6 +43,8 @@ pub struct Worker {
     pub id: usize,
     /// Classes of the commands seen, by metric id.
     pub classes: ClassCache,
+    /// The last command name looked up.
+    pub last_command: LastCommand,
     pub shared: Arc<Shared>,
     pub stats: Arc<WorkerStats>,
     /// What the worker's backend connections are made with (clock included).
@@ -58,6 +61,7 @@ impl Worker {
         let worker = Rc::new(Worker {
             id,
             classes: ClassCache::default(),
+            last_command: LastCommand::default(),
             paths: RefCell::new(Paths {
                 routes: Routes::new(&shared),
                 backends: Registry::new(env.clone()),
