@@ -159,8 +159,10 @@ impl Shared {
     /// user never runs with the old list), then bumps the version workers watch.
     pub fn swap_config(&self, config: Config) -> u64 {
         let users = Users::from_config(&config.users).map(Arc::new);
-        self.users_on.store(users.is_some(), Ordering::Release);
+        let on = users.is_some();
+        // The list before the flag: whoever sees the flag on finds the users.
         self.users.store(users);
+        self.users_on.store(on, Ordering::Release);
         self.health
             .set_params(BreakerParams::from_config(&config.breaker));
         // Before the version moves: a worker that sees the new version finds the new set, and

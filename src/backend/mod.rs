@@ -224,24 +224,25 @@ impl Backend {
         let password = creds.password.as_deref().map(str::as_bytes);
         let user = creds.username.as_deref().unwrap_or("default").as_bytes();
         // The handshake goes first: nothing else can be queued while the link is Down.
+        let now = self.env.clock.read_tick();
         match (self.proto, password) {
             (3, Some(pw)) => {
                 encode::command(&mut st.out, &[b"HELLO", b"3", b"AUTH", user, pw]);
                 st.pending.push_back(Pending::handshake());
-                st.queued_at.push_back(self.env.clock.read_tick());
+                st.queued_at.push_back(now);
                 st.unsent += 1;
             }
             (3, None) => {
                 encode::command(&mut st.out, &[b"HELLO", b"3"]);
                 st.pending.push_back(Pending::handshake());
-                st.queued_at.push_back(self.env.clock.read_tick());
+                st.queued_at.push_back(now);
                 st.unsent += 1;
             }
             (_, Some(_)) => {
                 if let Some(auth) = creds.auth_command() {
                     encode::command(&mut st.out, &auth);
                     st.pending.push_back(Pending::handshake());
-                    st.queued_at.push_back(self.env.clock.read_tick());
+                    st.queued_at.push_back(now);
                     st.unsent += 1;
                 }
             }
@@ -250,7 +251,7 @@ impl Backend {
         if self.readonly.get() {
             encode::command(&mut st.out, &[b"READONLY"]);
             st.pending.push_back(Pending::ignored());
-            st.queued_at.push_back(self.env.clock.read_tick());
+            st.queued_at.push_back(now);
             st.unsent += 1;
         }
         drop(st);

@@ -248,7 +248,6 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
     // (see `sentinel`), so that the loop below polls one flag for them, not three futures.
     let signal = Signal::new(idle);
     let _sentinel = Sentinel::start(&signal, entry.clone(), shared.shutdown_signal());
-    let mut last_active = Instant::now();
     // Last time the client took some of its replies (or had none waiting).
     let mut last_drain = Instant::now();
     let mut peak = Peak {
@@ -408,11 +407,13 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
                     Err(e) => break format!("read failed: {e}"),
                     Ok(n) => {
                         stats.recv_client_bytes.add(n as u64);
-                        last_active = worker.tick();
-                        entry.touch_at(last_active);
-                        signal.touch(last_active);
+                        let now = worker.tick();
+                        entry.touch_at(now);
+                        // When the client was last active: kept by the signal, which the
+                        // sentinel times the idle timeout from.
+                        signal.touch(now);
                         // What just arrived counts in the client's own CLIENT INFO (qbuf).
-                        let peak_now = peak.observe(rbuf.len(), last_active);
+                        let peak_now = peak.observe(rbuf.len(), now);
                         publisher.publish_read(&entry, &rbuf, peak_now);
                     }
                 }
@@ -450,7 +451,7 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
                     && !idle.is_zero()
                     && queue.in_flight() == 0
                     && wbuf.is_empty()
-                    && last_active.elapsed() >= idle
+                    && signal.last_active().elapsed() >= idle
                 {
                     break "idle timeout".to_string();
                 }
