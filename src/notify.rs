@@ -27,6 +27,12 @@ impl LocalNotify {
         }
     }
 
+    /// Whether a notification waits to be taken.
+    #[cfg(test)]
+    pub fn set_for_test(&self) -> bool {
+        self.set.get()
+    }
+
     /// Forgets a notification not taken yet.
     pub fn clear(&self) {
         self.set.set(false);

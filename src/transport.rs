@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, BytesMut};
@@ -47,18 +48,46 @@ pub trait WriteHalf {
     fn writable(&mut self) -> impl Future<Output = io::Result<()>>;
     /// Writes all of `buf` and waits until it reached the socket.
     fn write_all(&mut self, buf: &[u8]) -> impl Future<Output = io::Result<()>>;
+    /// The socket itself, for writing a reply from the task it arrived in while the session
+    /// sleeps (see `session::writeback`); `None` where bytes pass through a TLS layer.
+    fn socket(&self) -> Option<Rc<OwnedWriteHalf>> {
+        None
+    }
+}
+
+/// The writing half of a plain TCP stream. Shared (`Rc`) so that a reply can be written from
+/// where it arrived; every write is `try_write`, never a wait holding the half.
+pub struct PlainWriter(Rc<OwnedWriteHalf>);
+
+/// Writes as much of `buf` as the socket takes now; the taken bytes are removed from `buf`.
+/// Returns whether any byte was taken.
+pub fn try_write_now(socket: &OwnedWriteHalf, buf: &mut BytesMut) -> io::Result<bool> {
+    let mut progressed = false;
+    while !buf.is_empty() {
+        match socket.try_write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                buf.advance(n);
+                progressed = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(progressed)
 }
 
 impl Transport for TcpStream {
     type Read = OwnedReadHalf;
-    type Write = OwnedWriteHalf;
+    type Write = PlainWriter;
 
     fn tcp(&self) -> &TcpStream {
         self
     }
 
-    fn split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        self.into_split()
+    fn split(self) -> (OwnedReadHalf, PlainWriter) {
+        let (rd, wr) = self.into_split();
+        (rd, PlainWriter(Rc::new(wr)))
     }
 }
 
@@ -68,21 +97,9 @@ impl ReadHalf for OwnedReadHalf {
     }
 }
 
-impl WriteHalf for OwnedWriteHalf {
+impl WriteHalf for PlainWriter {
     fn write_now(&mut self, buf: &mut BytesMut) -> io::Result<bool> {
-        let mut progressed = false;
-        while !buf.is_empty() {
-            match self.try_write(buf) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    buf.advance(n);
-                    progressed = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(progressed)
+        try_write_now(&self.0, buf)
     }
 
     fn unflushed(&self) -> bool {
@@ -90,11 +107,23 @@ impl WriteHalf for OwnedWriteHalf {
     }
 
     async fn writable(&mut self) -> io::Result<()> {
-        OwnedWriteHalf::writable(self).await
+        self.0.writable().await
     }
 
-    async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        AsyncWriteExt::write_all(self, buf).await
+    async fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.0.try_write(buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.0.writable().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn socket(&self) -> Option<Rc<OwnedWriteHalf>> {
+        Some(self.0.clone())
     }
 }
 

@@ -21,6 +21,7 @@ use crate::snapshot::Cached;
 use crate::transport::{ReadHalf, Transport, WriteHalf};
 
 mod sentinel;
+mod writeback;
 
 use sentinel::{IDLE_CHECK, KILLED, SHUTDOWN, Sentinel, Signal};
 
@@ -238,6 +239,10 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
     client.entry = Some(entry.clone());
     client.set_user(shared.users().as_ref().and_then(|u| u.initial()));
     let queue = client.queue.clone();
+    // Plain TCP: the reply of a lone request is written from where it arrives (`writeback`).
+    let direct = wr
+        .socket()
+        .map(|socket| writeback::Direct::install(&queue, socket, worker.clone()));
 
     let mut commands = Cached::new(&shared.commands);
     let mut parser = RequestParser::new();
@@ -266,6 +271,12 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
     let mut exclusive = false;
 
     let end = loop {
+        if let Some(d) = &direct {
+            // Running again: replies wait for this loop turn; and what a direct write left
+            // goes out before anything else.
+            d.arm(false);
+            d.take_spill(&mut wbuf);
+        }
         if let Some(reason) = queue.killed() {
             break reason.to_string();
         }
@@ -295,12 +306,7 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
                 // it leaves for the socket (the worker clock: no clock read per reply).
                 let now = worker.env.clock.now_tick();
                 queue.drain_ready_with(&mut wbuf, WRITE_CHUNK, |tag, reply| {
-                    if let Some(m) = &stats.metrics {
-                        m.observe(tag.command, now.since(tag.at), reply);
-                    }
-                    if monitored {
-                        worker.count_latency(tag.command, now.micros_since(tag.at));
-                    }
+                    writeback::observe_reply(&worker, monitored, now, tag, reply)
                 })
             };
             stats.responses.add(drained as u64);
@@ -385,9 +391,17 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
         }
         let peak_now = peak.observe(rbuf.len(), worker.now());
         publisher.publish(&entry, facts_of(&client, &rbuf, &wbuf, peak_now));
+        if let Some(d) = &direct {
+            // Asleep with nothing held or unwritten and nothing to wake for but the client's
+            // next bytes: the reply of a lone request in flight needs no session turn.
+            d.arm(can_read && !blocked && !holding && wbuf.is_empty());
+        }
         tokio::select! {
             biased;
             _ = queue.wait_ready() => {
+                if let Some(d) = &direct {
+                    d.arm(false);
+                }
                 if queue.unanswered() > 0 {
                     // More replies of this client are on their way, likely in this same turn
                     // of the event loop: let them land so they leave in one write.

@@ -1,0 +1,117 @@
+//! Replies written from the task they arrived in. An unpipelined client has one request in
+//! flight; when its reply arrives the session is asleep with nothing else to write, so waking
+//! it only to copy the reply to the socket costs a task wake-up and a whole session turn. The
+//! session arms its queue before it sleeps in that state (`ReplyQueue::arm`), and the reply is
+//! written here instead, with the same accounting the session would do. What the socket does
+//! not take at once is kept for the session, which is then woken and writes it first.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::net::tcp::OwnedWriteHalf;
+
+use crate::clock::Tick;
+use crate::reply::queue::{ReplyQueue, Tag, Writeback};
+use crate::router::worker::Worker;
+
+/// Counts a reply leaving for the client in the request metrics and latency monitors: its
+/// latency runs from the step its request was read in to `now` (the worker clock).
+pub(super) fn observe_reply(worker: &Worker, monitored: bool, now: Tick, tag: Tag, reply: &[u8]) {
+    if let Some(m) = &worker.stats.metrics {
+        m.observe(tag.command, now.since(tag.at), reply);
+    }
+    if monitored {
+        worker.count_latency(tag.command, now.micros_since(tag.at));
+    }
+}
+
+/// The [`Writeback`] of a plain TCP client.
+pub(super) struct Direct {
+    socket: Rc<OwnedWriteHalf>,
+    worker: Rc<Worker>,
+    /// What the socket did not take: written by the session before anything else.
+    spill: RefCell<BytesMut>,
+}
+
+impl Direct {
+    /// Installs a writeback on `queue` writing to `socket`; it is removed again when the
+    /// returned guard is dropped (the session ended, or its future was dropped).
+    pub(super) fn install(
+        queue: &Rc<ReplyQueue>,
+        socket: Rc<OwnedWriteHalf>,
+        worker: Rc<Worker>,
+    ) -> Installed {
+        let direct = Rc::new(Direct {
+            socket,
+            worker,
+            spill: RefCell::new(BytesMut::new()),
+        });
+        queue.set_writeback(Some(direct.clone()));
+        Installed {
+            queue: queue.clone(),
+            direct,
+        }
+    }
+}
+
+impl Writeback for Direct {
+    fn write(&self, tag: Option<Tag>, mut reply: Bytes) -> bool {
+        let worker = &self.worker;
+        if let Some(tag) = tag {
+            let monitored = worker.latency_monitored();
+            if worker.stats.metrics.is_some() || monitored {
+                let now = worker.env.clock.now_tick();
+                observe_reply(worker, monitored, now, tag, &reply);
+            }
+        }
+        worker.stats.responses.add(1);
+        let len = reply.len();
+        while !reply.is_empty() {
+            match self.socket.try_write(&reply) {
+                Ok(n) if n > 0 => reply.advance(n),
+                // Nothing taken, or an error: the session's own write finds out which.
+                _ => break,
+            }
+        }
+        worker
+            .stats
+            .send_client_bytes
+            .add((len - reply.len()) as u64);
+        if reply.is_empty() {
+            return true;
+        }
+        self.spill.borrow_mut().extend_from_slice(&reply);
+        false
+    }
+}
+
+/// A writeback installed on a client's queue, removed on drop.
+pub(super) struct Installed {
+    queue: Rc<ReplyQueue>,
+    direct: Rc<Direct>,
+}
+
+impl Installed {
+    /// Moves what the socket did not take from a direct write to the front of `wbuf` (which
+    /// is empty whenever a direct write could have happened).
+    pub(super) fn take_spill(&self, wbuf: &mut BytesMut) {
+        let mut spill = self.direct.spill.borrow_mut();
+        if !spill.is_empty() {
+            debug_assert!(wbuf.is_empty());
+            wbuf.extend_from_slice(&spill);
+            spill.clear();
+        }
+    }
+
+    /// Lets the next reply be written without the session (`on`), or not.
+    pub(super) fn arm(&self, on: bool) {
+        self.queue.arm(on);
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        self.queue.set_writeback(None);
+    }
+}
