@@ -24,8 +24,10 @@ For each row and target it reports the median over the rounds of rps, p50, p99 a
 ratio to direct, and the CPU time per request of the process the load went to (utime+stime from
 /proc/PID/stat around each run: the three masters together for direct, meridian's or the
 baseline's process, the standalone redis-server), then per row the ratios meridian/baseline and
-meridian/standalone redis of CPU per request, plus each meridian's peak RSS. Everything it
-starts is stopped again and its temp dir removed, also on error, timeout or Ctrl-C.
+meridian/standalone redis of CPU per request with the kernel's share of it and the context
+switches per request (voluntary: the process slept; involuntary: it was preempted, e.g. by a
+process its own send woke on the same CPU; from /proc/PID/task/*/status), plus each meridian's
+peak RSS. Everything it starts is stopped again and its temp dir removed, also on error, timeout or Ctrl-C.
 
 Python 3.11 standard library only.
 """
@@ -525,6 +527,26 @@ def cpu_ticks(pid: int) -> int:
     return sum(cpu_split(pid))
 
 
+def ctx_switches(pid: int) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches of a process, summed over its threads.
+
+    Voluntary: the thread went to sleep (nothing to do). Involuntary: it was preempted while it
+    had work, e.g. by a process its own `sendto` woke on the same CPU. Both cost kernel time
+    that shows in stime, and neither is a syscall of the process's own choosing.
+    """
+    vol = invol = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    vol += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches:"):
+                    invol += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that ended meanwhile
+    return vol, invol
+
+
 def status_kb(pid: int, key: str) -> int | None:
     """A `kB` value (VmRSS, VmHWM) from /proc/PID/status."""
     try:
@@ -711,17 +733,24 @@ def bench_once(args, env: Env, row: Row, side: str, seed_port: int, requests: in
     def sys_ticks() -> dict[str, int]:
         return {name: sum(cpu_split(p)[1] for p in ps) for name, ps in pids.items()}
 
+    def switches() -> dict[str, tuple[int, int]]:
+        out = {}
+        for name, ps in pids.items():
+            counts = [ctx_switches(p) for p in ps]
+            out[name] = (sum(c[0] for c in counts), sum(c[1] for c in counts))
+        return out
+
     shares = side in ("meridian", "baseline") and args.workers > 1
     port = side_port(env, side, seed_port)
     workers_before = worker_requests(port) if shares else None
-    before, kernel_before = ticks(), sys_ticks()
+    before, kernel_before, switched_before = ticks(), sys_ticks(), switches()
     sys_before, own_before = system_busy_ticks(), own_ticks(env)
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     res = run(cmd, run_timeout(args, requests), check=False)
     wall = time.monotonic() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    after, kernel_after = ticks(), sys_ticks()
+    after, kernel_after, switched_after = ticks(), sys_ticks(), switches()
     sys_after, own_after = system_busy_ticks(), own_ticks(env)
     parsed = parse_benchmark_report(res.stdout)
     if res.returncode != 0 or not parsed or parsed[-1]["rps"] <= 0:
@@ -746,6 +775,11 @@ def bench_once(args, env: Env, row: Row, side: str, seed_port: int, requests: in
         # TCP input, so a proxy that sends each request and reply twice pays it twice.
         if used > 0:
             out[f"{key}_sys_share"] = (kernel_after[name] - kernel_before[name]) / used
+        # Sleeps and preemptions per request: how often the scheduler stepped in.
+        out[f"{key}_vol_switches_per_req"] = (
+            switched_after[name][0] - switched_before[name][0]) / requests
+        out[f"{key}_invol_switches_per_req"] = (
+            switched_after[name][1] - switched_before[name][1]) / requests
     client_s = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
     out["client_cpu_us_per_req"] = client_s * 1e6 / requests
     out["client_cpu_cores"] = round(client_s / max(wall, 1e-3), 3)
@@ -778,6 +812,12 @@ def own_cpu_key(side: str) -> str:
     return "cluster_cpu_us_per_req" if side == "direct" else f"{side}_cpu_us_per_req"
 
 
+def switch_key(side: str, kind: str) -> str:
+    """The per-run key holding the driven target's voluntary or involuntary context switches
+    per request (`kind`: vol, invol)."""
+    return f"{'cluster' if side == 'direct' else side}_{kind}_switches_per_req"
+
+
 def run_row(args, env: Env, row: Row, seed_port: int) -> None:
     """Rounds of A (direct) B (meridian) [C (baseline)] [D (standalone)] for one row.
 
@@ -800,6 +840,8 @@ def run_row(args, env: Env, row: Row, seed_port: int) -> None:
                 f"{row.name:<12} round {rnd} {side:<10} {r['rps']:>11,.0f} rps  "
                 f"p50 {r['p50']:.3f}  p99 {r['p99']:.3f}  p99.9 {p999} ms  "
                 f"cpu {r[own_cpu_key(side)]:.2f} us/req  "
+                f"switches/req {r[switch_key(side, 'vol')]:.3f} vol "
+                f"{r[switch_key(side, 'invol')]:.3f} invol  "
                 f"(client {r['client_cpu_cores']:.2f}, other {r['foreign_cpu_cores']:.2f} cores)"
             )
         check_meridian_alive(env)
@@ -833,6 +875,8 @@ def summarize(row: Row, sides: list[str]) -> dict:
         if side != "direct":
             out[f"{side}_cpu_us_per_req"] = med(side, own_cpu_key(side))
             out[f"{side}_sys_share"] = med(side, f"{side}_sys_share")
+        for kind in ("vol", "invol"):
+            out[f"{side}_{kind}_switches_per_req"] = med(side, switch_key(side, kind))
     out["ratio"] = ratio(out["meridian_rps"], out["direct_rps"])
     if "baseline_rps" in out:
         out["baseline_ratio"] = ratio(out["baseline_rps"], out["direct_rps"])
@@ -1082,7 +1126,8 @@ def report(args, info: dict, summary: list[dict], rss: dict, mget_keys, cmdline:
         if standalone:
             head += ["standalone redis µs/req", "meridian ÷ redis"]
             head += ["baseline ÷ redis"] if base else []
-            head += ["target ÷ redis", "kernel share meridian / redis"]
+            head += ["target ÷ redis", "kernel share meridian / redis",
+                     "sleeps + preemptions per req meridian / redis"]
         lines += ["", "CPU per request:", "", "| " + " | ".join(head) + " |",
                   "|---|" + "---:|" * (len(head) - 1)]
         for s in summary:
@@ -1099,6 +1144,13 @@ def report(args, info: dict, summary: list[dict], rss: dict, mget_keys, cmdline:
                 shares = [s.get("meridian_sys_share"), s.get("standalone_sys_share")]
                 cells += [" / ".join(f"{v * 100:.0f}%" if v is not None else "n/a"
                                      for v in shares)]
+                switched = []
+                for side in ("meridian", "standalone"):
+                    vol = s.get(f"{side}_vol_switches_per_req")
+                    invol = s.get(f"{side}_invol_switches_per_req")
+                    switched.append(f"{vol:.2f} + {invol:.2f}" if vol is not None
+                                    and invol is not None else "n/a")
+                cells += [" / ".join(switched)]
             lines.append("| " + " | ".join(cells) + " |")
     if args.workers > 1:
         lines += ["", f"Requests per worker (INFO workers, all rounds; target 40–60% each with "

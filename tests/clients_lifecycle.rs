@@ -16,13 +16,7 @@ use common::{Cluster, Gateway, signal, wait_until};
 #[test]
 fn client_kill_closes_exactly_the_named_clients_on_either_worker() {
     let cluster = Cluster::start(3, 0);
-    let gw = Gateway::start_with(
-        &cluster,
-        GatewayOptions {
-            workers: 2,
-            ..GatewayOptions::default()
-        },
-    );
+    let gw = Gateway::start_with(&cluster, GatewayOptions::with_workers(2));
     let addr = gw.addr();
     let mut killer = Raw::connect(&addr);
     let mut others: Vec<(Raw, u64)> = (0..6)

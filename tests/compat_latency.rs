@@ -211,10 +211,7 @@ fn gets_and_sets(conns: &mut [Raw], round: &str, n: usize) -> u64 {
 fn latency_monitors_reload_without_dropping_a_client() {
     let cluster = Cluster::start(3, 0);
     // Default monitors at start (predixy's four).
-    let opts = GatewayOptions {
-        workers: 2,
-        ..GatewayOptions::default()
-    };
+    let opts = GatewayOptions::with_workers(2);
     let gw = Gateway::start_with(&cluster, opts.clone());
     wait_until("the gateway serves", Duration::from_secs(15), || {
         let r = gw.raw().call_text(&["GET", "lat:warmup"]);
@@ -356,10 +353,7 @@ fn pipelined_load(gw: &Gateway, id: usize, stop: &AtomicBool) -> usize {
 #[test]
 fn latency_monitor_reloads_under_pipelined_load_lose_nothing() {
     let cluster = Cluster::start(3, 0);
-    let opts = GatewayOptions {
-        workers: 2,
-        ..GatewayOptions::default()
-    };
+    let opts = GatewayOptions::with_workers(2);
     let gw = Arc::new(Gateway::start_with(&cluster, opts.clone()));
     wait_until("the gateway serves", Duration::from_secs(15), || {
         let r = gw.raw().call_text(&["GET", "lat:warmup"]);

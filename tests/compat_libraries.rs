@@ -324,10 +324,7 @@ fn real_client_libraries_get_the_same_transcript_through_meridian_as_from_redis(
     let cluster = Cluster::start(3, 0);
     // Two workers, as a deployment has several: a run's second connection (the conflicting
     // write, the publisher, the push that wakes the blocked pop) may land on the other one.
-    let opts = GatewayOptions {
-        workers: 2,
-        ..GatewayOptions::default()
-    };
+    let opts = GatewayOptions::with_workers(2);
     let gw = Gateway::start_with(&cluster, opts);
     let mut outputs = Vec::new();
     let mut failures = Vec::new();

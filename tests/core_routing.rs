@@ -453,13 +453,7 @@ fn multi_key_commands_split_by_slot_and_merge_in_key_order() {
 fn two_workers_share_the_port_and_serve_many_clients() {
     const CLIENTS: usize = 50;
     let cluster = Cluster::start(3, 1);
-    let gw = Gateway::start_with(
-        &cluster,
-        GatewayOptions {
-            workers: 2,
-            ..GatewayOptions::default()
-        },
-    );
+    let gw = Gateway::start_with(&cluster, GatewayOptions::with_workers(2));
     let addr = gw.addr();
     let mut admin = Raw::connect(&addr);
     let proxy = info(&mut admin, "proxy");

@@ -42,6 +42,16 @@ impl Default for GatewayOptions {
     }
 }
 
+impl GatewayOptions {
+    /// The defaults with `workers` workers.
+    pub fn with_workers(workers: usize) -> GatewayOptions {
+        GatewayOptions {
+            workers,
+            ..GatewayOptions::default()
+        }
+    }
+}
+
 /// A running `meridian serve`; dropping it kills the process (printing its logs if panicking).
 pub struct Gateway {
     child: Option<Child>,
