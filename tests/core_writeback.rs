@@ -118,3 +118,56 @@ fn clients_switching_between_single_requests_and_pipelines_get_every_reply_in_or
         w.join().expect("a client thread failed");
     }
 }
+
+/// Descriptors meridian has open.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("meridian's /proc fd directory")
+        .count()
+}
+
+#[test]
+fn clients_that_leave_before_their_reply_is_written_leave_nothing_behind() {
+    let cluster = Cluster::start(3, 0);
+    let gw = Gateway::start(&cluster, "");
+    let addr = gw.addr();
+    let mut other = Raw::connect(&addr);
+    // 4 MB: more than the socket takes at once, so the write from where it arrives fails or
+    // stops part-way for a client that is gone.
+    let big = vec![b'z'; 4 << 20];
+    other.send(&[b"SET".as_slice(), b"wb:gone", &big]);
+    other.expect(b"+OK\r\n");
+    let fds_before = open_fds(gw.pid());
+    for i in 0..40 {
+        let mut c = Raw::connect(&addr);
+        if i % 2 == 0 {
+            // Asks for the big value and leaves at once.
+            c.send(&["GET", "wb:gone"]);
+        } else {
+            // Asks, reads a little of the reply, and leaves.
+            c.send(&["GET", "wb:gone"]);
+            let mut head = [0u8; 16];
+            std::io::Read::read_exact(&mut c.stream, &mut head).expect("the reply begins");
+            assert_eq!(&head[..9], b"$4194304\r");
+        }
+        c.close();
+    }
+    // Every socket of theirs is closed again (the writeback holds none once its client left),
+    // and the gateway still serves.
+    common::wait_until(
+        "meridian's descriptors to drop back",
+        Duration::from_secs(30),
+        || match open_fds(gw.pid()) {
+            n if n <= fds_before => Ok(()),
+            n => Err(format!("{n} open, {fds_before} before")),
+        },
+    );
+    other.send(&["GET", "wb:gone"]);
+    other.expect(bulk(&big));
+    assert_eq!(other.call_text(&["PING"]), "+PONG\r\n");
+    assert!(
+        gw.stderr().lines().all(|l| !l.contains("panicked")),
+        "meridian panicked:\n{}",
+        gw.stderr()
+    );
+}
