@@ -7,6 +7,7 @@
 //! even when the socket is full, so it also reports bytes still on their way
 //! ([`WriteHalf::unflushed`]); `writable` then pushes those out.
 
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -14,7 +15,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
@@ -48,33 +49,49 @@ pub trait WriteHalf {
     fn writable(&mut self) -> impl Future<Output = io::Result<()>>;
     /// Writes all of `buf` and waits until it reached the socket.
     fn write_all(&mut self, buf: &[u8]) -> impl Future<Output = io::Result<()>>;
-    /// The socket itself, for writing a reply from the task it arrived in while the session
-    /// sleeps (see `session::writeback`); `None` where bytes pass through a TLS layer.
-    fn socket(&self) -> Option<Rc<OwnedWriteHalf>> {
-        None
-    }
+    /// A handle that writes to the same stream without waiting, for a reply written from the
+    /// task it arrived in while the session sleeps (see `session::writeback`).
+    fn direct(&self) -> Option<Rc<dyn DirectWrite>>;
 }
 
-/// The writing half of a plain TCP stream. Shared (`Rc`) so that a reply can be written from
-/// where it arrived; every write is `try_write`, never a wait holding the half.
+/// Writing to a client's stream from outside its session, never waiting.
+pub trait DirectWrite {
+    /// Hands over as much of `buf` as the stream takes now and returns how many bytes that
+    /// was (an error only when none was taken).
+    fn write_direct(&self, buf: &[u8]) -> io::Result<usize>;
+    /// Whether bytes it took still wait to reach the socket (TLS records the socket did not
+    /// take): the session must push them out.
+    fn pending(&self) -> bool;
+}
+
+/// The writing half of a plain TCP stream, shared (`Rc`) with the [`DirectWrite`] handle.
 pub struct PlainWriter(Rc<OwnedWriteHalf>);
 
-/// Writes as much of `buf` as the socket takes now; the taken bytes are removed from `buf`.
-/// Returns whether any byte was taken.
-pub fn try_write_now(socket: &OwnedWriteHalf, buf: &mut BytesMut) -> io::Result<bool> {
-    let mut progressed = false;
-    while !buf.is_empty() {
-        match socket.try_write(buf) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                buf.advance(n);
-                progressed = true;
-            }
+/// Writes as much of `buf` as the socket takes now; an error only when no byte was taken (a
+/// later call meets it again).
+fn write_some(socket: &OwnedWriteHalf, buf: &[u8]) -> io::Result<usize> {
+    let mut taken = 0;
+    while taken < buf.len() {
+        match socket.try_write(&buf[taken..]) {
+            Ok(0) if taken == 0 => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(0) => break,
+            Ok(n) => taken += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
+            Err(e) if taken == 0 => return Err(e),
+            Err(_) => break,
         }
     }
-    Ok(progressed)
+    Ok(taken)
+}
+
+impl DirectWrite for OwnedWriteHalf {
+    fn write_direct(&self, buf: &[u8]) -> io::Result<usize> {
+        write_some(self, buf)
+    }
+
+    fn pending(&self) -> bool {
+        false
+    }
 }
 
 impl Transport for TcpStream {
@@ -99,7 +116,9 @@ impl ReadHalf for OwnedReadHalf {
 
 impl WriteHalf for PlainWriter {
     fn write_now(&mut self, buf: &mut BytesMut) -> io::Result<bool> {
-        try_write_now(&self.0, buf)
+        let n = write_some(&self.0, buf)?;
+        buf.advance(n);
+        Ok(n > 0)
     }
 
     fn unflushed(&self) -> bool {
@@ -122,7 +141,7 @@ impl WriteHalf for PlainWriter {
         Ok(())
     }
 
-    fn socket(&self) -> Option<Rc<OwnedWriteHalf>> {
+    fn direct(&self) -> Option<Rc<dyn DirectWrite>> {
         Some(self.0.clone())
     }
 }
@@ -148,7 +167,7 @@ impl TcpUnder for tokio_rustls::client::TlsStream<TcpStream> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + TcpUnder> Transport for Tls<S> {
+impl<S: AsyncRead + AsyncWrite + TcpUnder + 'static> Transport for Tls<S> {
     type Read = tokio::io::ReadHalf<S>;
     type Write = TlsWriter<S>;
 
@@ -158,13 +177,11 @@ impl<S: AsyncRead + AsyncWrite + TcpUnder> Transport for Tls<S> {
 
     fn split(self) -> (Self::Read, Self::Write) {
         let (rd, wr) = tokio::io::split(self.0);
-        (
-            rd,
-            TlsWriter {
-                inner: wr,
-                unflushed: false,
-            },
-        )
+        let shared = TlsShared {
+            inner: RefCell::new(wr),
+            unflushed: Cell::new(false),
+        };
+        (rd, TlsWriter(Rc::new(shared)))
     }
 }
 
@@ -174,62 +191,94 @@ impl<S: AsyncRead> ReadHalf for tokio::io::ReadHalf<S> {
     }
 }
 
-/// The writing half of a TLS stream, with whether rustls still holds records for the socket.
-pub struct TlsWriter<S> {
-    inner: tokio::io::WriteHalf<S>,
-    unflushed: bool,
+/// The writing half of a TLS stream, shared (`Rc`) with the [`DirectWrite`] handle.
+pub struct TlsWriter<S>(Rc<TlsShared<S>>);
+
+/// The TLS writer and whether rustls still holds records for the socket. Borrowed only for
+/// one poll at a time, never across an await.
+pub struct TlsShared<S> {
+    inner: RefCell<tokio::io::WriteHalf<S>>,
+    unflushed: Cell<bool>,
 }
 
-impl<S: AsyncWrite> TlsWriter<S> {
-    /// Polls once without registering for a wake-up: the caller's `writable` registers.
-    fn poll_now<T>(
-        &mut self,
-        f: impl FnOnce(Pin<&mut tokio::io::WriteHalf<S>>, &mut Context<'_>) -> Poll<T>,
-    ) -> Poll<T> {
+impl<S: AsyncWrite> TlsShared<S> {
+    /// Hands rustls as much of `buf` as it takes now and pushes its records to the socket as
+    /// far as the socket takes them, never waiting (a no-op waker: the session's `writable`
+    /// registers). Returns the bytes taken; an error only when none was.
+    fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
+        let Ok(mut inner) = self.inner.try_borrow_mut() else {
+            return Ok(0);
+        };
         let mut cx = Context::from_waker(Waker::noop());
-        f(Pin::new(&mut self.inner), &mut cx)
-    }
-}
-
-impl<S: AsyncWrite> WriteHalf for TlsWriter<S> {
-    fn write_now(&mut self, buf: &mut BytesMut) -> io::Result<bool> {
-        let mut progressed = false;
-        while !buf.is_empty() {
-            match self.poll_now(|w, cx| w.poll_write(cx, buf)) {
-                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-                Poll::Ready(Ok(n)) => {
-                    buf.advance(n);
-                    progressed = true;
-                }
-                Poll::Ready(Err(e)) => return Err(e),
-                Poll::Pending => break,
+        let mut taken = 0;
+        while taken < buf.len() {
+            match Pin::new(&mut *inner).poll_write(&mut cx, &buf[taken..]) {
+                Poll::Ready(Ok(0)) if taken == 0 => return Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(0)) | Poll::Pending => break,
+                Poll::Ready(Ok(n)) => taken += n,
+                Poll::Ready(Err(e)) if taken == 0 => return Err(e),
+                Poll::Ready(Err(_)) => break,
             }
         }
         // rustls may hold records the socket did not take yet: push them now if it can.
-        self.unflushed = match self.poll_now(|w, cx| w.poll_flush(cx)) {
-            Poll::Ready(Ok(())) => false,
-            Poll::Ready(Err(e)) => return Err(e),
-            Poll::Pending => true,
-        };
-        Ok(progressed)
+        match Pin::new(&mut *inner).poll_flush(&mut cx) {
+            Poll::Ready(Ok(())) => self.unflushed.set(false),
+            Poll::Ready(Err(e)) if taken == 0 => return Err(e),
+            Poll::Ready(Err(_)) | Poll::Pending => self.unflushed.set(true),
+        }
+        Ok(taken)
+    }
+
+    /// Flushes rustls' records, waiting for socket room.
+    async fn flush(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self.inner.borrow_mut()).poll_flush(cx)).await?;
+        self.unflushed.set(false);
+        Ok(())
+    }
+}
+
+impl<S: AsyncWrite> DirectWrite for TlsShared<S> {
+    fn write_direct(&self, buf: &[u8]) -> io::Result<usize> {
+        self.write_now(buf)
+    }
+
+    fn pending(&self) -> bool {
+        self.unflushed.get()
+    }
+}
+
+impl<S: AsyncWrite + 'static> WriteHalf for TlsWriter<S> {
+    fn write_now(&mut self, buf: &mut BytesMut) -> io::Result<bool> {
+        let n = self.0.write_now(buf)?;
+        buf.advance(n);
+        Ok(n > 0)
     }
 
     fn unflushed(&self) -> bool {
-        self.unflushed
+        self.0.unflushed.get()
     }
 
     async fn writable(&mut self) -> io::Result<()> {
         // Flushing waits for socket room when records wait; with none waiting it returns at
         // once and the next `write_now` finds out whether the socket takes more.
-        self.inner.flush().await?;
-        self.unflushed = false;
-        Ok(())
+        self.0.flush().await
     }
 
-    async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_all(buf).await?;
-        self.inner.flush().await?;
-        self.unflushed = false;
-        Ok(())
+    async fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let n = std::future::poll_fn(|cx| {
+                Pin::new(&mut *self.0.inner.borrow_mut()).poll_write(cx, buf)
+            })
+            .await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            buf = &buf[n..];
+        }
+        self.0.flush().await
+    }
+
+    fn direct(&self) -> Option<Rc<dyn DirectWrite>> {
+        Some(self.0.clone())
     }
 }

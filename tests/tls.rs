@@ -324,6 +324,36 @@ fn big_pipeline_over_tls(addr: &str, config: &std::sync::Arc<rustls::ClientConfi
             .expect("replies held in TLS buffers never left")
             .expect("every reply");
         assert!(got == want.as_bytes(), "big replies differ");
+
+        // One request at a time: its reply is written through rustls from where it arrives,
+        // and 8 MB do not fit the socket while the client sleeps, so records wait and the
+        // session finishes the write; a GET sent meanwhile comes after it.
+        let huge = "h".repeat(8 << 20);
+        wr.write_all(&common::raw::encode(&["SET", "big:huge", &huge]))
+            .await
+            .unwrap();
+        wr.flush().await.unwrap();
+        let mut ok = [0u8; 5];
+        rd.read_exact(&mut ok).await.unwrap();
+        assert_eq!(&ok, b"+OK\r\n");
+        let want = format!("${}\r\n{huge}\r\n", huge.len()) + &one;
+        for round in 0..3 {
+            wr.write_all(&common::raw::encode(&["GET", "big:huge"]))
+                .await
+                .unwrap();
+            wr.flush().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            wr.write_all(&common::raw::encode(&["GET", "big:value"]))
+                .await
+                .unwrap();
+            wr.flush().await.unwrap();
+            let mut got = vec![0u8; want.len()];
+            tokio::time::timeout(guard, rd.read_exact(&mut got))
+                .await
+                .expect("a lone reply over TLS never left")
+                .expect("every reply");
+            assert!(got == want.as_bytes(), "round {round}: replies differ");
+        }
     });
 }
 

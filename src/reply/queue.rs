@@ -50,7 +50,7 @@ pub struct ReplyQueue {
     unanswered: Cell<usize>,
     /// Moving average of reply sizes (0 until the first reply).
     avg_reply: Cell<usize>,
-    /// Where a reply may be written without the session (plain TCP clients).
+    /// Where a reply may be written without the session.
     writeback: RefCell<Option<Rc<dyn Writeback>>>,
     /// The session sleeps with nothing held: the reply of its only request in flight may go
     /// straight to the [`Writeback`].

@@ -239,9 +239,9 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
     client.entry = Some(entry.clone());
     client.set_user(shared.users().as_ref().and_then(|u| u.initial()));
     let queue = client.queue.clone();
-    // Plain TCP: the reply of a lone request is written from where it arrives (`writeback`).
+    // The reply of a lone request is written from where it arrives (`writeback`).
     let direct = wr
-        .socket()
+        .direct()
         .map(|socket| writeback::Direct::install(&queue, socket, worker.clone()));
 
     let mut commands = Cached::new(&shared.commands);

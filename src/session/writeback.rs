@@ -2,18 +2,19 @@
 //! flight; when its reply arrives the session is asleep with nothing else to write, so waking
 //! it only to copy the reply to the socket costs a task wake-up and a whole session turn. The
 //! session arms its queue before it sleeps in that state (`ReplyQueue::arm`), and the reply is
-//! written here instead, with the same accounting the session would do. What the socket does
-//! not take at once is kept for the session, which is then woken and writes it first.
+//! written here instead, with the same accounting the session would do. What the stream does
+//! not take at once is kept for the session, which is then woken and writes it first (for TLS,
+//! also when rustls holds records the socket did not take: the session waits to push them).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::clock::Tick;
 use crate::reply::queue::{ReplyQueue, Tag, Writeback};
 use crate::router::worker::Worker;
+use crate::transport::DirectWrite;
 
 /// Counts a reply leaving for the client in the request metrics and latency monitors: its
 /// latency runs from the step its request was read in to `now` (the worker clock).
@@ -26,9 +27,9 @@ pub(super) fn observe_reply(worker: &Worker, monitored: bool, now: Tick, tag: Ta
     }
 }
 
-/// The [`Writeback`] of a plain TCP client.
+/// The [`Writeback`] of a client session.
 pub(super) struct Direct {
-    socket: Rc<OwnedWriteHalf>,
+    socket: Rc<dyn DirectWrite>,
     worker: Rc<Worker>,
     /// What the socket did not take: written by the session before anything else.
     spill: RefCell<BytesMut>,
@@ -39,7 +40,7 @@ impl Direct {
     /// returned guard is dropped (the session ended, or its future was dropped).
     pub(super) fn install(
         queue: &Rc<ReplyQueue>,
-        socket: Rc<OwnedWriteHalf>,
+        socket: Rc<dyn DirectWrite>,
         worker: Rc<Worker>,
     ) -> Installed {
         let direct = Rc::new(Direct {
@@ -66,21 +67,14 @@ impl Writeback for Direct {
             }
         }
         worker.stats.responses.add(1);
-        let len = reply.len();
-        while !reply.is_empty() {
-            match self.socket.try_write(&reply) {
-                Ok(n) if n > 0 => reply.advance(n),
-                // Nothing taken, or an error: the session's own write finds out which.
-                _ => break,
-            }
-        }
-        worker
-            .stats
-            .send_client_bytes
-            .add((len - reply.len()) as u64);
-        if reply.is_empty() {
+        // An error leaves the reply to the session, whose own write meets it again.
+        let taken = self.socket.write_direct(&reply).unwrap_or(0);
+        worker.stats.send_client_bytes.add(taken as u64);
+        reply.advance(taken);
+        if reply.is_empty() && !self.socket.pending() {
             return true;
         }
+        // The rest (or TLS records still on their way) is the session's to finish.
         self.spill.borrow_mut().extend_from_slice(&reply);
         false
     }
