@@ -120,53 +120,52 @@ impl ReplyQueue {
             ready_bytes,
             ready_count,
         } = &mut *inner;
-        if let Some(Slot {
-            reply: slot @ None, ..
+        let lone = slots.len() == 1;
+        let Some(Slot {
+            reply: slot @ None,
+            tag,
         }) = slots.get_mut(idx as usize)
+        else {
+            return;
+        };
+        let mut reply = reply;
+        if !silenced.is_empty()
+            && let Some(pos) = silenced.iter().position(|&s| s == seq)
         {
-            let mut reply = reply;
-            if !silenced.is_empty()
-                && let Some(pos) = silenced.iter().position(|&s| s == seq)
+            silenced.swap_remove(pos);
+            reply = Bytes::new();
+        }
+        let len = reply.len();
+        self.unanswered.set(self.unanswered.get().saturating_sub(1));
+        let avg = self.avg_reply.get();
+        self.avg_reply.set(if avg == 0 {
+            len.max(1)
+        } else {
+            (avg * 7 + len) / 8 + 1
+        });
+        if idx == 0 && lone && self.armed.get() {
+            // The only reply awaited, while the session sleeps with nothing else to write: out
+            // from here, without waking the session (one task wake-up and one session turn
+            // less per unpipelined request). The slot leaves the queue without being filled.
+            let tag = *tag;
+            slots.pop_front();
+            *base += 1;
+            drop(inner);
+            self.armed.set(false);
+            if let Some(wb) = &*self.writeback.borrow()
+                && wb.write(tag, reply)
             {
-                silenced.swap_remove(pos);
-                reply = Bytes::new();
-            }
-            let len = reply.len();
-            *slot = Some(reply);
-            *ready_bytes += len;
-            *ready_count += 1;
-            self.unanswered.set(self.unanswered.get().saturating_sub(1));
-            let avg = self.avg_reply.get();
-            self.avg_reply.set(if avg == 0 {
-                len.max(1)
+                self.armed.set(true);
             } else {
-                (avg * 7 + len) / 8 + 1
-            });
-            if idx == 0 {
-                if self.armed.get() && slots.len() == 1 {
-                    // The only reply awaited, while the session sleeps with nothing else to
-                    // write: out from here, without waking the session (one task wake-up and
-                    // one session turn less per unpipelined request).
-                    if let Some(Slot {
-                        reply: Some(reply),
-                        tag,
-                    }) = slots.pop_front()
-                    {
-                        *ready_bytes -= reply.len();
-                        *ready_count -= 1;
-                        *base += 1;
-                        drop(inner);
-                        self.armed.set(false);
-                        if let Some(wb) = &*self.writeback.borrow()
-                            && wb.write(tag, reply)
-                        {
-                            self.armed.set(true);
-                            return;
-                        }
-                    }
-                }
                 self.ready.notify();
             }
+            return;
+        }
+        *slot = Some(reply);
+        *ready_bytes += len;
+        *ready_count += 1;
+        if idx == 0 {
+            self.ready.notify();
         }
     }
 

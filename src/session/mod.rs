@@ -394,7 +394,7 @@ pub async fn run<T: Transport>(worker: Rc<Worker>, stream: T, peer: SocketAddr) 
         if let Some(d) = &direct {
             // Asleep with nothing held or unwritten and nothing to wake for but the client's
             // next bytes: the reply of a lone request in flight needs no session turn.
-            d.arm(can_read && !blocked && !holding && wbuf.is_empty());
+            d.arm(can_read && !blocked && !holding);
         }
         tokio::select! {
             biased;

@@ -6,7 +6,7 @@
 //! not take at once is kept for the session, which is then woken and writes it first (for TLS,
 //! also when rustls holds records the socket did not take: the session waits to push them).
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::rc::Rc;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -31,8 +31,9 @@ pub(super) fn observe_reply(worker: &Worker, monitored: bool, now: Tick, tag: Ta
 pub(super) struct Direct {
     socket: Rc<dyn DirectWrite>,
     worker: Rc<Worker>,
-    /// What the socket did not take: written by the session before anything else.
-    spill: RefCell<BytesMut>,
+    /// What the stream did not take (the rest of the one reply written since the session last
+    /// ran: the queue disarms on a partial write): written by the session before anything else.
+    spill: Cell<Option<Bytes>>,
 }
 
 impl Direct {
@@ -46,7 +47,7 @@ impl Direct {
         let direct = Rc::new(Direct {
             socket,
             worker,
-            spill: RefCell::new(BytesMut::new()),
+            spill: Cell::new(None),
         });
         queue.set_writeback(Some(direct.clone()));
         Installed {
@@ -75,7 +76,7 @@ impl Writeback for Direct {
             return true;
         }
         // The rest (or TLS records still on their way) is the session's to finish.
-        self.spill.borrow_mut().extend_from_slice(&reply);
+        self.spill.set(Some(reply));
         false
     }
 }
@@ -87,14 +88,12 @@ pub(super) struct Installed {
 }
 
 impl Installed {
-    /// Moves what the socket did not take from a direct write to the front of `wbuf` (which
-    /// is empty whenever a direct write could have happened).
+    /// Puts what the stream did not take from a direct write at the front of `wbuf` (which is
+    /// empty whenever a direct write could have happened).
     pub(super) fn take_spill(&self, wbuf: &mut BytesMut) {
-        let mut spill = self.direct.spill.borrow_mut();
-        if !spill.is_empty() {
+        if let Some(rest) = self.direct.spill.take() {
             debug_assert!(wbuf.is_empty());
-            wbuf.extend_from_slice(&spill);
-            spill.clear();
+            wbuf.extend_from_slice(&rest);
         }
     }
 
