@@ -1,10 +1,13 @@
 //! Name resolution for seeds and DC host lists, through hickory-resolver (which reads
-//! /etc/resolv.conf and /etc/hosts). IP literals never touch the resolver.
+//! /etc/resolv.conf and /etc/hosts, or asks the name servers of `dns.nameservers`). IP
+//! literals never touch the resolver.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 
 use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
 
 /// A name that could not be resolved.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -15,15 +18,52 @@ pub enum DnsError {
     Lookup { host: String, reason: String },
 }
 
+/// The process's resolver, made at the first lookup (or by [`use_nameservers`]).
+static RESOLVER: OnceLock<Option<TokioResolver>> = OnceLock::new();
+
 fn resolver() -> Option<&'static TokioResolver> {
-    static RESOLVER: OnceLock<Option<TokioResolver>> = OnceLock::new();
-    RESOLVER
-        .get_or_init(|| {
-            TokioResolver::builder_tokio()
-                .ok()
-                .and_then(|b| b.build().ok())
+    RESOLVER.get_or_init(|| build(&[])).as_ref()
+}
+
+/// Makes names resolve through `servers` (UDP, TCP when an answer is truncated) instead of
+/// the system's name servers; /etc/hosts is still read first. Takes effect only before the
+/// first lookup of the process (the gateway calls it at start): returns whether it did.
+pub fn use_nameservers(servers: &[SocketAddr]) -> bool {
+    let mut made = false;
+    RESOLVER.get_or_init(|| {
+        made = true;
+        build(servers)
+    });
+    made
+}
+
+/// A resolver asking `servers`, or the system's configuration when there are none.
+fn build(servers: &[SocketAddr]) -> Option<TokioResolver> {
+    if servers.is_empty() {
+        return TokioResolver::builder_tokio()
+            .ok()
+            .and_then(|b| b.build().ok());
+    }
+    let on_port = |mut c: ConnectionConfig, port: u16| {
+        c.port = port;
+        c
+    };
+    let servers = servers
+        .iter()
+        .map(|a| {
+            let connections = vec![
+                on_port(ConnectionConfig::udp(), a.port()),
+                on_port(ConnectionConfig::tcp(), a.port()),
+            ];
+            NameServerConfig::new(a.ip(), true, connections)
         })
-        .as_ref()
+        .collect();
+    TokioResolver::builder_with_config(
+        ResolverConfig::from_name_servers(servers),
+        TokioRuntimeProvider::default(),
+    )
+    .build()
+    .ok()
 }
 
 /// Splits `host:port` (or `[v6]:port`) into its parts.

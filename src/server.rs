@@ -92,6 +92,10 @@ pub fn run_with(
         },
     };
     let tls = Arc::new(TlsState::from_config(&config)?);
+    let nameservers = config.dns.nameserver_addrs();
+    if !crate::dns::use_nameservers(&nameservers) && !nameservers.is_empty() {
+        warn!("dns.nameservers not applied: names were resolved before the gateway started");
+    }
     let workers = config.effective_workers();
     // Absolute but with symlinks kept: a Kubernetes ConfigMap mounts the file as a symlink
     // through `..data`, which an update repoints; a reload must follow the link again.

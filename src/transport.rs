@@ -131,11 +131,9 @@ impl WriteHalf for PlainWriter {
 
     async fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {
-            match self.0.try_write(buf) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => buf = &buf[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.0.writable().await?,
-                Err(e) => return Err(e),
+            match write_some(&self.0, buf)? {
+                0 => self.0.writable().await?,
+                n => buf = &buf[n..],
             }
         }
         Ok(())

@@ -8,6 +8,7 @@
 mod addr;
 mod checks;
 mod dc;
+mod dns;
 mod errors;
 mod latency;
 mod load;
@@ -29,6 +30,7 @@ use serde::Deserialize;
 
 pub use addr::split_host_port;
 pub use dc::{DatacenterConfig, UNKNOWN_DC, parse_cidr};
+pub use dns::{DNS_PORT, DnsConfig};
 pub use errors::{ConfigError, ConfigErrors, HostPortError, UnitError};
 pub use latency::{LatencyMonitorConfig, MAX_MONITORS, predixy_defaults};
 pub use load::Overrides;
@@ -52,6 +54,8 @@ pub struct Config {
     pub source_address: Option<IpAddr>,
     /// How to find and talk to the Redis Cluster.
     pub cluster: ClusterConfig,
+    /// Name servers for seeds and DC host names (the system's when left out).
+    pub dns: DnsConfig,
     /// Limits and timeouts of client connections.
     pub client: ClientConfig,
     /// Request-size limits of the protocol parser.
@@ -89,6 +93,7 @@ impl Default for Config {
             workers: 0,
             source_address: None,
             cluster: ClusterConfig::default(),
+            dns: DnsConfig::default(),
             client: ClientConfig::default(),
             limits: LimitsConfig::default(),
             local_dc: None,

@@ -22,6 +22,7 @@ pub(crate) fn validate(cfg: &Config) -> Vec<ConfigError> {
     check_core(cfg, &mut out);
     validate_dc::check_datacenters(cfg, &mut out);
     validate_dc::check_latency(cfg, &mut out);
+    super::dns::check_dns(cfg, &mut out);
     check_policy(cfg, &mut out);
     check_breaker_and_health(cfg, &mut out);
     super::users::check_users(cfg, &mut out);

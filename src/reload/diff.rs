@@ -9,8 +9,9 @@ use crate::config::Config;
 /// the admin endpoint (its listener, token and whether workers keep request metrics), logging
 /// (the subscriber and its file are set up once), the file watch itself and the TLS settings
 /// (which files and listener; the certificate files' contents are read again on SIGHUP and
-/// when they change, by `tls::reload`). Latency monitors reload: each worker takes fresh
-/// histograms for a changed set between batches (`stats::monitors`).
+/// when they change, by `tls::reload`) and the name servers (one resolver per process).
+/// Latency monitors reload: each worker takes fresh histograms for a changed set between
+/// batches (`stats::monitors`).
 pub fn split_restart_only(old: &Config, mut new: Config) -> (Config, Vec<&'static str>) {
     let mut keys = Vec::new();
     macro_rules! keep {
@@ -30,6 +31,7 @@ pub fn split_restart_only(old: &Config, mut new: Config) -> (Config, Vec<&'stati
     keep!(reload, "reload");
     keep!(tls, "tls");
     keep!(cluster.tls, "cluster.tls");
+    keep!(dns, "dns");
     (new, keys)
 }
 
@@ -65,5 +67,21 @@ mod tests {
         let (same, none) = split_restart_only(&old, old.clone());
         assert!(none.is_empty());
         assert_eq!(same, old);
+    }
+
+    #[test]
+    fn name_servers_need_a_restart() {
+        let old = parse(
+            "cluster: { seeds: [127.0.0.1:7001] }
+",
+        );
+        let new = parse(
+            "cluster: { seeds: [127.0.0.1:7001] }
+dns: { nameservers: [10.0.0.2] }
+",
+        );
+        let (applied, keys) = split_restart_only(&old, new);
+        assert_eq!(keys, ["dns"]);
+        assert!(applied.dns.nameservers.is_empty());
     }
 }

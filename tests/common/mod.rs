@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod dns;
 pub mod gateway;
 pub mod http;
 pub mod raw;

@@ -1,0 +1,135 @@
+//! DCs placed by DNS names follow the names: the real binary in front of a real cluster (three
+//! masters on 127.0.1.x, a replica of each on 127.0.2.x) places nodes in `east` and `west`
+//! only through `datacenters.<dc>.hosts` names, which a name server on loopback (given in
+//! `dns.nameservers`) answers with a 1 s TTL. When a name moves to other addresses, the
+//! node follows at the next resolution, a `dc_resolved` event says so, and reads are counted
+//! (and routed) by the new placement; a name that stops resolving keeps its last addresses.
+
+mod common;
+
+use std::time::Duration;
+
+use common::dns::NameServer;
+use common::reload::{EAST, WEST, east_west_cluster, events_of, reads, state};
+use common::{Gateway, GatewayOptions, try_run, value_text, wait_until};
+use serde_json::Value as Json;
+
+/// Bound on a DNS change (a TTL of 1 s, map refreshes every second) showing in `/api/state`.
+const SEEN: Duration = Duration::from_secs(30);
+
+const EAST_NAME: &str = "east.dc.meridian.test";
+const WEST_NAME: &str = "west.dc.meridian.test";
+
+fn config(nameserver: &str) -> String {
+    format!(
+        "local_dc: west
+dns: {{ nameservers: ['{nameserver}'] }}
+datacenters:
+  east: {{ hosts: [{EAST_NAME}] }}
+  west: {{ hosts: [{WEST_NAME}] }}
+latency_ms:
+  east: {{ east: 0.3, west: 40 }}
+  west: {{ east: 40, west: 0.3 }}
+read_policy:
+  latency_source: map
+"
+    )
+}
+
+/// The DC `/api/state` gives the node on `ip`.
+fn dc_of<'a>(s: &'a Json, ip: &str) -> &'a str {
+    let prefix = format!("{ip}:");
+    s["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["addr"].as_str().is_some_and(|a| a.starts_with(&prefix)))
+        .and_then(|n| n["dc"].as_str())
+        .unwrap_or("(no such node)")
+}
+
+/// Waits until every node on `ips` is placed in `dc`.
+fn wait_placed(admin: &str, ips: &[&str], dc: &str) {
+    wait_until(&format!("{ips:?} in {dc}"), SEEN, || {
+        let s = state(admin, &[]);
+        let placed: Vec<&str> = ips.iter().map(|ip| dc_of(&s, ip)).collect();
+        match placed.iter().all(|d| *d == dc) {
+            true => Ok(()),
+            false => Err(format!("placed in {placed:?}")),
+        }
+    });
+}
+
+/// Reads counted in east, west and unknown while `n` GETs of distinct keys are served.
+fn reads_of_gets(admin: &str, conn: &mut redis::Connection, round: &str, n: u64) -> [u64; 3] {
+    let dcs = ["east", "west", "unknown"];
+    let before = state(admin, &[]);
+    for i in 0..n {
+        let r = try_run(conn, &["GET", &format!("dcdns:{round}:{i}")]).expect("GET");
+        assert!(
+            value_text(&r).is_none_or(|t| !t.starts_with("ERR")),
+            "{r:?}"
+        );
+    }
+    let after = state(admin, &[]);
+    dcs.map(|dc| reads(&after, dc) - reads(&before, dc))
+}
+
+#[test]
+fn nodes_follow_their_dc_host_names() {
+    let dns = NameServer::start();
+    dns.set(EAST_NAME, &EAST);
+    dns.set(WEST_NAME, &WEST);
+    let cluster = east_west_cluster();
+    let opts = GatewayOptions {
+        extra_yaml: config(&dns.addr().to_string()),
+        ..GatewayOptions::default()
+    };
+    let gw = Gateway::start_with(&cluster, opts);
+    let admin = gw.admin_addr();
+    let mut conn = gw.client();
+
+    // Placed by the names alone (no CIDR, no node list), so reads stay in west.
+    wait_placed(&admin, &EAST, "east");
+    wait_placed(&admin, &WEST, "west");
+    assert!(dns.asked(EAST_NAME) > 0 && dns.asked(WEST_NAME) > 0);
+    assert_eq!(reads_of_gets(&admin, &mut conn, "a", 90), [0, 90, 0]);
+
+    // The first replica's address moves from the west name to the east name.
+    let east_now = [EAST[0], EAST[1], EAST[2], WEST[0]];
+    dns.set(EAST_NAME, &east_now);
+    dns.set(WEST_NAME, &WEST[1..]);
+    wait_placed(&admin, &east_now, "east");
+    wait_placed(&admin, &WEST[1..], "west");
+    let s = state(&admin, &[]);
+    let events = events_of(&s, "dc_resolved");
+    for (dc, name) in [("east", EAST_NAME), ("west", WEST_NAME)] {
+        assert!(
+            events.iter().any(|e| e["dc"] == dc
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(name) && m.contains(WEST[0]))),
+            "a dc_resolved event for {name} in {dc}: {events:?}"
+        );
+    }
+    // Shard 0 has no copy in west any more: its reads are served (and counted) in east,
+    // the other two shards' in west.
+    let [east, west, unknown] = reads_of_gets(&admin, &mut conn, "b", 90);
+    assert!(east > 0 && west > 0, "east {east}, west {west}");
+    assert_eq!((east + west, unknown), (90, 0));
+
+    // A name that stops resolving keeps the addresses it had: the nodes stay in west while
+    // the gateway keeps asking.
+    dns.remove(WEST_NAME);
+    let asked = dns.asked(WEST_NAME);
+    wait_until("two more questions for the removed name", SEEN, || {
+        match dns.asked(WEST_NAME) >= asked + 2 {
+            true => Ok(()),
+            false => Err(format!("asked {} times", dns.asked(WEST_NAME))),
+        }
+    });
+    let s = state(&admin, &[]);
+    let placed: Vec<&str> = WEST[1..].iter().map(|ip| dc_of(&s, ip)).collect();
+    assert_eq!(placed, ["west", "west"]);
+    assert_eq!(dc_of(&s, WEST[0]), "east");
+}
