@@ -280,3 +280,87 @@ impl<S: AsyncWrite + 'static> WriteHalf for TlsWriter<S> {
         Some(self.0.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, DuplexStream};
+    use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+    use super::*;
+    use crate::config::{BackendTlsConfig, TlsListenConfig};
+    use crate::tls::mint::Authority;
+
+    /// A TLS server and client over an in-memory pipe that holds `pipe` bytes.
+    async fn tls_pair(
+        pipe: usize,
+    ) -> (
+        tokio_rustls::server::TlsStream<DuplexStream>,
+        tokio_rustls::client::TlsStream<DuplexStream>,
+    ) {
+        let dir = std::env::temp_dir().join(format!("meridian-transport-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = Authority::new("transport test CA").unwrap();
+        ca.write_cert(&dir.join("ca.crt")).unwrap();
+        let leaf = ca.issue("localhost", &["localhost"]).unwrap();
+        let files = leaf.write(&dir, "server").unwrap();
+        let server = crate::tls::acceptor::build(&TlsListenConfig {
+            cert: files.cert,
+            key: files.key,
+            ..TlsListenConfig::default()
+        })
+        .unwrap();
+        let client = crate::tls::connector::build(&BackendTlsConfig {
+            enabled: true,
+            ca: dir.join("ca.crt"),
+            ..BackendTlsConfig::default()
+        })
+        .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let (s, c) = tokio::io::duplex(pipe);
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let (s, c) = tokio::join!(
+            TlsAcceptor::from(Arc::new(server)).accept(s),
+            TlsConnector::from(Arc::new(client)).connect(name, c)
+        );
+        (s.unwrap(), c.unwrap())
+    }
+
+    /// A reply rustls takes whole while the peer has no room for its records: the direct
+    /// write reports it taken *and* pending (so the session is woken to push the records),
+    /// and the session's flush delivers every byte once the peer reads.
+    #[tokio::test]
+    async fn records_the_peer_has_no_room_for_are_pending_until_flushed() {
+        let (server, client) = tls_pair(4096).await;
+        let (_rd, wr) = tokio::io::split(server);
+        let shared = TlsShared {
+            inner: RefCell::new(wr),
+            unflushed: Cell::new(false),
+        };
+        let reply = vec![b'r'; 16 * 1024];
+        assert_eq!(shared.write_direct(&reply).unwrap(), reply.len());
+        assert!(
+            shared.pending(),
+            "records beyond the pipe's 4 KB still wait"
+        );
+
+        let (mut crd, _cwr) = tokio::io::split(client);
+        let read = async {
+            let mut got = vec![0u8; reply.len()];
+            crd.read_exact(&mut got).await.unwrap();
+            got
+        };
+        let (got, flushed) = tokio::join!(read, shared.flush());
+        flushed.unwrap();
+        assert!(!shared.pending());
+        assert!(got == reply, "the reply arrives whole");
+
+        // With room for all its records, a write leaves nothing pending.
+        assert_eq!(shared.write_direct(b"+OK\r\n").unwrap(), 5);
+        assert!(!shared.pending());
+        let mut ok = [0u8; 5];
+        crd.read_exact(&mut ok).await.unwrap();
+        assert_eq!(&ok, b"+OK\r\n");
+    }
+}

@@ -108,3 +108,80 @@ impl Drop for Installed {
         self.queue.set_writeback(None);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::io;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::shared::Shared;
+
+    /// A stream that takes up to `room` bytes per write and says whether records wait.
+    struct Stream {
+        room: Cell<usize>,
+        held: bool,
+        got: RefCell<Vec<u8>>,
+    }
+
+    impl DirectWrite for Stream {
+        fn write_direct(&self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.room.get());
+            self.room.set(self.room.get() - n);
+            self.got.borrow_mut().extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn pending(&self) -> bool {
+            self.held
+        }
+    }
+
+    fn direct(room: usize, held: bool) -> (Rc<Stream>, Direct) {
+        let stream = Rc::new(Stream {
+            room: Cell::new(room),
+            held,
+            got: RefCell::new(Vec::new()),
+        });
+        let worker = Worker::new(0, Shared::new(Config::default()));
+        let direct = Direct {
+            socket: stream.clone(),
+            worker,
+            spill: Cell::new(None),
+        };
+        (stream, direct)
+    }
+
+    fn spilled(d: &Direct) -> Option<Vec<u8>> {
+        d.spill.take().map(|b| b.to_vec())
+    }
+
+    #[test]
+    fn a_reply_the_stream_takes_whole_needs_no_session() {
+        let (stream, d) = direct(64, false);
+        assert!(d.write(None, Bytes::from_static(b"$3\r\nabc\r\n")));
+        assert_eq!(&stream.got.borrow()[..], b"$3\r\nabc\r\n");
+        assert_eq!(spilled(&d), None);
+        assert_eq!(d.worker.stats.responses.get(), 1);
+        assert_eq!(d.worker.stats.send_client_bytes.get(), 9);
+    }
+
+    #[test]
+    fn the_rest_of_a_reply_is_kept_for_the_session() {
+        let (stream, d) = direct(4, false);
+        assert!(!d.write(None, Bytes::from_static(b"$3\r\nabc\r\n")));
+        assert_eq!(&stream.got.borrow()[..], b"$3\r\n");
+        assert_eq!(spilled(&d).as_deref(), Some(&b"abc\r\n"[..]));
+        assert_eq!(d.worker.stats.send_client_bytes.get(), 4);
+    }
+
+    #[test]
+    fn records_still_held_by_the_stream_wake_the_session() {
+        // TLS: rustls took the whole reply but the socket not all its records.
+        let (stream, d) = direct(64, true);
+        assert!(!d.write(None, Bytes::from_static(b"+OK\r\n")));
+        assert_eq!(&stream.got.borrow()[..], b"+OK\r\n");
+        assert_eq!(spilled(&d).as_deref(), Some(&b""[..]));
+    }
+}
