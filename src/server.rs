@@ -19,12 +19,15 @@ use crate::session;
 use crate::shared::Shared;
 use crate::tls::acceptor::HandshakeError;
 use crate::tls::{ServerTls, TlsState};
-use crate::topology::refresh;
+use crate::topology::{refresh, resolve};
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long startup waits for a first cluster map before serving anyway.
 const FIRST_MAP_WAIT: Duration = Duration::from_secs(5);
+/// Longest wait at start for the DC host names' first answers (a dead name server delays the
+/// start by this much; its lookups go on in the background).
+const FIRST_NAMES_WAIT: Duration = Duration::from_secs(2);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -120,8 +123,10 @@ pub fn run_with(
     let hup = control
         .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) });
 
-    // First map before accepting clients, so the first requests do not fail needlessly.
+    // First map before accepting clients, so the first requests do not fail needlessly; DC
+    // host names first (briefly), so that map places nodes by them.
     control.block_on(async {
+        resolve::resolve_first(&shared, FIRST_NAMES_WAIT).await;
         let deadline = Instant::now() + FIRST_MAP_WAIT;
         loop {
             match refresh::refresh_once(&shared).await {
@@ -182,6 +187,7 @@ pub fn run_with(
 
     control.block_on(async {
         let refresher = tokio::spawn(refresh::run(shared.clone()));
+        let resolver = tokio::spawn(resolve::run(shared.clone()));
         let prober = tokio::spawn(crate::health::probe::run(shared.clone()));
         let reloaders = tls.is_on().then(|| {
             (
@@ -203,6 +209,7 @@ pub fn run_with(
             );
         }
         refresher.abort();
+        resolver.abort();
         prober.abort();
         if let Some((hup, watch)) = reloaders {
             hup.abort();

@@ -63,8 +63,8 @@ pub struct Shared {
     listening: AtomicUsize,
     /// Clients per worker, for spreading new ones evenly.
     pub balance: Balance,
-    /// DC host names resolved for the DC map (used by the refresher only).
-    pub dc_hosts: tokio::sync::Mutex<crate::topology::dc_hosts::DcHosts>,
+    /// DC host names resolved for the DC map (`topology::resolve` writes, the refresher reads).
+    pub dc_hosts: Mutex<crate::topology::dc_hosts::DcHosts>,
     pub started: Instant,
     /// Run id, port, config file: what INFO says this gateway is.
     pub identity: Identity,
@@ -120,7 +120,7 @@ impl Shared {
             command_names,
             listening: AtomicUsize::new(0),
             balance: Balance::new(workers),
-            dc_hosts: tokio::sync::Mutex::new(Default::default()),
+            dc_hosts: Mutex::new(Default::default()),
             started: Instant::now(),
             identity: Identity::default(),
             refresh: Notify::new(),

@@ -4,6 +4,8 @@
 //! `dns.nameservers`) answers with a 1 s TTL. When a name moves to other addresses, the
 //! node follows at the next resolution, a `dc_resolved` event says so, and reads are counted
 //! (and routed) by the new placement; a name that stops resolving keeps its last addresses.
+//! A name server that stops answering altogether does not hold up the map: a failover is
+//! followed while its lookups hang.
 
 mod common;
 
@@ -14,8 +16,9 @@ use common::reload::{EAST, WEST, east_west_cluster, events_of, reads, state};
 use common::{Gateway, GatewayOptions, try_run, value_text, wait_until};
 use serde_json::Value as Json;
 
-/// Bound on a DNS change (a TTL of 1 s, map refreshes every second) showing in `/api/state`.
-const SEEN: Duration = Duration::from_secs(30);
+/// Bound on a DNS change showing in `/api/state` (a TTL of 1 s; a lookup the silent name server
+/// left unanswered ends after the resolver's 15 s timeout, then waits 5 s to ask again).
+const SEEN: Duration = Duration::from_secs(60);
 
 const EAST_NAME: &str = "east.dc.meridian.test";
 const WEST_NAME: &str = "west.dc.meridian.test";
@@ -132,4 +135,81 @@ fn nodes_follow_their_dc_host_names() {
     let placed: Vec<&str> = WEST[1..].iter().map(|ip| dc_of(&s, ip)).collect();
     assert_eq!(placed, ["west", "west"]);
     assert_eq!(dc_of(&s, WEST[0]), "east");
+}
+
+/// The role `/api/state` gives the node on `ip`.
+fn role_of(s: &Json, ip: &str) -> String {
+    let prefix = format!("{ip}:");
+    s["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["addr"].as_str().is_some_and(|a| a.starts_with(&prefix)))
+        .and_then(|n| n["role"].as_str())
+        .unwrap_or("(no such node)")
+        .to_string()
+}
+
+/// A name server that stops answering (down, or a firewall dropping DNS) does not hold up the
+/// cluster map: a failover is followed while the DC names' questions go unanswered, the nodes
+/// keep their DCs, and once the server answers again a moved name is followed too.
+#[test]
+fn a_silent_name_server_does_not_hold_up_the_map() {
+    let dns = NameServer::start();
+    dns.set(EAST_NAME, &EAST);
+    dns.set(WEST_NAME, &WEST);
+    let cluster = east_west_cluster();
+    let opts = GatewayOptions {
+        extra_yaml: config(&dns.addr().to_string()),
+        ..GatewayOptions::default()
+    };
+    let gw = Gateway::start_with(&cluster, opts);
+    let admin = gw.admin_addr();
+    wait_placed(&admin, &EAST, "east");
+    wait_placed(&admin, &WEST, "west");
+
+    dns.silence(EAST_NAME, true);
+    dns.silence(WEST_NAME, true);
+    let asked = dns.asked(WEST_NAME);
+    wait_until(
+        "a question the name server leaves unanswered",
+        SEEN,
+        || match dns.asked(WEST_NAME) > asked {
+            true => Ok(()),
+            false => Err("not asked yet".into()),
+        },
+    );
+    // The first west replica takes over its shard while names go unanswered.
+    let replica = cluster
+        .nodes()
+        .iter()
+        .find(|n| n.ip == WEST[0])
+        .map(|n| n.addr.clone())
+        .expect("the first west replica");
+    let started = std::time::Instant::now();
+    cluster.query(&replica, &["CLUSTER", "FAILOVER"]);
+    wait_until("the failover in the gateway's map", SEEN, || match role_of(
+        &state(&admin, &[]),
+        WEST[0],
+    )
+    .as_str()
+    {
+        "master" => Ok(()),
+        other => Err(format!("{} is {other}", WEST[0])),
+    });
+    eprintln!(
+        "failover in the map after {:?}, {} unanswered questions for {WEST_NAME}",
+        started.elapsed(),
+        dns.asked(WEST_NAME) - asked
+    );
+    let s = state(&admin, &[]);
+    assert_eq!(dc_of(&s, WEST[0]), "west", "the new master keeps its DC");
+    assert_eq!(dc_of(&s, EAST[0]), "east");
+
+    // Answered again, with the new master's address moved to the east name.
+    dns.set(EAST_NAME, &[EAST[0], EAST[1], EAST[2], WEST[0]]);
+    dns.set(WEST_NAME, &WEST[1..]);
+    dns.silence(EAST_NAME, false);
+    dns.silence(WEST_NAME, false);
+    wait_placed(&admin, &[WEST[0]], "east");
 }

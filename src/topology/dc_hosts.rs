@@ -1,76 +1,138 @@
 //! The `hosts` part of the DC map: names listed under `datacenters.<dc>.hosts` are resolved
-//! (hickory-resolver) and their addresses placed in that DC. Answers are kept until their DNS
-//! TTL runs out, then resolved again, so a name that moves to new addresses follows.
+//! (by `topology::resolve`, never by the map refresh itself) and their addresses placed in
+//! that DC. Answers are kept until their DNS TTL runs out, then asked again, so a name that
+//! moves to new addresses takes its nodes along; a name that cannot be resolved keeps the
+//! addresses it had and is asked again after [`RETRY_AFTER`].
+//!
+//! This file only decides: which names are due, and what an answer changes.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Instant;
-
-use tracing::warn;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
+
+/// How long a name whose lookup failed waits before it is asked again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// What one name is known to resolve to.
+#[derive(Debug)]
+struct Entry {
+    dc: String,
+    /// Sorted; empty until a first answer.
+    ips: Vec<IpAddr>,
+    /// When the answer expires (or the name may be asked again after a failure).
+    until: Instant,
+    /// A lookup is under way: not due again until it ends.
+    asking: bool,
+}
+
+/// What an answer (or a failed lookup) changed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The name resolves where it did (or failed again, keeping what was known).
+    Same,
+    /// The placement changed without a move to report: a first answer, or the name now
+    /// belongs to another DC (a reload).
+    Placed,
+    /// The name now resolves to other addresses than before: the message says how.
+    Moved(String),
+}
 
 /// Addresses learned from DC host names, with when they must be resolved again.
 #[derive(Debug, Default)]
 pub struct DcHosts {
-    by_name: HashMap<String, (String, Vec<IpAddr>, Instant)>,
+    by_name: HashMap<String, Entry>,
+}
+
+/// Names to resolve now, as (DC, name), and whether names the config dropped changed the
+/// placement.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Due {
+    pub names: Vec<(String, String)>,
+    pub dropped: bool,
 }
 
 impl DcHosts {
-    /// Resolves every host name whose answer expired (or whose DC a reload changed) and
-    /// forgets names the config no longer lists. Returns the names whose addresses changed
-    /// from a previous answer, as (DC, message).
-    pub async fn refresh(&mut self, config: &Config) -> Vec<(String, String)> {
-        let now = Instant::now();
-        let mut changed = Vec::new();
-        self.by_name.retain(|host, (dc, _, _)| {
-            config
-                .datacenters
-                .get(dc.as_str())
-                .is_some_and(|spec| spec.hosts.contains(host))
-        });
+    /// Forgets names the config no longer lists and returns the names to ask for now: new
+    /// ones, expired answers, and names a reload moved to another DC. They count as being
+    /// asked until [`DcHosts::answer`] takes their result.
+    pub fn due(&mut self, config: &Config, now: Instant) -> Due {
+        let before = self.by_name.len();
+        self.by_name
+            .retain(|host, _| config.datacenters.values().any(|s| s.hosts.contains(host)));
+        let mut due = Due {
+            names: Vec::new(),
+            dropped: self.by_name.len() != before,
+        };
         for (dc, spec) in &config.datacenters {
             for host in &spec.hosts {
-                if self
-                    .by_name
-                    .get(host)
-                    .is_some_and(|(d, _, until)| *until > now && d == dc)
-                {
+                let entry = self.by_name.entry(host.clone()).or_insert_with(|| Entry {
+                    dc: dc.clone(),
+                    ips: Vec::new(),
+                    until: now,
+                    asking: false,
+                });
+                if entry.asking || (entry.until > now && entry.dc == *dc) {
                     continue;
                 }
-                match crate::dns::lookup_host_ttl(host).await {
-                    Ok((mut ips, until)) => {
-                        ips.sort();
-                        let before = self.by_name.insert(host.clone(), (dc.clone(), ips, until));
-                        if let Some((_, old_ips, _)) = before {
-                            let new_ips = &self.by_name[host].1;
-                            if old_ips != *new_ips {
-                                changed.push((
-                                    dc.clone(),
-                                    format!("{host} now resolves to {new_ips:?} (was {old_ips:?})"),
-                                ));
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        warn!(%host, %dc, error = %e, "cannot resolve a datacenter host name");
-                        // Try again at the next refresh, keeping what was known.
-                        if let Some(entry) = self.by_name.get_mut(host) {
-                            entry.2 = now;
-                        }
-                    }
-                }
+                entry.asking = true;
+                due.names.push((dc.clone(), host.clone()));
             }
         }
-        changed
+        due
+    }
+
+    /// Takes the answer for `host` of DC `dc` (its addresses and until when they hold) or
+    /// the failed lookup's `Err` (logged by the caller), and says what changed.
+    pub fn answer(
+        &mut self,
+        dc: &str,
+        host: &str,
+        answer: Result<(Vec<IpAddr>, Instant), ()>,
+        now: Instant,
+    ) -> Outcome {
+        let Some(entry) = self.by_name.get_mut(host) else {
+            // Dropped by a reload while it was asked.
+            return Outcome::Same;
+        };
+        entry.asking = false;
+        let moved_dc = entry.dc != dc;
+        entry.dc = dc.to_string();
+        let Ok((mut ips, until)) = answer else {
+            entry.until = now + RETRY_AFTER;
+            return if moved_dc && !entry.ips.is_empty() {
+                Outcome::Placed
+            } else {
+                Outcome::Same
+            };
+        };
+        ips.sort();
+        ips.dedup();
+        entry.until = until;
+        if entry.ips == ips {
+            return if moved_dc {
+                Outcome::Placed
+            } else {
+                Outcome::Same
+            };
+        }
+        let old = std::mem::replace(&mut entry.ips, ips);
+        if old.is_empty() {
+            return Outcome::Placed;
+        }
+        Outcome::Moved(format!(
+            "{host} now resolves to {:?} (was {old:?})",
+            entry.ips
+        ))
     }
 
     /// The DC whose host names resolve to `ip`.
     pub fn dc_of(&self, ip: IpAddr) -> Option<&str> {
         self.by_name
             .values()
-            .find(|(_, ips, _)| ips.contains(&ip))
-            .map(|(dc, _, _)| dc.as_str())
+            .find(|e| e.ips.contains(&ip))
+            .map(|e| e.dc.as_str())
     }
 }
 
@@ -78,15 +140,117 @@ impl DcHosts {
 mod tests {
     use super::*;
 
+    fn config(text: &str) -> Config {
+        let head = "cluster: { seeds: [127.0.0.1:7001] }\ndatacenters:\n";
+        Config::parse(&format!("{head}{text}"), "t.yaml").unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn names(due: &Due) -> Vec<&str> {
+        due.names.iter().map(|(_, h)| h.as_str()).collect()
+    }
+
+    #[test]
+    fn names_are_asked_once_until_answered_and_again_when_the_answer_expires() {
+        let cfg = config("  east: { hosts: [a.test, b.test] }\n");
+        let mut hosts = DcHosts::default();
+        let t0 = Instant::now();
+        let due = hosts.due(&cfg, t0);
+        assert_eq!(names(&due), ["a.test", "b.test"]);
+        // Being asked: not due again, however long the lookup takes.
+        assert!(
+            hosts
+                .due(&cfg, t0 + Duration::from_secs(60))
+                .names
+                .is_empty()
+        );
+
+        let ttl = t0 + Duration::from_secs(10);
+        let got = hosts.answer(
+            "east",
+            "a.test",
+            Ok((vec![ip("10.0.0.2"), ip("10.0.0.1")], ttl)),
+            t0,
+        );
+        assert_eq!(got, Outcome::Placed);
+        assert_eq!(hosts.dc_of(ip("10.0.0.1")), Some("east"));
+        assert!(
+            hosts
+                .due(&cfg, t0 + Duration::from_secs(9))
+                .names
+                .is_empty()
+        );
+        let due = hosts.due(&cfg, ttl);
+        assert_eq!(names(&due), ["a.test"]);
+        let same = hosts.answer(
+            "east",
+            "a.test",
+            Ok((vec![ip("10.0.0.1"), ip("10.0.0.2")], ttl)),
+            ttl,
+        );
+        assert_eq!(same, Outcome::Same);
+        let moved = hosts.answer("east", "a.test", Ok((vec![ip("10.0.0.3")], ttl)), ttl);
+        let Outcome::Moved(message) = moved else {
+            panic!("a move: {moved:?}");
+        };
+        assert!(
+            message.contains("a.test") && message.contains("10.0.0.3"),
+            "{message}"
+        );
+        assert_eq!(hosts.dc_of(ip("10.0.0.1")), None);
+        assert_eq!(hosts.dc_of(ip("10.0.0.3")), Some("east"));
+    }
+
+    #[test]
+    fn a_failed_lookup_keeps_the_addresses_and_waits_before_asking_again() {
+        let cfg = config("  east: { hosts: [a.test] }\n");
+        let mut hosts = DcHosts::default();
+        let t0 = Instant::now();
+        hosts.due(&cfg, t0);
+        hosts.answer("east", "a.test", Ok((vec![ip("10.0.0.1")], t0)), t0);
+        assert_eq!(names(&hosts.due(&cfg, t0)), ["a.test"]);
+        assert_eq!(hosts.answer("east", "a.test", Err(()), t0), Outcome::Same);
+        assert_eq!(hosts.dc_of(ip("10.0.0.1")), Some("east"));
+        assert!(hosts.due(&cfg, t0 + RETRY_AFTER / 2).names.is_empty());
+        assert_eq!(names(&hosts.due(&cfg, t0 + RETRY_AFTER)), ["a.test"]);
+        // A name never resolved places nothing.
+        let cfg = config("  east: { hosts: [a.test, new.test] }\n");
+        hosts.due(&cfg, t0 + RETRY_AFTER);
+        assert_eq!(hosts.answer("east", "new.test", Err(()), t0), Outcome::Same);
+    }
+
+    #[test]
+    fn a_reload_that_moves_or_drops_a_name_changes_the_placement() {
+        let mut hosts = DcHosts::default();
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(60);
+        let cfg = config("  east: { hosts: [a.test] }\n  west: { hosts: [b.test] }\n");
+        hosts.due(&cfg, t0);
+        hosts.answer("east", "a.test", Ok((vec![ip("10.0.0.1")], later)), t0);
+        hosts.answer("west", "b.test", Ok((vec![ip("10.0.0.2")], later)), t0);
+        // a.test moves to west, b.test is dropped.
+        let cfg = config("  east: {}\n  west: { hosts: [a.test] }\n");
+        let due = hosts.due(&cfg, t0);
+        assert!(due.dropped);
+        assert_eq!(due.names, [("west".to_string(), "a.test".to_string())]);
+        assert_eq!(hosts.dc_of(ip("10.0.0.2")), None);
+        let got = hosts.answer("west", "a.test", Ok((vec![ip("10.0.0.1")], later)), t0);
+        assert_eq!(got, Outcome::Placed);
+        assert_eq!(hosts.dc_of(ip("10.0.0.1")), Some("west"));
+    }
+
     #[tokio::test]
     async fn host_names_place_their_addresses_in_a_dc() {
-        let config = Config::parse(
-            "cluster: { seeds: [127.0.0.1:7001] }\ndatacenters:\n  east: { hosts: [localhost] }\n",
-            "t.yaml",
-        )
-        .unwrap();
+        let cfg = config("  east: { hosts: [localhost] }\n");
         let mut hosts = DcHosts::default();
-        hosts.refresh(&config).await;
+        let now = Instant::now();
+        for (dc, host) in hosts.due(&cfg, now).names {
+            let answer = crate::dns::lookup_host_ttl(&host).await.map_err(|_| ());
+            hosts.answer(&dc, &host, answer, now);
+        }
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         let resolved = crate::dns::lookup_host("localhost").await.unwrap();
         let expected = resolved.contains(&local).then_some("east");

@@ -7,6 +7,7 @@ pub mod dc_hosts;
 pub mod failover;
 pub mod parse;
 pub mod refresh;
+pub mod resolve;
 
 use std::sync::Arc;
 

@@ -114,12 +114,8 @@ pub async fn refresh_once(shared: &Shared) -> Result<bool, RefreshError> {
     };
     let mut topo = Topology::from_shards(view.shards);
     let config = shared.config();
-    let mut hosts = shared.dc_hosts.lock().await;
-    for (dc, message) in hosts.refresh(&config).await {
-        shared
-            .events
-            .record(EventKind::DcResolved, None, Some(&dc), None, message);
-    }
+    // Names are resolved by `resolve`, never here: a slow name server must not hold the map.
+    let hosts = shared.dc_hosts.lock();
     topo.annotate(
         |addr| {
             config.dc_of_node(addr).map(Arc::from).or_else(|| {

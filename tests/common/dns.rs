@@ -21,6 +21,8 @@ pub const TTL: u32 = 1;
 struct Zone {
     answers: HashMap<String, Vec<Ipv4Addr>>,
     asked: HashMap<String, usize>,
+    /// Names whose questions are counted and never answered (a name server that is down).
+    silent: Vec<String>,
 }
 
 /// The server; stops when dropped.
@@ -71,6 +73,15 @@ impl NameServer {
         self.zone.lock().unwrap().answers.remove(&key(name));
     }
 
+    /// Questions for `name` go unanswered from now on (`false`: answered again).
+    pub fn silence(&self, name: &str, silent: bool) {
+        let mut zone = self.zone.lock().unwrap();
+        zone.silent.retain(|n| *n != key(name));
+        if silent {
+            zone.silent.push(key(name));
+        }
+    }
+
     /// Questions asked for `name` so far (any type).
     pub fn asked(&self, name: &str) -> usize {
         let zone = self.zone.lock().unwrap();
@@ -114,6 +125,9 @@ fn answer(query: &[u8], zone: &Mutex<Zone>) -> Option<Vec<u8>> {
     reply.add_query(question.clone());
     let mut zone = zone.lock().unwrap();
     *zone.asked.entry(name.clone()).or_default() += 1;
+    if zone.silent.contains(&name) {
+        return None;
+    }
     match zone.answers.get(&name) {
         // A name with addresses has no AAAA records: an empty answer, not an error.
         Some(ips) if question.query_type() == RecordType::A => {
