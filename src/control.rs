@@ -57,7 +57,8 @@ pub struct ControlConn {
 }
 
 impl ControlConn {
-    /// Connects (resolving the name), and authenticates when credentials are set.
+    /// Connects (resolving the name; each of the two within `timeout`), and authenticates when
+    /// credentials are set.
     pub async fn connect(
         addr: &str,
         creds: &Credentials,
@@ -67,7 +68,7 @@ impl ControlConn {
             addr: addr.to_string(),
             reason,
         };
-        let targets = crate::dns::resolve(addr)
+        let targets = crate::dns::resolve_within(addr, timeout)
             .await
             .map_err(|e| connect_err(e.to_string()))?;
         let mut last = connect_err("no address".into());

@@ -16,6 +16,8 @@ pub enum DnsError {
     BadAddress(String),
     #[error("cannot resolve '{host}': {reason}")]
     Lookup { host: String, reason: String },
+    #[error("cannot resolve '{host}': no answer within {ms} ms")]
+    Timeout { host: String, ms: u128 },
 }
 
 /// The process's resolver, made at the first lookup (or by [`use_nameservers`]).
@@ -113,6 +115,21 @@ pub async fn lookup_host_ttl(host: &str) -> Result<(Vec<IpAddr>, std::time::Inst
             .min(minute)
             .max(std::time::Instant::now()),
     ))
+}
+
+/// [`resolve`], given up after `timeout` (a name server that does not answer would otherwise
+/// hold the caller for the resolver's own timeout, 15 s by default).
+pub async fn resolve_within(
+    addr: &str,
+    timeout: std::time::Duration,
+) -> Result<Vec<SocketAddr>, DnsError> {
+    match tokio::time::timeout(timeout, resolve(addr)).await {
+        Ok(found) => found,
+        Err(_) => Err(DnsError::Timeout {
+            host: split_host_port(addr).map_or(addr, |(h, _)| h).to_string(),
+            ms: timeout.as_millis(),
+        }),
+    }
 }
 
 /// Resolves `host:port` to socket addresses.
