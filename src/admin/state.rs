@@ -1,6 +1,6 @@
 //! `/api/state`: the gateway as JSON — nodes with role, slots, breaker, RTT and lag; the
-//! latency map in use; read share per DC; per-command rates and latency; the config in
-//! force; recent events.
+//! latency map in use; read share per DC; DC host names; per-command rates and latency; the
+//! config in force; recent events.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -12,6 +12,7 @@ use crate::config::{LatencySource, UNKNOWN_DC};
 use crate::events::Event;
 use crate::shared::Shared;
 use crate::topology::Role;
+use crate::topology::dc_hosts::HostState;
 
 #[derive(Serialize)]
 struct State<'a> {
@@ -31,6 +32,8 @@ struct State<'a> {
     /// Where the read policy takes node distances from.
     latency_source: &'static str,
     reads: Vec<DcReads>,
+    /// `datacenters.<dc>.hosts` names: addresses, expiry, failed lookups.
+    dc_hosts: Vec<HostState>,
     /// Per command: requests, replies, latency quantiles since start and the histogram behind
     /// them, busiest first.
     commands: Vec<super::commands::CommandState>,
@@ -210,6 +213,7 @@ pub fn render(shared: &Shared, workers: usize) -> String {
         latency_ms: &config.latency_ms,
         latency_source: source_name(config.read_policy.latency_source),
         reads,
+        dc_hosts: shared.dc_hosts.lock().states(Instant::now()),
         commands,
         latency_buckets_ms: super::commands::bounds_ms(),
         events: shared.events.recent(),

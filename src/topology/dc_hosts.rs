@@ -25,6 +25,25 @@ struct Entry {
     until: Instant,
     /// A lookup is under way: not due again until it ends.
     asking: bool,
+    /// Lookups that failed in a row, and the last one's error.
+    failures: u32,
+    last_error: Option<String>,
+}
+
+/// One DC host name as `/api/state` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HostState {
+    pub name: String,
+    pub dc: String,
+    /// The addresses it places in `dc` (the last good answer's).
+    pub addresses: Vec<String>,
+    /// Until the answer expires (or the next try after a failure), in ms; 0 when due.
+    pub expires_in_ms: u64,
+    /// A lookup is under way.
+    pub resolving: bool,
+    /// Lookups that failed in a row (0 after a good answer).
+    pub failures: u32,
+    pub last_error: Option<String>,
 }
 
 /// What an answer (or a failed lookup) changed.
@@ -72,6 +91,8 @@ impl DcHosts {
                     ips: Vec::new(),
                     until: now,
                     asking: false,
+                    failures: 0,
+                    last_error: None,
                 });
                 if entry.asking || (entry.until > now && entry.dc == *dc) {
                     continue;
@@ -84,12 +105,12 @@ impl DcHosts {
     }
 
     /// Takes the answer for `host` of DC `dc` (its addresses and until when they hold) or
-    /// the failed lookup's `Err` (logged by the caller), and says what changed.
+    /// the failed lookup's error, and says what changed.
     pub fn answer(
         &mut self,
         dc: &str,
         host: &str,
-        answer: Result<(Vec<IpAddr>, Instant), ()>,
+        answer: Result<(Vec<IpAddr>, Instant), String>,
         now: Instant,
     ) -> Outcome {
         let Some(entry) = self.by_name.get_mut(host) else {
@@ -99,14 +120,21 @@ impl DcHosts {
         entry.asking = false;
         let moved_dc = entry.dc != dc;
         entry.dc = dc.to_string();
-        let Ok((mut ips, until)) = answer else {
-            entry.until = now + RETRY_AFTER;
-            return if moved_dc && !entry.ips.is_empty() {
-                Outcome::Placed
-            } else {
-                Outcome::Same
-            };
+        let (mut ips, until) = match answer {
+            Ok(found) => found,
+            Err(error) => {
+                entry.failures = entry.failures.saturating_add(1);
+                entry.last_error = Some(error);
+                entry.until = now + RETRY_AFTER;
+                return if moved_dc && !entry.ips.is_empty() {
+                    Outcome::Placed
+                } else {
+                    Outcome::Same
+                };
+            }
         };
+        entry.failures = 0;
+        entry.last_error = None;
         ips.sort();
         ips.dedup();
         entry.until = until;
@@ -125,6 +153,25 @@ impl DcHosts {
             "{host} now resolves to {:?} (was {old:?})",
             entry.ips
         ))
+    }
+
+    /// Every name with what it resolves to, by name.
+    pub fn states(&self, now: Instant) -> Vec<HostState> {
+        let mut out: Vec<HostState> = self
+            .by_name
+            .iter()
+            .map(|(name, e)| HostState {
+                name: name.clone(),
+                dc: e.dc.clone(),
+                addresses: e.ips.iter().map(IpAddr::to_string).collect(),
+                expires_in_ms: e.until.saturating_duration_since(now).as_millis() as u64,
+                resolving: e.asking,
+                failures: e.failures,
+                last_error: e.last_error.clone(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
     }
 
     /// The DC whose host names resolve to `ip`.
@@ -212,14 +259,31 @@ mod tests {
         hosts.due(&cfg, t0);
         hosts.answer("east", "a.test", Ok((vec![ip("10.0.0.1")], t0)), t0);
         assert_eq!(names(&hosts.due(&cfg, t0)), ["a.test"]);
-        assert_eq!(hosts.answer("east", "a.test", Err(()), t0), Outcome::Same);
+        assert_eq!(
+            hosts.answer("east", "a.test", Err("timed out".into()), t0),
+            Outcome::Same
+        );
         assert_eq!(hosts.dc_of(ip("10.0.0.1")), Some("east"));
+        let shown = &hosts.states(t0)[0];
+        assert_eq!(shown.addresses, ["10.0.0.1"]);
+        assert_eq!(
+            (shown.failures, shown.last_error.as_deref()),
+            (1, Some("timed out"))
+        );
+        assert_eq!(shown.expires_in_ms, RETRY_AFTER.as_millis() as u64);
         assert!(hosts.due(&cfg, t0 + RETRY_AFTER / 2).names.is_empty());
         assert_eq!(names(&hosts.due(&cfg, t0 + RETRY_AFTER)), ["a.test"]);
+        assert!(hosts.states(t0)[0].resolving);
+        hosts.answer("east", "a.test", Ok((vec![ip("10.0.0.1")], t0)), t0);
+        let shown = &hosts.states(t0)[0];
+        assert_eq!((shown.failures, shown.last_error.as_deref()), (0, None));
         // A name never resolved places nothing.
         let cfg = config("  east: { hosts: [a.test, new.test] }\n");
         hosts.due(&cfg, t0 + RETRY_AFTER);
-        assert_eq!(hosts.answer("east", "new.test", Err(()), t0), Outcome::Same);
+        assert_eq!(
+            hosts.answer("east", "new.test", Err("no such name".into()), t0),
+            Outcome::Same
+        );
     }
 
     #[test]
@@ -248,7 +312,9 @@ mod tests {
         let mut hosts = DcHosts::default();
         let now = Instant::now();
         for (dc, host) in hosts.due(&cfg, now).names {
-            let answer = crate::dns::lookup_host_ttl(&host).await.map_err(|_| ());
+            let answer = crate::dns::lookup_host_ttl(&host)
+                .await
+                .map_err(|e| e.to_string());
             hosts.answer(&dc, &host, answer, now);
         }
         let local: IpAddr = "127.0.0.1".parse().unwrap();

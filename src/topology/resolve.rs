@@ -46,11 +46,12 @@ pub fn start_due(shared: &Arc<Shared>) -> JoinSet<()> {
             if let Err(e) = &answer {
                 warn!(%host, %dc, error = %e, "cannot resolve a datacenter host name");
             }
-            let outcome =
-                shared
-                    .dc_hosts
-                    .lock()
-                    .answer(&dc, &host, answer.map_err(|_| ()), Instant::now());
+            let outcome = shared.dc_hosts.lock().answer(
+                &dc,
+                &host,
+                answer.map_err(|e| e.to_string()),
+                Instant::now(),
+            );
             match outcome {
                 Outcome::Same => {}
                 Outcome::Placed => shared.request_refresh(),
