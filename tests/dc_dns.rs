@@ -43,16 +43,21 @@ read_policy:
     )
 }
 
-/// The DC `/api/state` gives the node on `ip`.
-fn dc_of<'a>(s: &'a Json, ip: &str) -> &'a str {
+/// The field `field` of the node on `ip` in `/api/state`.
+fn node_field<'a>(s: &'a Json, ip: &str, field: &str) -> &'a str {
     let prefix = format!("{ip}:");
     s["nodes"]
         .as_array()
         .expect("nodes")
         .iter()
         .find(|n| n["addr"].as_str().is_some_and(|a| a.starts_with(&prefix)))
-        .and_then(|n| n["dc"].as_str())
+        .and_then(|n| n[field].as_str())
         .unwrap_or("(no such node)")
+}
+
+/// The DC `/api/state` gives the node on `ip`.
+fn dc_of<'a>(s: &'a Json, ip: &str) -> &'a str {
+    node_field(s, ip, "dc")
 }
 
 /// Waits until every node on `ips` is placed in `dc`.
@@ -151,19 +156,6 @@ fn nodes_follow_their_dc_host_names() {
     assert_eq!(dc_of(&s, WEST[0]), "east");
 }
 
-/// The role `/api/state` gives the node on `ip`.
-fn role_of(s: &Json, ip: &str) -> String {
-    let prefix = format!("{ip}:");
-    s["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .find(|n| n["addr"].as_str().is_some_and(|a| a.starts_with(&prefix)))
-        .and_then(|n| n["role"].as_str())
-        .unwrap_or("(no such node)")
-        .to_string()
-}
-
 /// A name server that stops answering (down, or a firewall dropping DNS) does not hold up the
 /// cluster map: a failover is followed while the DC names' questions go unanswered, the nodes
 /// keep their DCs, and once the server answers again a moved name is followed too.
@@ -215,7 +207,7 @@ fn a_silent_name_server_does_not_hold_up_the_map() {
     wait_until(
         "the failover in the gateway's map",
         FOLLOW,
-        || match role_of(&state(&admin, &[]), WEST[0]).as_str() {
+        || match node_field(&state(&admin, &[]), WEST[0], "role") {
             "master" => Ok(()),
             other => Err(format!("{} is {other}", WEST[0])),
         },
