@@ -12,6 +12,8 @@ mod common;
 use std::time::Duration;
 
 use common::dns::NameServer;
+use common::http;
+use common::prom::{promtool_check, sample, samples};
 use common::reload::{EAST, WEST, east_west_cluster, events_of, reads, state};
 use common::{Gateway, GatewayOptions, try_run, value_text, wait_until};
 use serde_json::Value as Json;
@@ -154,6 +156,34 @@ fn nodes_follow_their_dc_host_names() {
     let placed: Vec<&str> = WEST[1..].iter().map(|ip| dc_of(&s, ip)).collect();
     assert_eq!(placed, ["west", "west"]);
     assert_eq!(dc_of(&s, WEST[0]), "east");
+
+    // The same in /metrics, which a real Prometheus parser accepts.
+    let r = http::get(&admin, "/metrics");
+    assert_eq!(r.status, 200, "{r:?}");
+    promtool_check(&r.body);
+    let all = samples(&r.body);
+    let key =
+        |family: &str, name: &str, dc: &str| format!("{family}{{host=\"{name}\",dc=\"{dc}\"}}");
+    let failures = sample(
+        &all,
+        &key("meridian_dc_host_lookup_failures", WEST_NAME, "west"),
+    );
+    assert!(failures >= 1.0, "{failures}");
+    assert_eq!(
+        sample(&all, &key("meridian_dc_host_addresses", WEST_NAME, "west")),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &all,
+            &key("meridian_dc_host_lookup_failures", EAST_NAME, "east")
+        ),
+        0.0
+    );
+    assert_eq!(
+        sample(&all, &key("meridian_dc_host_addresses", EAST_NAME, "east")),
+        4.0
+    );
 }
 
 /// A name server that stops answering (down, or a firewall dropping DNS) does not hold up the

@@ -19,6 +19,7 @@ use crate::shared::Shared;
 use crate::stats::errors::ErrorKind;
 use crate::stats::requests::LATENCY_BOUNDS;
 use crate::topology::Role;
+use crate::topology::dc_hosts::HostState;
 
 /// The `Content-Type` of the exposition.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -361,6 +362,26 @@ impl GatewayCollector {
             "meridian_slots_covered",
             "Slots the current cluster map assigns to a node (16384 when complete).",
             gauge(topo.covered_slots() as i64),
+        )?;
+        let hosts = shared.dc_hosts.lock().states(now);
+        let labels = |h: &HostState| [("host", h.name.clone()), ("dc", h.dc.clone())];
+        family(
+            enc,
+            "meridian_dc_host_addresses",
+            "Addresses each datacenters.<dc>.hosts name places in its DC (its last good answer's; 0 before one).",
+            MetricType::Gauge,
+            hosts
+                .iter()
+                .map(|h| (labels(h), gauge(h.addresses.len() as i64))),
+        )?;
+        family(
+            enc,
+            "meridian_dc_host_lookup_failures",
+            "Failed lookups in a row of each datacenters.<dc>.hosts name (0 after a good answer; its addresses are kept meanwhile).",
+            MetricType::Gauge,
+            hosts
+                .iter()
+                .map(|h| (labels(h), gauge(i64::from(h.failures)))),
         )
     }
 

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod dns;
 pub mod gateway;
 pub mod http;
+pub mod prom;
 pub mod raw;
 pub mod reload;
 pub mod standalone;
