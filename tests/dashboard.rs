@@ -290,6 +290,9 @@ fn dashboard_draws_every_node_and_marks_a_stopped_one_down() {
     assert!(latency.contains("measured from east"), "{latency}");
     // Today /api/state has no events: the timeline says so instead of breaking.
     assert!(element_text(&dom, "events", "table").contains("no events"));
+    // No DC is placed by host names here: their section stays hidden.
+    let hosts = tag_with(&dom, "id", "dc-hosts-section").expect("the DC host names section");
+    assert!(hosts.contains_key("hidden"), "{hosts:?}");
     // Reads flowed between polls: the chart draws a line for the DC that served them.
     assert!(
         element_text(&dom, "share-chart", "svg").contains("<polyline"),
@@ -410,6 +413,13 @@ fn page_draws_events_and_shows_hostile_text_as_text() {
                       "buckets": [10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]}],
         "latency_buckets_ms": [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000,
                                2500, 5000, 10000],
+        "dc_hosts": [
+            {"name": hostile, "dc": "east", "addresses": ["127.0.1.1"], "expires_in_ms": 4000,
+             "resolving": false, "failures": 3, "last_error": "<b>request timed out</b>"},
+            {"name": "west.example", "dc": "west", "addresses": [], "expires_in_ms": 0,
+             "resolving": true, "failures": 0, "last_error": null},
+            7
+        ],
         "events": [
             {"ts_ms": 1_764_633_600_000u64, "kind": "breaker_open", "node": hostile,
              "dc": "west", "slot": null, "message": "<script>document.title='pwned'</script>"},
@@ -499,6 +509,22 @@ fn page_draws_events_and_shows_hostile_text_as_text() {
     );
     let requests: u64 = cells[6].parse().expect("a request count");
     assert_eq!(requests % 100, 10, "10 + 100 per later poll");
+    // DC host names: the failing one marked, with its kept address and its error as text.
+    let hosts = tag_with(drawn, "id", "dc-hosts-section").expect("the DC host names section");
+    assert!(!hosts.contains_key("hidden"), "{hosts:?}");
+    let table = element_text(drawn, "dc-hosts", "table");
+    assert_eq!(table.matches("data-failing=\"yes\"").count(), 1, "{table}");
+    for cell in [
+        "<td>127.0.1.1</td>",
+        "<td>4.0 s</td>",
+        "<td>3</td>",
+        "<td>&lt;b&gt;request timed out&lt;/b&gt;</td>",
+        "<td>west.example</td>",
+        "<td>none</td>",
+        "<td>resolving…</td>",
+    ] {
+        assert!(table.contains(cell), "no {cell} in {table}");
+    }
     // Events newest first, whatever their shape.
     let events = element_text(&dom, "events", "table");
     let kinds: Vec<&str> = events
