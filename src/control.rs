@@ -68,7 +68,7 @@ impl ControlConn {
             addr: addr.to_string(),
             reason,
         };
-        let targets = crate::dns::resolve_within(addr, timeout)
+        let targets = crate::dns::resolve(addr, timeout)
             .await
             .map_err(|e| connect_err(e.to_string()))?;
         let mut last = connect_err("no address".into());

@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
@@ -91,7 +92,7 @@ pub async fn lookup_host(host: &str) -> Result<Vec<IpAddr>, DnsError> {
 /// The addresses of `host` and until when the answer may be kept (its DNS TTL; literals and
 /// hosts-file answers for a minute).
 pub async fn lookup_host_ttl(host: &str) -> Result<(Vec<IpAddr>, std::time::Instant), DnsError> {
-    let minute = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let minute = std::time::Instant::now() + Duration::from_secs(60);
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok((vec![ip], minute));
     }
@@ -117,26 +118,18 @@ pub async fn lookup_host_ttl(host: &str) -> Result<(Vec<IpAddr>, std::time::Inst
     ))
 }
 
-/// [`resolve`], given up after `timeout` (a name server that does not answer would otherwise
-/// hold the caller for the resolver's own timeout, 15 s by default).
-pub async fn resolve_within(
-    addr: &str,
-    timeout: std::time::Duration,
-) -> Result<Vec<SocketAddr>, DnsError> {
-    match tokio::time::timeout(timeout, resolve(addr)).await {
-        Ok(found) => found,
-        Err(_) => Err(DnsError::Timeout {
-            host: split_host_port(addr).map_or(addr, |(h, _)| h).to_string(),
-            ms: timeout.as_millis(),
-        }),
-    }
-}
-
-/// Resolves `host:port` to socket addresses.
-pub async fn resolve(addr: &str) -> Result<Vec<SocketAddr>, DnsError> {
+/// Resolves `host:port` to socket addresses, giving up after `within` (a name server that
+/// does not answer would otherwise hold the caller for the resolver's own timeout, 15 s by
+/// default).
+pub async fn resolve(addr: &str, within: Duration) -> Result<Vec<SocketAddr>, DnsError> {
     let (host, port) = split_host_port(addr)?;
-    Ok(lookup_host(host)
-        .await?
+    let found = tokio::time::timeout(within, lookup_host(host))
+        .await
+        .map_err(|_| DnsError::Timeout {
+            host: host.to_string(),
+            ms: within.as_millis(),
+        })??;
+    Ok(found
         .into_iter()
         .map(|ip| SocketAddr::new(ip, port))
         .collect())
@@ -165,10 +158,14 @@ mod tests {
     #[tokio::test]
     async fn literals_and_localhost_resolve() {
         assert_eq!(
-            resolve("127.0.0.2:5").await.unwrap(),
+            resolve("127.0.0.2:5", Duration::from_secs(5))
+                .await
+                .unwrap(),
             vec!["127.0.0.2:5".parse().unwrap()]
         );
-        let local = resolve("localhost:6379").await.unwrap();
+        let local = resolve("localhost:6379", Duration::from_secs(5))
+            .await
+            .unwrap();
         assert!(local.iter().all(|a| a.ip().is_loopback()), "{local:?}");
     }
 }

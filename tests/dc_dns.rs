@@ -14,8 +14,8 @@ use std::time::Duration;
 use common::dns::NameServer;
 use common::http;
 use common::prom::{promtool_check, sample, samples};
-use common::reload::{EAST, WEST, east_west_cluster, events_of, reads, state};
-use common::{Gateway, GatewayOptions, try_run, value_text, wait_until};
+use common::reload::{EAST, WEST, east_west_cluster, events_of, gets, read_counts, state};
+use common::{Gateway, GatewayOptions, wait_until};
 use serde_json::Value as Json;
 
 /// Bound on a DNS change showing in `/api/state` (a TTL of 1 s; a lookup the silent name server
@@ -75,18 +75,21 @@ fn wait_placed(admin: &str, ips: &[&str], dc: &str) {
 }
 
 /// Reads counted in east, west and unknown while `n` GETs of distinct keys are served.
-fn reads_of_gets(admin: &str, conn: &mut redis::Connection, round: &str, n: u64) -> [u64; 3] {
+fn reads_of_gets(admin: &str, conn: &mut redis::Connection, round: &str, n: usize) -> [u64; 3] {
     let dcs = ["east", "west", "unknown"];
-    let before = state(admin, &[]);
-    for i in 0..n {
-        let r = try_run(conn, &["GET", &format!("dcdns:{round}:{i}")]).expect("GET");
-        assert!(
-            value_text(&r).is_none_or(|t| !t.starts_with("ERR")),
-            "{r:?}"
-        );
-    }
-    let after = state(admin, &[]);
-    dcs.map(|dc| reads(&after, dc) - reads(&before, dc))
+    let before = read_counts(admin, &dcs);
+    gets(conn, &format!("dcdns:{round}"), n);
+    let after = read_counts(admin, &dcs);
+    std::array::from_fn(|i| after[i] - before[i])
+}
+
+/// A gateway on `seeds` whose DCs are placed by the names `dns` answers.
+fn start(dns: &NameServer, seeds: &[String]) -> Gateway {
+    let opts = GatewayOptions {
+        extra_yaml: config(&dns.addr().to_string()),
+        ..GatewayOptions::default()
+    };
+    Gateway::start_with_seeds(seeds, opts)
 }
 
 #[test]
@@ -95,11 +98,7 @@ fn nodes_follow_their_dc_host_names() {
     dns.set(EAST_NAME, &EAST);
     dns.set(WEST_NAME, &WEST);
     let cluster = east_west_cluster();
-    let opts = GatewayOptions {
-        extra_yaml: config(&dns.addr().to_string()),
-        ..GatewayOptions::default()
-    };
-    let gw = Gateway::start_with(&cluster, opts);
+    let gw = start(&dns, &cluster.seeds());
     let admin = gw.admin_addr();
     let mut conn = gw.client();
 
@@ -162,28 +161,17 @@ fn nodes_follow_their_dc_host_names() {
     assert_eq!(r.status, 200, "{r:?}");
     promtool_check(&r.body);
     let all = samples(&r.body);
-    let key =
-        |family: &str, name: &str, dc: &str| format!("{family}{{host=\"{name}\",dc=\"{dc}\"}}");
-    let failures = sample(
-        &all,
-        &key("meridian_dc_host_lookup_failures", WEST_NAME, "west"),
-    );
+    let metric = |family: &str, name: &str, dc: &str| {
+        sample(&all, &format!("{family}{{host=\"{name}\",dc=\"{dc}\"}}"))
+    };
+    let failures = metric("meridian_dc_host_lookup_failures", WEST_NAME, "west");
     assert!(failures >= 1.0, "{failures}");
+    assert_eq!(metric("meridian_dc_host_addresses", WEST_NAME, "west"), 2.0);
     assert_eq!(
-        sample(&all, &key("meridian_dc_host_addresses", WEST_NAME, "west")),
-        2.0
-    );
-    assert_eq!(
-        sample(
-            &all,
-            &key("meridian_dc_host_lookup_failures", EAST_NAME, "east")
-        ),
+        metric("meridian_dc_host_lookup_failures", EAST_NAME, "east"),
         0.0
     );
-    assert_eq!(
-        sample(&all, &key("meridian_dc_host_addresses", EAST_NAME, "east")),
-        4.0
-    );
+    assert_eq!(metric("meridian_dc_host_addresses", EAST_NAME, "east"), 4.0);
 }
 
 /// A name server that stops answering (down, or a firewall dropping DNS) does not hold up the
@@ -202,12 +190,8 @@ fn a_silent_name_server_does_not_hold_up_the_map() {
     let mut seeds = cluster.seeds();
     let port = seeds[0].rsplit_once(':').expect("ip:port").1.to_string();
     seeds.insert(0, format!("{seed_name}:{port}"));
-    let opts = GatewayOptions {
-        extra_yaml: config(&dns.addr().to_string()),
-        ..GatewayOptions::default()
-    };
     let started = std::time::Instant::now();
-    let gw = Gateway::start_with_seeds(&seeds, opts);
+    let gw = start(&dns, &seeds);
     eprintln!("gateway up after {:?}", started.elapsed());
     assert!(dns.asked(seed_name) > 0, "the seed name was asked for");
     let admin = gw.admin_addr();

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use common::gateway::render_config;
 use common::http;
-use common::reload::{WEST, east_west_cluster, reads, rewrite, state, version};
-use common::{Gateway, GatewayOptions, signal, try_run, value_text, wait_until};
+use common::prom::{sample, samples};
+use common::reload::{WEST, east_west_cluster, gets, read_counts, reads, rewrite, state, version};
+use common::{Gateway, GatewayOptions, signal, wait_until};
 use serde_json::Value as Json;
 
 /// Bound on a reload (or the new placement) showing in `/api/state`.
@@ -41,32 +42,6 @@ read_policy:
   latency_source: map
 ";
 
-/// Reads counted per DC now, for `dcs`.
-fn counts(admin: &str, dcs: &[&str]) -> Vec<u64> {
-    let s = state(admin, &[]);
-    dcs.iter().map(|dc| reads(&s, dc)).collect()
-}
-
-/// `meridian_reads_total{dc="<dc>"}` of a `/metrics` text.
-fn scraped(metrics: &str, dc: &str) -> Option<u64> {
-    let name = format!("meridian_reads_total{{dc=\"{dc}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&name))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// Sends `n` GETs of distinct keys (spread over every shard) on `conn`.
-fn gets(conn: &mut redis::Connection, round: &str, n: usize) {
-    for i in 0..n {
-        let r = try_run(conn, &["GET", &format!("dcreads:{round}:{i}")]).expect("GET");
-        assert!(
-            value_text(&r).is_none_or(|t| !t.starts_with("ERR")),
-            "{r:?}"
-        );
-    }
-}
-
 #[test]
 fn a_dc_added_by_a_reload_counts_its_own_reads() {
     let cluster = east_west_cluster();
@@ -81,11 +56,11 @@ fn a_dc_added_by_a_reload_counts_its_own_reads() {
     // Two connections, kept across the reload (the workers count their own reads).
     let mut conns = [gw.client(), gw.client()];
 
-    let before = counts(&admin, &dcs);
+    let before = read_counts(&admin, &dcs);
     for conn in conns.iter_mut() {
-        gets(conn, "a", 60);
+        gets(conn, "dcreads:a", 60);
     }
-    let after = counts(&admin, &dcs);
+    let after = read_counts(&admin, &dcs);
     let delta: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
     assert_eq!(
         delta,
@@ -121,11 +96,11 @@ fn a_dc_added_by_a_reload_counts_its_own_reads() {
         }
     });
 
-    let before = counts(&admin, &dcs);
+    let before = read_counts(&admin, &dcs);
     for conn in conns.iter_mut() {
-        gets(conn, "b", 90);
+        gets(conn, "dcreads:b", 90);
     }
-    let after = counts(&admin, &dcs);
+    let after = read_counts(&admin, &dcs);
     let delta: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
     // Two of the three shards have their replica in south, the local DC: their reads go
     // there; the third shard's reads go to its master or its west replica (both 40 ms away).
@@ -140,12 +115,10 @@ fn a_dc_added_by_a_reload_counts_its_own_reads() {
     // The same counters in the Prometheus exposition.
     let metrics = http::get(&admin, "/metrics").body;
     let s: Json = state(&admin, &[]);
+    let scraped = samples(&metrics);
     for dc in dcs {
-        assert_eq!(
-            scraped(&metrics, dc),
-            Some(reads(&s, dc)),
-            "meridian_reads_total{{dc=\"{dc}\"}} in {metrics}"
-        );
+        let key = format!("meridian_reads_total{{dc=\"{dc}\"}}");
+        assert_eq!(sample(&scraped, &key), reads(&s, dc) as f64, "{key}");
     }
-    assert!(scraped(&metrics, "south").unwrap_or(0) >= delta[2]);
+    assert!(sample(&scraped, "meridian_reads_total{dc=\"south\"}") >= delta[2] as f64);
 }

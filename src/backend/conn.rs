@@ -63,7 +63,7 @@ async fn connect(be: &Backend) -> Result<Connected, BackendError> {
         addr: addr.to_string(),
         reason,
     };
-    let targets = crate::dns::resolve_within(addr, timeout)
+    let targets = crate::dns::resolve(addr, timeout)
         .await
         .map_err(|e| fail(e.to_string()))?;
     let target: SocketAddr = *targets.first().ok_or_else(|| fail("no address".into()))?;

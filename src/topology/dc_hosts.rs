@@ -120,39 +120,32 @@ impl DcHosts {
         entry.asking = false;
         let moved_dc = entry.dc != dc;
         entry.dc = dc.to_string();
-        let (mut ips, until) = match answer {
-            Ok(found) => found,
+        // The addresses before a good answer replaced them; none after a failed lookup.
+        let before = match answer {
+            Ok((mut ips, until)) => {
+                ips.sort();
+                ips.dedup();
+                entry.until = until;
+                entry.failures = 0;
+                entry.last_error = None;
+                Some(std::mem::replace(&mut entry.ips, ips))
+            }
             Err(error) => {
+                entry.until = now + RETRY_AFTER;
                 entry.failures = entry.failures.saturating_add(1);
                 entry.last_error = Some(error);
-                entry.until = now + RETRY_AFTER;
-                return if moved_dc && !entry.ips.is_empty() {
-                    Outcome::Placed
-                } else {
-                    Outcome::Same
-                };
+                None
             }
         };
-        entry.failures = 0;
-        entry.last_error = None;
-        ips.sort();
-        ips.dedup();
-        entry.until = until;
-        if entry.ips == ips {
-            return if moved_dc {
-                Outcome::Placed
-            } else {
-                Outcome::Same
-            };
+        match before {
+            Some(old) if old != entry.ips && old.is_empty() => Outcome::Placed,
+            Some(old) if old != entry.ips => Outcome::Moved(format!(
+                "{host} now resolves to {:?} (was {old:?})",
+                entry.ips
+            )),
+            _ if moved_dc && !entry.ips.is_empty() => Outcome::Placed,
+            _ => Outcome::Same,
         }
-        let old = std::mem::replace(&mut entry.ips, ips);
-        if old.is_empty() {
-            return Outcome::Placed;
-        }
-        Outcome::Moved(format!(
-            "{host} now resolves to {:?} (was {old:?})",
-            entry.ips
-        ))
     }
 
     /// Every name with what it resolves to, by name.

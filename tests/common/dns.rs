@@ -3,7 +3,7 @@
 //! questions asked per name. Messages are read and written with hickory's own codec (the
 //! resolver's crate), over UDP.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,7 +22,7 @@ struct Zone {
     answers: HashMap<String, Vec<Ipv4Addr>>,
     asked: HashMap<String, usize>,
     /// Names whose questions are counted and never answered (a name server that is down).
-    silent: Vec<String>,
+    silent: HashSet<String>,
 }
 
 /// The server; stops when dropped.
@@ -76,10 +76,10 @@ impl NameServer {
     /// Questions for `name` go unanswered from now on (`false`: answered again).
     pub fn silence(&self, name: &str, silent: bool) {
         let mut zone = self.zone.lock().unwrap();
-        zone.silent.retain(|n| *n != key(name));
-        if silent {
-            zone.silent.push(key(name));
-        }
+        match silent {
+            true => zone.silent.insert(key(name)),
+            false => zone.silent.remove(&key(name)),
+        };
     }
 
     /// Questions asked for `name` so far (any type).

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value as Json;
 
-use super::{Cluster, ClusterBuilder, TempDir, binary, http};
+use super::{Cluster, ClusterBuilder, TempDir, binary, http, try_run, value_text};
 
 /// The east masters' addresses of [`east_west_cluster`].
 pub const EAST: [&str; 3] = ["127.0.1.1", "127.0.1.2", "127.0.1.3"];
@@ -53,6 +53,24 @@ pub fn reads(s: &Json, dc: &str) -> u64 {
         .find(|r| r["dc"] == dc)
         .and_then(|r| r["reads"].as_u64())
         .unwrap_or(0)
+}
+
+/// Reads counted per DC now, for `dcs`.
+pub fn read_counts(admin: &str, dcs: &[&str]) -> Vec<u64> {
+    let s = state(admin, &[]);
+    dcs.iter().map(|dc| reads(&s, dc)).collect()
+}
+
+/// Sends `n` GETs of distinct keys `<prefix>:<i>` (spread over every shard) on `conn`; none
+/// may fail.
+pub fn gets(conn: &mut redis::Connection, prefix: &str, n: usize) {
+    for i in 0..n {
+        let r = try_run(conn, &["GET", &format!("{prefix}:{i}")]).expect("GET");
+        assert!(
+            value_text(&r).is_none_or(|t| !t.starts_with("ERR")),
+            "{r:?}"
+        );
+    }
 }
 
 pub fn events_of<'a>(s: &'a Json, kind: &str) -> Vec<&'a Json> {
